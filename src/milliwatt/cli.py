@@ -1,0 +1,14 @@
+"""The `milliwatt` command. Each command family lives in its own module; this file mounts them."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="milliwatt",
+    help="Cheap, fast, hardened AI agents: deterministic tools first, small models next.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+# Command families register below, one line each.

@@ -1,0 +1,149 @@
+"""Configuration: an optional milliwatt.toml, overridden by MILLIWATT_* environment variables.
+
+Nested keys use a double underscore in variables: MILLIWATT_SHIELD__PARANOIA=2.
+The file is the one named by MILLIWATT_CONFIG, else ./milliwatt.toml when present.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import BaseModel, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+BUNDLED_MODEL = "smollm2-135m"
+DEFAULT_AGENT = "milliwatt"
+
+
+class Budgets(BaseModel):
+    """Limits checked before every model call; exceeding one ends the run with a message."""
+
+    tokens_per_request: PositiveInt = 8192
+    model_calls_per_request: PositiveInt = 8
+    seconds_per_request: PositiveFloat = 120.0
+    tokens_per_session: PositiveInt | None = None
+    model_calls_per_session: PositiveInt | None = None
+    seconds_per_session: PositiveFloat | None = None
+
+
+class ModelConfig(BaseModel):
+    """A model an agent may use: a local GGUF file or an OpenAI-compatible server."""
+
+    backend: Literal["llamacpp", "openai"] = "llamacpp"
+    # llamacpp: a GGUF file; empty means the bundled SmolLM2-135M
+    path: Path | None = None
+    # openai: the server's base URL (…/v1), its key and the model name it knows
+    base_url: str | None = None
+    api_key: str | None = None
+    remote_name: str | None = None
+    context_length: PositiveInt | None = None  # default: what the model was trained for
+    threads: PositiveInt | None = None  # default: the machine's physical cores
+    timeout_seconds: PositiveFloat = 120.0
+    max_tokens: PositiveInt = 512  # generated tokens per call
+    # energy estimates, labelled as such wherever they are shown
+    joules_per_token: PositiveFloat = 0.5  # remote models: no CPU time of ours to measure
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> ModelConfig:
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("an openai backend needs base_url")
+        return self
+
+
+class AgentConfig(BaseModel):
+    name: str = DEFAULT_AGENT
+    instructions: str = (
+        "You are milliwatt, a helpful assistant. Answer briefly and plainly. "
+        "If you do not know, say so."
+    )
+    tools: list[str] = Field(default_factory=list)  # tool names this agent may call
+    models: list[str] = Field(default_factory=lambda: [BUNDLED_MODEL])  # smallest first
+    max_steps: PositiveInt = 6  # model calls + tool rounds per request
+    budgets: Budgets = Field(default_factory=Budgets)
+
+
+class ShieldConfig(BaseModel):
+    waf: bool = True
+    mode: Literal["blocking", "detection"] = "blocking"
+    paranoia: int = Field(1, ge=1, le=4)
+    inbound_threshold: PositiveInt = 5
+    outbound_threshold: PositiveInt = 4
+    crs_dir: Path | None = None  # default: MILLIWATT_CRS_DIR, then /usr/share/modsecurity-crs
+    audit_log: Path | None = None  # default: <data_dir>/audit.jsonl
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("milliwatt"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MILLIWATT_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    # estimated joules = CPU seconds x watts per busy core (a typical laptop/server core)
+    watts_per_core: PositiveFloat = 15.0
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    agents: list[AgentConfig] = Field(default_factory=lambda: [AgentConfig()])
+    shield: ShieldConfig = Field(default_factory=ShieldConfig)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Settings:
+        self.models.setdefault(BUNDLED_MODEL, ModelConfig())
+        names = [a.name for a in self.agents]
+        if len(set(names)) != len(names):
+            raise ValueError(f"agent names must be unique: {names}")
+        for agent in self.agents:
+            if not agent.models:
+                raise ValueError(f"agent {agent.name!r} lists no models")
+            for model in agent.models:
+                if model not in self.models:
+                    raise ValueError(f"agent {agent.name!r} uses unknown model {model!r}")
+        return self
+
+    def agent(self, name: str) -> AgentConfig:
+        for agent in self.agents:
+            if agent.name == name:
+                return agent
+        raise KeyError(name)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = config_file()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def config_file() -> Path | None:
+    named = os.environ.get("MILLIWATT_CONFIG")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise FileNotFoundError(f"MILLIWATT_CONFIG names {path}, which is not a file")
+        return path
+    local = Path("milliwatt.toml")
+    return local if local.is_file() else None
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,143 @@
+"""The one small interface every model backend implements.
+
+Messages (and optionally tools or a JSON schema) go in; text, tool calls, usage and a
+stop reason come out, either at once (`complete`) or as streamed chunks (`stream`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant", "tool"]
+StopReason = Literal["stop", "length", "tool_calls"]
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass
+class Message:
+    role: Role
+    content: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_call_id: str | None = None  # set on role="tool" replies
+    name: str | None = None  # the tool's name on role="tool" replies
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """What a model is told about a tool: its name, description and argument schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+        )
+
+
+@dataclass
+class ModelResponse:
+    model: str
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    stop_reason: StopReason = "stop"
+    # mean log-probability of the generated tokens, when the backend reports it;
+    # the cascade escalates when it is below a threshold
+    mean_logprob: float | None = None
+
+
+@dataclass
+class StreamChunk:
+    """A piece of streamed text; the last chunk of a stream carries the whole response."""
+
+    text: str = ""
+    response: ModelResponse | None = None
+
+
+class ModelError(Exception):
+    """The backend failed or timed out; the request may be retried later."""
+
+
+class ContextOverflowError(ValueError):
+    """The prompt does not fit in the model's context window."""
+
+    def __init__(self, prompt_tokens: int, context_length: int) -> None:
+        super().__init__(
+            f"the request needs {prompt_tokens} tokens but the model's context holds "
+            f"{context_length}"
+        )
+        self.prompt_tokens = prompt_tokens
+        self.context_length = context_length
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    max_tokens: int = 512
+    temperature: float = 0.0
+    seed: int | None = None
+
+
+class Model(ABC):
+    """A chat model. Backends live one per module beside this one."""
+
+    name: str
+    context_length: int
+    # local models are costed by CPU time, remote ones by tokens
+    local: bool = True
+
+    @abstractmethod
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """Tokens the prompt built from these messages takes, chat template included."""
+
+    @abstractmethod
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        json_schema: dict[str, Any] | None = None,
+        settings: GenerationSettings = GenerationSettings(),
+    ) -> Iterator[StreamChunk]:
+        """Yield text as it is generated; the final chunk carries the ModelResponse.
+
+        With `tools`, a small model's output is constrained so that every call parses and
+        fits its tool's schema. With `json_schema`, the text is constrained to the schema.
+        """
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        json_schema: dict[str, Any] | None = None,
+        settings: GenerationSettings = GenerationSettings(),
+    ) -> ModelResponse:
+        for chunk in self.stream(messages, tools=tools, json_schema=json_schema, settings=settings):
+            if chunk.response is not None:
+                return chunk.response
+        raise ModelError(f"{self.name}: the stream ended without a response")
+
+    def close(self) -> None:
+        """Release the backend's resources."""
