@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from milliwatt.shield.egress.cli import egress_app
+
 app = typer.Typer(
     name="milliwatt",
     help="Cheap, fast, hardened AI agents: deterministic tools first, small models next.",
@@ -12,3 +14,4 @@ app = typer.Typer(
 )
 
 # Command families register below, one line each.
+app.add_typer(egress_app, name="egress")
