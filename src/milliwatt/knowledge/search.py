@@ -22,6 +22,7 @@ CANDIDATES = 50  # taken from each retriever before fusion
 ANSWER_MIN_SIMILARITY = 0.55  # cosine between question and passage
 ANSWER_MIN_MARGIN = 0.05  # over the best passage that does not overlap it
 ANSWER_MIN_TERM_COVERAGE = 0.5  # share of the question's content words found in it
+ANSWER_MIN_CONTENT_WORDS = 2  # a bare keyword names a topic; it asks nothing to answer
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 # words that carry no topic; dropped from the full-text query and from term coverage
@@ -123,7 +124,7 @@ def pick_answer(
 
     Both retrievers must rank it first, it must be close to the question in meaning and
     clearly closer than any passage that does not overlap it, and it must contain at least
-    half of the question's content words.
+    half of the question's content words (of which there must be two or more).
     """
     if not passages:
         return None
@@ -137,7 +138,7 @@ def pick_answer(
         return None
     # five-letter prefixes: a cheap stem, so "installing" meets "install"
     wanted = {w[:5] for w in content_words(question)}
-    if not wanted:
+    if len(wanted) < ANSWER_MIN_CONTENT_WORDS:
         return None
     found = {w[:5] for w in content_words(best.heading + " " + best.text)}
     if len(wanted & found) / len(wanted) < ANSWER_MIN_TERM_COVERAGE:
