@@ -99,6 +99,9 @@ class GenerationSettings:
     seed: int | None = None
 
 
+DEFAULT_GENERATION = GenerationSettings()
+
+
 class Model(ABC):
     """A chat model. Backends live one per module beside this one."""
 
@@ -106,10 +109,12 @@ class Model(ABC):
     context_length: int
     # local models are costed by CPU time, remote ones by tokens
     local: bool = True
+    max_tokens: int = 512  # generated tokens per call, from the model's configuration
+    joules_per_token: float = 0.5  # the estimate for remote models
 
     @abstractmethod
-    def count_tokens(self, messages: Sequence[Message]) -> int:
-        """Tokens the prompt built from these messages takes, chat template included."""
+    def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()) -> int:
+        """Tokens the prompt built from these messages (and tools) takes, template included."""
 
     @abstractmethod
     def stream(
@@ -118,7 +123,7 @@ class Model(ABC):
         *,
         tools: Sequence[ToolSpec] = (),
         json_schema: dict[str, Any] | None = None,
-        settings: GenerationSettings = GenerationSettings(),
+        settings: GenerationSettings = DEFAULT_GENERATION,
     ) -> Iterator[StreamChunk]:
         """Yield text as it is generated; the final chunk carries the ModelResponse.
 
@@ -132,12 +137,12 @@ class Model(ABC):
         *,
         tools: Sequence[ToolSpec] = (),
         json_schema: dict[str, Any] | None = None,
-        settings: GenerationSettings = GenerationSettings(),
+        settings: GenerationSettings = DEFAULT_GENERATION,
     ) -> ModelResponse:
         for chunk in self.stream(messages, tools=tools, json_schema=json_schema, settings=settings):
             if chunk.response is not None:
                 return chunk.response
         raise ModelError(f"{self.name}: the stream ended without a response")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
         """Release the backend's resources."""

@@ -1,0 +1,67 @@
+"""Everything a process needs to answer: the configured agents, their models, tools and store.
+
+Models are loaded once and shared by every agent that lists them.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from milliwatt.agent.runner import Agent
+from milliwatt.config import Settings
+from milliwatt.memory.sqlite import SqliteSessionStore
+from milliwatt.models.base import Model
+from milliwatt.models.loader import load_model
+from milliwatt.tools.registry import ToolRegistry
+
+
+class UnknownAgentError(KeyError):
+    def __str__(self) -> str:
+        return f"unknown agent: {self.args[0]!r}"
+
+
+class Runtime:
+    def __init__(self, settings: Settings, tools: ToolRegistry | None = None) -> None:
+        self.settings = settings
+        self.data_dir = Path(settings.data_dir)
+        self.store = SqliteSessionStore(self.data_dir / "sessions.db")
+        self.tools = tools if tools is not None else ToolRegistry()
+        self._models: dict[str, Model] = {}
+        self._agents: dict[str, Agent] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def agent_names(self) -> list[str]:
+        return [a.name for a in self.settings.agents]
+
+    def model(self, name: str) -> Model:
+        with self._lock:
+            if name not in self._models:
+                self._models[name] = load_model(name, self.settings.models[name])
+            return self._models[name]
+
+    def agent(self, name: str | None = None) -> Agent:
+        name = name or self.settings.agents[0].name
+        if name not in self._agents:
+            try:
+                config = self.settings.agent(name)
+            except KeyError:
+                raise UnknownAgentError(name) from None
+            missing = [t for t in config.tools if t not in self.tools]
+            if missing:
+                raise ValueError(f"agent {name!r} allows unknown tools: {missing}")
+            self._agents[name] = Agent(
+                config,
+                [self.model(m) for m in config.models],
+                tools=self.tools.subset(config.tools),
+                store=self.store,
+                watts_per_core=self.settings.watts_per_core,
+                data_dir=self.data_dir,
+            )
+        return self._agents[name]
+
+    def close(self) -> None:
+        for model in self._models.values():
+            model.close()
+        self.store.close()

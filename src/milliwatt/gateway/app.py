@@ -1,0 +1,170 @@
+"""The ASGI app: an OpenAI-compatible API over the configured agents.
+
+POST /v1/chat/completions (streamed over SSE or not), GET /v1/models, GET /healthz.
+Each configured agent is a "model". The request's `user` field, or an X-Session-Id header,
+names the stored session it continues; without one the request's own messages are the
+conversation and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from milliwatt import __version__
+from milliwatt.agent.runner import Agent, RunEvent, RunResult, TextDelta
+from milliwatt.agent.runtime import Runtime, UnknownAgentError
+from milliwatt.gateway.schemas import ApiError, ChatRequest, parse_chat_request
+from milliwatt.models.base import ContextOverflowError, ModelError
+
+RETRY_AFTER_SECONDS = "5"
+
+
+def create_app(runtime: Runtime) -> Starlette:
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "version": __version__, "agents": runtime.agent_names})
+
+    async def models(request: Request) -> JSONResponse:
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "milliwatt"}
+            for name in runtime.agent_names
+        ]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def chat_completions(request: Request) -> Response:
+        try:
+            chat = parse_chat_request(await request.body())
+            agent = _agent(runtime, chat.model)
+            session = chat.user or request.headers.get("x-session-id")
+            history = None if session else [m.to_message() for m in chat.messages[:-1]]
+            events = agent.stream(chat.messages[-1].text(), session=session, history=history)
+            # the first event surfaces bad input, budget and model failures as HTTP errors
+            first = await run_in_threadpool(_first_event, events)
+        except ApiError as exc:
+            return exc.response()
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        if chat.stream:
+            sse = _sse(completion_id, chat, first, events)
+            return StreamingResponse(sse, media_type="text/event-stream")
+        result = await run_in_threadpool(_drain, first, events)
+        return JSONResponse(_completion(completion_id, chat.model, result))
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/v1/models", models),
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        ]
+    )
+    app.state.runtime = runtime
+    return app
+
+
+def _agent(runtime: Runtime, name: str) -> Agent:
+    try:
+        return runtime.agent(name)
+    except UnknownAgentError:
+        raise ApiError(
+            404,
+            f"the model {name!r} does not exist; GET /v1/models lists them",
+            param="model",
+            code="model_not_found",
+        ) from None
+
+
+def _first_event(events: Iterator[RunEvent]) -> RunEvent:
+    try:
+        return next(events)
+    except ValueError as exc:
+        if isinstance(exc, ContextOverflowError):
+            raise ApiError(
+                400, str(exc), param="messages", code="context_length_exceeded"
+            ) from None
+        param = "user" if "session name" in str(exc) else "messages"
+        raise ApiError(400, str(exc), param=param, code="invalid_value") from None
+    except ModelError as exc:
+        raise ApiError(
+            503,
+            f"the model backend failed: {exc}",
+            code="model_unavailable",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        ) from None
+
+
+def _drain(first: RunEvent, events: Iterator[RunEvent]) -> RunResult:
+    event = first
+    while not isinstance(event, RunResult):
+        event = next(events)
+    return event
+
+
+def _completion(completion_id: str, model: str, result: RunResult) -> dict[str, Any]:
+    usage = result.ledger
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.answer},
+                "finish_reason": "stop" if result.stop == "answer" else "length",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.tokens,
+        },
+        "milliwatt": result.to_dict(),
+    }
+
+
+def _sse(
+    completion_id: str, chat: ChatRequest, first: RunEvent, events: Iterator[RunEvent]
+) -> Iterator[str]:
+    """Runs in starlette's threadpool: one chunk per generated piece of text."""
+    created = int(time.time())
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        body = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": chat.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
+        return f"data: {json.dumps(body)}\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    event = first
+    try:
+        while True:
+            if isinstance(event, TextDelta):
+                yield chunk({"content": event.text})
+            elif isinstance(event, RunResult):
+                finish = "stop" if event.stop == "answer" else "length"
+                usage = {
+                    "prompt_tokens": event.ledger.prompt_tokens,
+                    "completion_tokens": event.ledger.completion_tokens,
+                    "total_tokens": event.ledger.tokens,
+                }
+                yield chunk({}, finish, usage=usage, milliwatt=event.to_dict())
+                break
+            event = next(events)
+    except (ModelError, ValueError) as exc:
+        # headers are gone: report in-band, as OpenAI does; the turn was not stored
+        error = {"message": f"the model backend failed: {exc}", "type": "server_error"}
+        yield f"data: {json.dumps({'error': error})}\n\n"
+    yield "data: [DONE]\n\n"

@@ -1,0 +1,146 @@
+"""`milliwatt serve`, `milliwatt chat` and `milliwatt sessions`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from milliwatt.agent.runner import Agent
+from milliwatt.agent.runtime import Runtime
+from milliwatt.config import load_settings
+from milliwatt.memory.sessions import SessionInfo
+
+console = Console()
+err = Console(stderr=True)
+sessions_app = typer.Typer(help="Stored conversations.", no_args_is_help=True)
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Serve the configured agents over an OpenAI-compatible HTTP API."""
+    import uvicorn
+
+    from milliwatt.gateway.server import build_server_app
+
+    settings = load_settings()
+    app = build_server_app(settings, log=err.print)
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=settings.port if port is None else port,
+        log_level="warning",
+        http="httptools",
+    )
+
+
+def chat(
+    message: Annotated[
+        str | None, typer.Argument(help="Ask once; omit for an interactive session.")
+    ] = None,
+    session: Annotated[
+        str | None, typer.Option("--session", "-s", help="Continue (and store) this conversation.")
+    ] = None,
+    agent: Annotated[str | None, typer.Option(help="Which configured agent answers.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per answer.")
+    ] = False,
+) -> None:
+    """Chat with an agent in the terminal; answers stream as they are generated."""
+    runtime = Runtime(load_settings())
+    try:
+        chosen = runtime.agent(agent)
+        if message is not None:
+            _answer(chosen, message, session, as_json)
+            return
+        session = session or datetime.now().strftime("chat-%Y%m%d-%H%M%S")
+        err.print(f"[dim]session {session}; Ctrl-D or /exit to leave[/dim]")
+        while True:
+            try:
+                line = input("you> ") if sys.stdin.isatty() else sys.stdin.readline()
+            except EOFError:
+                break
+            if not line or line.strip() in {"/exit", "/quit"}:
+                break
+            if line.strip():
+                _answer(chosen, line.strip(), session, as_json)
+    except (ValueError, KeyError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    finally:
+        runtime.close()
+
+
+def _answer(agent: Agent, message: str, session: str | None, as_json: bool) -> None:
+    stream = None if as_json else (lambda text: print(text, end="", flush=True))
+    result = agent.run(message, session=session, on_text=stream)
+    if as_json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
+    else:
+        print(flush=True)
+        cost = result.to_dict()["cost"]
+        err.print(
+            f"[dim]{result.route}: {result.model or result.tools_called[0].name} · "
+            f"{result.ledger.tokens} tokens · {cost['ms']:.0f} ms · "
+            f"~{cost['joules_est']:.3g} J (estimate)[/dim]"
+        )
+
+
+@sessions_app.command("list")
+def sessions_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List stored conversations, newest first."""
+    runtime = Runtime(load_settings())
+    infos = runtime.store.list()
+    runtime.close()
+    if as_json:
+        print(json.dumps([_info_dict(i) for i in infos], indent=2))
+        return
+    table = Table("session", "agent", "turns", "messages", "tokens", "updated")
+    for i in infos:
+        table.add_row(i.name, i.agent, str(i.turns), str(i.messages), str(i.cost.tokens), i.updated)
+    console.print(table if infos else "no stored sessions")
+
+
+@sessions_app.command("show")
+def sessions_show(
+    name: Annotated[str, typer.Argument(help="The session's name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a stored conversation."""
+    runtime = Runtime(load_settings())
+    info = runtime.store.info(name)
+    messages = runtime.store.history(name)
+    runtime.close()
+    if info is None:
+        err.print(f"[red]error:[/red] no session named {name!r}")
+        raise typer.Exit(1)
+    if as_json:
+        body = _info_dict(info) | {
+            "messages": [
+                {"role": m.role, "content": m.content}
+                | ({"name": m.name} if m.name else {})
+                | ({"tool_calls": [c.__dict__ for c in m.tool_calls]} if m.tool_calls else {})
+                for m in messages
+            ]
+        }
+        print(json.dumps(body, indent=2, ensure_ascii=False))
+        return
+    console.print(
+        f"[bold]{info.name}[/bold] ({info.agent}, {info.turns} turns, {info.cost.tokens} tokens)"
+    )
+    for m in messages:
+        console.print(f"[cyan]{m.role}[/cyan]: {m.content}", highlight=False)
+
+
+def _info_dict(info: SessionInfo) -> dict[str, object]:
+    return asdict(info)

@@ -1,0 +1,56 @@
+"""Conversations: the narrow interface every session store implements (SQLite now)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+from milliwatt.models.base import Message
+
+_SESSION_NAME = re.compile(r"^[\w.:@-]{1,128}$")
+
+
+def check_session_name(name: str) -> str:
+    if not _SESSION_NAME.match(name):
+        raise ValueError(f"invalid session name {name!r}: use 1-128 letters, digits or . _ : @ -")
+    return name
+
+
+@dataclass(frozen=True)
+class TurnCost:
+    """What one answered request cost; session budgets add these up."""
+
+    tokens: int = 0
+    model_calls: int = 0
+    seconds: float = 0.0
+    joules_est: float = 0.0
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    name: str
+    agent: str
+    turns: int
+    messages: int
+    created: str
+    updated: str
+    cost: TurnCost
+
+
+class SessionStore(Protocol):
+    def history(self, session: str) -> list[Message]:
+        """Every stored message of the session, oldest first (empty for a new session)."""
+        ...
+
+    def append_turn(
+        self, session: str, agent: str, messages: list[Message], cost: TurnCost
+    ) -> None:
+        """Store one whole turn (the user's message and all replies) atomically."""
+        ...
+
+    def info(self, session: str) -> SessionInfo | None: ...
+
+    def list(self) -> list[SessionInfo]: ...
+
+    def close(self) -> None: ...

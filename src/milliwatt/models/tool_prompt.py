@@ -1,0 +1,60 @@
+"""How tools are shown to models that have no native tool-calling: compact text + a schema.
+
+The schema constrains the model's whole reply to one JSON object: either
+{"tool": NAME, "arguments": {...}} fitting that tool's parameters, or {"answer": TEXT}.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from milliwatt.models.base import ToolSpec
+
+
+def compact_signature(spec: ToolSpec) -> str:
+    """`name(a: integer, b?: string) - description`: far fewer tokens than JSON schema."""
+    props: dict[str, Any] = spec.parameters.get("properties", {})
+    required = set(spec.parameters.get("required", []))
+    params = ", ".join(
+        f"{name}{'' if name in required else '?'}: {_type_name(schema)}"
+        for name, schema in props.items()
+    )
+    return f"{spec.name}({params}) - {spec.description}"
+
+
+def render_tool_prompt(tools: Sequence[ToolSpec]) -> str:
+    lines = "\n".join(f"- {compact_signature(t)}" for t in tools)
+    return (
+        "You can use these tools:\n"
+        f"{lines}\n"
+        'To use a tool, reply {"tool": NAME, "arguments": {...}}. '
+        'To answer directly, reply {"answer": TEXT}.'
+    )
+
+
+def tool_choice_schema(tools: Sequence[ToolSpec]) -> dict[str, Any]:
+    options: list[dict[str, Any]] = [
+        {
+            "type": "object",
+            "properties": {"tool": {"const": t.name}, "arguments": t.parameters},
+            "required": ["tool", "arguments"],
+        }
+        for t in tools
+    ]
+    options.append(
+        {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    )
+    return {"anyOf": options}
+
+
+def _type_name(schema: dict[str, Any]) -> str:
+    if "enum" in schema:
+        return "|".join(json.dumps(v) for v in schema["enum"])
+    if "anyOf" in schema:
+        return "|".join(_type_name(s) for s in schema["anyOf"])
+    kind = schema.get("type", "any")
+    if kind == "array":
+        return f"list[{_type_name(schema.get('items', {}))}]"
+    return str(kind)
