@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from milliwatt.gateway import cli as gateway_cli
+from milliwatt.gateway.mcp_cli import app as mcp_app
 from milliwatt.shield.cli import app as shield_app
 from milliwatt.shield.egress.cli import egress_app
 from milliwatt.shield.waf.cli import app as waf_app
@@ -18,9 +19,13 @@ app = typer.Typer(
 
 # Command families register below, one line each.
 app.add_typer(egress_app, name="egress")
+app.add_typer(mcp_app, name="mcp")
 app.add_typer(shield_app, name="shield")
 app.add_typer(waf_app, name="waf")
 
 app.command()(gateway_cli.serve)
 app.command()(gateway_cli.chat)
 app.add_typer(gateway_cli.sessions_app, name="sessions")
+
+if __name__ == "__main__":  # python -m milliwatt.cli, as MCP clients launch it
+    app()
