@@ -6,6 +6,7 @@ import typer
 
 from milliwatt.gateway import cli as gateway_cli
 from milliwatt.gateway.mcp_cli import app as mcp_app
+from milliwatt.knowledge import cli as knowledge_cli
 from milliwatt.shield.cli import app as shield_app
 from milliwatt.shield.egress.cli import egress_app
 from milliwatt.shield.waf.cli import app as waf_app
@@ -26,6 +27,8 @@ app.add_typer(waf_app, name="waf")
 app.command()(gateway_cli.serve)
 app.command()(gateway_cli.chat)
 app.add_typer(gateway_cli.sessions_app, name="sessions")
+app.command()(knowledge_cli.ingest)
+app.add_typer(knowledge_cli.knowledge_app, name="knowledge")
 
 if __name__ == "__main__":  # python -m milliwatt.cli, as MCP clients launch it
     app()

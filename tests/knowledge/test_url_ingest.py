@@ -11,6 +11,7 @@ import pytest
 
 from milliwatt.knowledge import CollectionKey, KnowledgeBase, LoadError
 from milliwatt.knowledge.fetch import guarded_fetcher
+from milliwatt.knowledge.ingest import UrlFetcher
 from milliwatt.models.embeddings import Embedder
 from milliwatt.shield.egress import EgressPolicy, GuardedClient
 
@@ -50,7 +51,7 @@ def server() -> Iterator[str]:
     httpd.server_close()
 
 
-def _loopback_fetcher() -> object:
+def _loopback_fetcher() -> UrlFetcher:
     policy = EgressPolicy(allow_networks=("127.0.0.0/8",), ports=None)
     return guarded_fetcher(GuardedClient(policy))
 

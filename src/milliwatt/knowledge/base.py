@@ -45,6 +45,7 @@ class KnowledgeBase:
         self._writer = store.connect(self.path)
         self._write_lock = threading.Lock()
         self._readers = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
         self._indexes = VectorIndexes(directory / INDEX_FOLDER)
 
     @property
@@ -117,6 +118,8 @@ class KnowledgeBase:
 
     def close(self) -> None:
         self._writer.close()
+        for conn in self._reader_conns:
+            conn.close()
 
     def _search(
         self,
@@ -141,6 +144,7 @@ class KnowledgeBase:
         if conn is None:
             conn = store.connect(self.path)
             self._readers.conn = conn
+            self._reader_conns.append(conn)
         return conn
 
 
