@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 
 # Command families register below, one line each.
+app.add_typer(waf_app, name="waf")
 app.add_typer(egress_app, name="egress")
 app.add_typer(mcp_app, name="mcp")
 app.add_typer(shield_app, name="shield")

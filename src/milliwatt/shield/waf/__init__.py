@@ -1,0 +1,32 @@
+"""A web application firewall that runs the OWASP Core Rule Set (ModSecurity SecLang).
+
+waf = WAF.load()                       # CRS from MILLIWATT_CRS_DIR or modsecurity-crs
+tx = waf.transaction(client_ip="203.0.113.7")
+if (it := tx.process_request(HttpRequest("GET", "/?q=1", headers=[("Host", "x")]))):
+    ...                                # answer it.status
+record = tx.finish()                   # the audit record
+"""
+
+from milliwatt.shield.waf.api import (
+    HttpRequest,
+    HttpResponse,
+    Interruption,
+    MalformedRequest,
+    MatchedRule,
+    RuleLoadError,
+    WafSettings,
+)
+from milliwatt.shield.waf.engine import WAF
+from milliwatt.shield.waf.transaction import Transaction
+
+__all__ = [
+    "WAF",
+    "HttpRequest",
+    "HttpResponse",
+    "Interruption",
+    "MalformedRequest",
+    "MatchedRule",
+    "RuleLoadError",
+    "Transaction",
+    "WafSettings",
+]

@@ -1,0 +1,158 @@
+"""Actions that run while a transaction is inspected: setvar, ctl, initcol, ...
+
+Metadata actions (id, msg, tag, ...) and flow actions (chain, skipAfter) are read by the rule
+compiler; the ones here are compiled once and applied per match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from milliwatt.shield.waf.macros import Macro, compile_macro
+
+PHASES = {"1": 1, "2": 2, "3": 3, "4": 4, "5": 5, "request": 2, "response": 4, "logging": 5}
+SEVERITIES = ["EMERGENCY", "ALERT", "CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG"]
+DISRUPTIVE = {"allow", "block", "deny", "drop", "pass", "proxy", "redirect", "pause"}
+METADATA = {
+    "id",
+    "phase",
+    "msg",
+    "logdata",
+    "tag",
+    "severity",
+    "ver",
+    "rev",
+    "maturity",
+    "accuracy",
+}
+FLAGS = {"chain", "capture", "multimatch", "log", "nolog", "auditlog", "noauditlog", "t"}
+FLOW = {"skip", "skipafter", "status"}
+
+
+class ActionContext(Protocol):
+    def expand(self, macro: Macro) -> str: ...
+    def set_var(self, collection: str, key: str, value: str | None, op: str) -> None: ...
+    def control(self, setting: str, value: str) -> None: ...
+    def init_collection(self, collection: str, key: str) -> None: ...
+
+
+def parse_severity(value: str) -> str:
+    upper = value.strip().upper()
+    if upper.isdigit() and int(upper) < len(SEVERITIES):
+        return SEVERITIES[int(upper)]
+    if upper not in SEVERITIES:
+        raise ValueError(f"unknown severity {value!r}")
+    return upper
+
+
+@dataclass(frozen=True, slots=True)
+class SetVar:
+    """`setvar:tx.score=+%{tx.critical_anomaly_score}`, `setvar:!tx.foo`, `setvar:tx.flag`."""
+
+    collection: str
+    key: Macro
+    op: str  # "=", "+", "-", "delete"
+    value: Macro
+
+    def apply(self, tx: ActionContext) -> None:
+        key = tx.expand(self.key).lower()
+        value = None if self.op == "delete" else tx.expand(self.value)
+        tx.set_var(self.collection, key, value, self.op)
+
+
+def compile_setvar(text: str) -> SetVar:
+    delete = text.startswith("!")
+    body = text[1:] if delete else text
+    name, eq, value = body.partition("=")
+    collection, dot, key = name.partition(".")
+    if not dot or not key:
+        raise ValueError(f"setvar needs collection.name, got {text!r}")
+    op = "delete" if delete else "="
+    if eq and value[:1] in "+-" and value[:1]:
+        op, value = value[0], value[1:]
+    elif not eq and not delete:
+        value = "1"
+    return SetVar(collection.strip().upper(), compile_macro(key.strip()), op, compile_macro(value))
+
+
+@dataclass(frozen=True, slots=True)
+class Ctl:
+    """`ctl:ruleEngine=DetectionOnly`, `ctl:ruleRemoveById=920450`, ..."""
+
+    setting: str
+    value: Macro
+
+    def apply(self, tx: ActionContext) -> None:
+        tx.control(self.setting, tx.expand(self.value))
+
+
+CTL_SETTINGS = {
+    "auditengine",
+    "auditlogparts",
+    "forcerequestbodyvariable",
+    "requestbodyaccess",
+    "requestbodylimit",
+    "requestbodyprocessor",
+    "responsebodyaccess",
+    "responsebodylimit",
+    "ruleengine",
+    "ruleremovebyid",
+    "ruleremovebymsg",
+    "ruleremovebytag",
+    "ruleremovetargetbyid",
+    "ruleremovetargetbymsg",
+    "ruleremovetargetbytag",
+    "hashengine",
+    "debugloglevel",
+}
+
+
+def compile_ctl(text: str) -> Ctl:
+    setting, eq, value = text.partition("=")
+    if not eq or setting.strip().lower() not in CTL_SETTINGS:
+        raise ValueError(f"unsupported ctl {text!r}")
+    return Ctl(setting.strip().lower(), compile_macro(value.strip()))
+
+
+@dataclass(frozen=True, slots=True)
+class InitCol:
+    collection: str
+    key: Macro
+
+    def apply(self, tx: ActionContext) -> None:
+        tx.init_collection(self.collection, tx.expand(self.key))
+
+
+def compile_initcol(text: str) -> InitCol:
+    collection, eq, key = text.partition("=")
+    if not eq:
+        raise ValueError(f"initcol needs collection=key, got {text!r}")
+    return InitCol(collection.strip().upper(), compile_macro(key.strip()))
+
+
+@dataclass(frozen=True, slots=True)
+class NoEffect:
+    """Actions accepted for compatibility that change nothing here (named, never silent)."""
+
+    name: str
+
+    def apply(self, tx: ActionContext) -> None:
+        return None
+
+
+RuntimeAction = SetVar | Ctl | InitCol | NoEffect
+
+RUNTIME_ACTIONS: dict[str, Callable[[str], RuntimeAction]] = {
+    "setvar": compile_setvar,
+    "ctl": compile_ctl,
+    "initcol": compile_initcol,
+    # per-variable expiry and environment variables have no meaning in one in-process transaction
+    "expirevar": lambda v: NoEffect("expirevar"),
+    "setenv": lambda v: NoEffect("setenv"),
+    "setuid": lambda v: NoEffect("setuid"),
+    "setsid": lambda v: NoEffect("setsid"),
+    "sanitisematched": lambda v: NoEffect("sanitiseMatched"),
+    "sanitisearg": lambda v: NoEffect("sanitiseArg"),
+}

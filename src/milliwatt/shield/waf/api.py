@@ -1,0 +1,86 @@
+"""The data types the WAF's users see: requests, responses, settings, verdicts, errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+class RuleLoadError(Exception):
+    """A rule file could not be loaded; names the file and line at fault."""
+
+    def __init__(self, file: str, line: int, message: str) -> None:
+        super().__init__(f"{file}:{line}: {message}")
+        self.file = file
+        self.line = line
+        self.message = message
+
+
+class MalformedRequest(ValueError):
+    """The HTTP request cannot be understood; the answer is 400."""
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    uri: str
+    version: str = "HTTP/1.1"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class Interruption:
+    status: int
+    rule_id: int
+    action: str  # "deny", "drop", "redirect"
+    message: str = ""
+    redirect_url: str | None = None
+
+
+@dataclass(frozen=True)
+class MatchedRule:
+    id: int
+    msg: str
+    data: str
+    severity: str
+    tags: tuple[str, ...]
+    phase: int
+    matched_var: str = ""
+
+    def log_line(self) -> str:
+        """One line in the shape of ModSecurity's error log, which regression tests grep."""
+        tags = "".join(f' [tag "{t}"]' for t in self.tags)
+        sev = f' [severity "{self.severity}"]' if self.severity else ""
+        return (
+            f'[id "{self.id}"] [msg "{self.msg}"] [data "{self.data}"]{sev}{tags}'
+            f' [phase "{self.phase}"]'
+        )
+
+
+@dataclass(frozen=True)
+class WafSettings:
+    mode: Literal["blocking", "detection"] = "blocking"
+    paranoia: int = 1
+    inbound_threshold: int = 5
+    outbound_threshold: int = 4
+    request_body_limit: int = 13_107_200  # ModSecurity's default SecRequestBodyLimit
+    response_body_limit: int = 524_288
+    extra_rules: str = ""  # SecLang text loaded after crs-setup, before the rules
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("blocking", "detection"):
+            raise ValueError(f"mode must be 'blocking' or 'detection', not {self.mode!r}")
+        if not 1 <= self.paranoia <= 4:
+            raise ValueError(f"paranoia must be between 1 and 4, not {self.paranoia}")
+        if self.inbound_threshold < 1 or self.outbound_threshold < 1:
+            raise ValueError("anomaly thresholds must be positive")
+        if self.request_body_limit < 0 or self.response_body_limit < 0:
+            raise ValueError("body limits must not be negative")

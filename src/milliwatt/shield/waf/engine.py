@@ -1,0 +1,166 @@
+"""The WAF: finds and loads a rule set once, then hands out transactions."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from importlib import resources
+from pathlib import Path
+
+from milliwatt.shield.waf.api import RuleLoadError, WafSettings
+from milliwatt.shield.waf.operators import Rx
+from milliwatt.shield.waf.regexes import Prefilter, Regex
+from milliwatt.shield.waf.rules import Rule
+from milliwatt.shield.waf.ruleset import RuleSet
+from milliwatt.shield.waf.seclang import parse_file, parse_text
+from milliwatt.shield.waf.transaction import Transaction
+
+log = logging.getLogger(__name__)
+
+DEBIAN_CRS = Path("/usr/share/modsecurity-crs")
+
+
+def find_crs(rules_dir: Path | None) -> Path | None:
+    """The directory holding the CRS `*.conf` rule files, or None when there is none."""
+    candidates: list[Path] = []
+    if rules_dir is not None:
+        candidates.append(Path(rules_dir))
+    else:
+        env = os.environ.get("MILLIWATT_CRS_DIR")
+        if env:
+            candidates.append(Path(env))
+        candidates.append(DEBIAN_CRS)
+    for base in candidates:
+        for folder in (base, base / "rules"):
+            if folder.is_dir() and any(folder.glob("REQUEST-9*.conf")):
+                return folder
+        if rules_dir is not None:
+            raise FileNotFoundError(
+                f"no CRS rule files (REQUEST-9*.conf) in {base} or {base / 'rules'}"
+            )
+    return None
+
+
+def find_setup(rules: Path) -> Path | None:
+    """crs-setup.conf beside or above the rules, else the example shipped with CRS."""
+    for folder in (rules, rules.parent, Path("/etc/modsecurity/crs")):
+        for name in ("crs-setup.conf", "crs-setup.conf.example"):
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def settings_rules(settings: WafSettings) -> str:
+    """SecLang for the user's settings; loaded after crs-setup, so it decides."""
+    engine = "On" if settings.mode == "blocking" else "DetectionOnly"
+    return (
+        f"SecRuleEngine {engine}\n"
+        f"SecRequestBodyLimit {settings.request_body_limit}\n"
+        f"SecResponseBodyLimit {settings.response_body_limit}\n"
+        'SecAction "id:900001,phase:1,pass,nolog,'
+        f"setvar:tx.blocking_paranoia_level={settings.paranoia},"
+        f"setvar:tx.inbound_anomaly_score_threshold={settings.inbound_threshold},"
+        f'setvar:tx.outbound_anomaly_score_threshold={settings.outbound_threshold}"\n'
+    )
+
+
+class WAF:
+    def __init__(self, ruleset: RuleSet, source: str, *, prefilter: bool = False) -> None:
+        self.ruleset = ruleset
+        self.source = source
+        self.markers: dict[int, dict[str, int]] = {
+            phase: {item: i + 1 for i, item in enumerate(items) if isinstance(item, str)}
+            for phase, items in ruleset.phases.items()
+        }
+        patterns = list(_regexes(ruleset.rules()))
+        self.regex_engines = {
+            "re2": sum(r.engine == "re2" for r in patterns),
+            "regex": sum(r.engine == "regex" for r in patterns),
+        }
+        self.fallback_patterns = [r.source for r in patterns if r.engine == "regex"]
+        built = Prefilter(patterns) if prefilter else None
+        self.prefilter = built if built is not None and built.active else None
+        if not prefilter:
+            for r in patterns:
+                r.prefilter_id = None
+
+    @property
+    def rule_count(self) -> int:
+        return self.ruleset.rule_count
+
+    @classmethod
+    def load(
+        cls,
+        rules_dir: Path | None = None,
+        settings: WafSettings | None = None,
+        *,
+        prefilter: bool = False,
+    ) -> WAF:
+        settings = settings or WafSettings()
+        crs = find_crs(rules_dir)
+        ruleset = RuleSet()
+        ruleset.add(parse_text(_package_text("engine.conf"), "engine.conf"))
+        if crs is None:
+            log.warning(
+                "NO OWASP CRS FOUND (looked at MILLIWATT_CRS_DIR and %s): running the small "
+                "milliwatt baseline rule set only. Install modsecurity-crs or set MILLIWATT_CRS_DIR.",
+                DEBIAN_CRS,
+            )
+            ruleset.add(parse_text(settings_rules(settings), "settings"))
+            ruleset.add(parse_text(settings.extra_rules, "extra_rules"))
+            ruleset.add(parse_text(_package_text("baseline.conf"), "baseline.conf"))
+            return cls(ruleset, "baseline (no CRS found)", prefilter=prefilter)
+        setup = find_setup(crs)
+        if setup is not None:
+            ruleset.add(parse_file(setup))
+        ruleset.add(parse_text(settings_rules(settings), "settings"))
+        ruleset.add(parse_text(settings.extra_rules, "extra_rules"))
+        for path in sorted(crs.glob("*.conf")):
+            ruleset.add(parse_file(path))
+        version = _crs_version(ruleset.component_signatures)
+        return cls(ruleset, f"crs {version} at {crs}", prefilter=prefilter)
+
+    @classmethod
+    def from_text(cls, text: str, *, name: str = "rules", prefilter: bool = False) -> WAF:
+        """A WAF running the engine defaults plus the given SecLang (for tests and tools)."""
+        ruleset = RuleSet()
+        ruleset.add(parse_text(_package_text("engine.conf"), "engine.conf"))
+        ruleset.add(parse_text(text, name))
+        return cls(ruleset, name, prefilter=prefilter)
+
+    def transaction(
+        self,
+        client_ip: str = "127.0.0.1",
+        client_port: int = 0,
+        server_ip: str = "127.0.0.1",
+        server_port: int = 80,
+        request_id: str | None = None,
+    ) -> Transaction:
+        return Transaction(self, client_ip, client_port, server_ip, server_port, request_id)
+
+
+def _regexes(rules: list[Rule]) -> list[Regex]:
+    out: list[Regex] = []
+    for head in rules:
+        rule: Rule | None = head
+        while rule is not None:
+            if isinstance(rule.operator, Rx):
+                out.append(rule.operator.regex)
+            rule = rule.chain
+    return out
+
+
+def _package_text(name: str) -> str:
+    return resources.files("milliwatt.shield.waf").joinpath(name).read_text(encoding="utf-8")
+
+
+def _crs_version(signatures: list[str]) -> str:
+    for sig in signatures:
+        m = re.search(r"OWASP_CRS/(\S+)", sig)
+        if m:
+            return m.group(1)
+    return "(unknown version)"
+
+
+__all__ = ["WAF", "RuleLoadError", "find_crs"]

@@ -1,0 +1,336 @@
+"""Operators (`@rx`, `@pm`, `@eq`, ...), registered by name and compiled once at load.
+
+`Operator.evaluate` answers whether the operator matches, before any `!` negation; the
+transaction it is given supplies macro expansion, capture storage and the prefilter verdicts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import libinjection
+
+from milliwatt.shield.waf.macros import Macro, compile_macro
+from milliwatt.shield.waf.regexes import PhraseSet, Regex
+
+
+class OperatorContext(Protocol):
+    def expand(self, macro: Macro) -> str: ...
+    def set_captures(self, groups: tuple[str, ...]) -> None: ...
+    def may_match(self, rx: Regex, value: str) -> bool: ...
+
+
+class Operator:
+    name = ""
+
+    def __init__(self, argument: str, rule_dir: Path) -> None:
+        self.argument = argument
+
+    def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
+        raise NotImplementedError
+
+
+OPERATORS: dict[str, type[Operator]] = {}
+
+
+def operator(*names: str) -> Callable[[type[Operator]], type[Operator]]:
+    def register(cls: type[Operator]) -> type[Operator]:
+        cls.name = names[0]
+        for name in names:
+            OPERATORS[name.lower()] = cls
+        return cls
+
+    return register
+
+
+@operator("rx")
+class Rx(Operator):
+    def __init__(self, argument: str, rule_dir: Path) -> None:
+        super().__init__(argument, rule_dir)
+        self.regex = Regex(argument)
+
+    def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
+        if not tx.may_match(self.regex, value):
+            return False
+        if not capture:
+            return self.regex.matches(value)
+        groups = self.regex.search(value)
+        if groups is None:
+            return False
+        tx.set_captures(groups)
+        return True
+
+
+class _PhraseOperator(Operator):
+    phrases: PhraseSet
+
+    def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
+        found = self.phrases.first_match(value)
+        if found is None:
+            return False
+        if capture:
+            tx.set_captures((found,))
+        return True
+
+
+@operator("pm")
+class Pm(_PhraseOperator):
+    def __init__(self, argument: str, rule_dir: Path) -> None:
+        super().__init__(argument, rule_dir)
+        self.phrases = PhraseSet(argument.split())
+
+
+def read_data_files(argument: str, rule_dir: Path) -> list[str]:
+    lines: list[str] = []
+    for name in argument.split():
+        path = Path(name) if Path(name).is_absolute() else rule_dir / name
+        try:
+            text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        except OSError as exc:
+            raise ValueError(f"cannot read data file {path}: {exc.strerror}") from exc
+        for line in text.splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                lines.append(line)
+    return lines
+
+
+@operator("pmFromFile", "pmf")
+class PmFromFile(_PhraseOperator):
+    def __init__(self, argument: str, rule_dir: Path) -> None:
+        super().__init__(argument, rule_dir)
+        self.phrases = PhraseSet(read_data_files(argument, rule_dir))
+
+
+class _StringOperator(Operator):
+    """Operators comparing the value to one (macro-expanded) string."""
+
+    def __init__(self, argument: str, rule_dir: Path) -> None:
+        super().__init__(argument, rule_dir)
+        self.macro = compile_macro(argument)
+
+    def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
+        arg = tx.expand(self.macro) if not self.macro.is_constant else self.argument
+        if not self.compare(value, arg):
+            return False
+        if capture:
+            tx.set_captures((value,))
+        return True
+
+    def compare(self, value: str, arg: str) -> bool:
+        raise NotImplementedError
+
+
+@operator("beginsWith")
+class BeginsWith(_StringOperator):
+    def compare(self, value: str, arg: str) -> bool:
+        return value.startswith(arg)
+
+
+@operator("endsWith")
+class EndsWith(_StringOperator):
+    def compare(self, value: str, arg: str) -> bool:
+        return value.endswith(arg)
+
+
+@operator("contains", "strmatch")
+class Contains(_StringOperator):
+    def compare(self, value: str, arg: str) -> bool:
+        return arg in value
+
+
+@operator("containsWord")
+class ContainsWord(_StringOperator):
+    def compare(self, value: str, arg: str) -> bool:
+        return re.search(r"(?<!\w)" + re.escape(arg) + r"(?!\w)", value) is not None
+
+
+@operator("streq")
+class StrEq(_StringOperator):
+    def compare(self, value: str, arg: str) -> bool:
+        return value == arg
+
+
+@operator("within")
+class Within(_StringOperator):
+    def compare(self, value: str, arg: str) -> bool:
+        return bool(value) and value in arg
+
+
+_LEADING_INT = re.compile(r"\s*([+-]?\d+)")
+
+
+def to_int(text: str) -> int:
+    """C atoi: the leading integer, 0 when there is none."""
+    m = _LEADING_INT.match(text)
+    return int(m.group(1)) if m else 0
+
+
+class _NumericOperator(_StringOperator):
+    def compare(self, value: str, arg: str) -> bool:
+        return self.test(to_int(value), to_int(arg))
+
+    def test(self, a: int, b: int) -> bool:
+        raise NotImplementedError
+
+
+@operator("eq")
+class Eq(_NumericOperator):
+    def test(self, a: int, b: int) -> bool:
+        return a == b
+
+
+@operator("ge")
+class Ge(_NumericOperator):
+    def test(self, a: int, b: int) -> bool:
+        return a >= b
+
+
+@operator("gt")
+class Gt(_NumericOperator):
+    def test(self, a: int, b: int) -> bool:
+        return a > b
+
+
+@operator("le")
+class Le(_NumericOperator):
+    def test(self, a: int, b: int) -> bool:
+        return a <= b
+
+
+@operator("lt")
+class Lt(_NumericOperator):
+    def test(self, a: int, b: int) -> bool:
+        return a < b
+
+
+def _as_text(value: str) -> str:
+    """The binding re-encodes text as UTF-8: hand it the bytes' UTF-8 reading so they survive."""
+    return value if value.isascii() else value.encode("latin-1").decode("utf-8", "replace")
+
+
+@operator("detectSQLi")
+class DetectSQLi(Operator):
+    def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
+        result = libinjection.is_sql_injection(_as_text(value))
+        if not result["is_sqli"]:
+            return False
+        if capture:
+            tx.set_captures((str(result["fingerprint"]),))
+        return True
+
+
+@operator("detectXSS")
+class DetectXSS(Operator):
+    def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
+        return bool(libinjection.is_xss(_as_text(value))["is_xss"])
+
+
+@operator("unconditionalMatch")
+class UnconditionalMatch(Operator):
+    def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
+        return True
+
+
+@operator("noMatch")
+class NoMatch(Operator):
+    def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
+        return False
+
+
+class _IpOperator(Operator):
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+
+    def _parse(self, items: list[str]) -> None:
+        try:
+            self.networks = [
+                ipaddress.ip_network(i.strip(), strict=False) for i in items if i.strip()
+            ]
+        except ValueError as exc:
+            raise ValueError(f"bad address in @{self.name}: {exc}") from exc
+
+    def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
+        try:
+            addr = ipaddress.ip_address(value.strip())
+        except ValueError:
+            return False
+        return any(addr in net for net in self.networks if net.version == addr.version)
+
+
+@operator("ipMatch")
+class IpMatch(_IpOperator):
+    def __init__(self, argument: str, rule_dir: Path) -> None:
+        super().__init__(argument, rule_dir)
+        self._parse(argument.split(","))
+
+
+@operator("ipMatchFromFile", "ipMatchF")
+class IpMatchFromFile(_IpOperator):
+    def __init__(self, argument: str, rule_dir: Path) -> None:
+        super().__init__(argument, rule_dir)
+        self._parse(read_data_files(argument, rule_dir))
+
+
+@operator("validateByteRange")
+class ValidateByteRange(Operator):
+    """Matches when the value holds a byte outside the allowed ranges."""
+
+    def __init__(self, argument: str, rule_dir: Path) -> None:
+        super().__init__(argument, rule_dir)
+        allowed = bytearray(256)
+        for part in argument.replace(" ", "").split(","):
+            lo, _, hi = part.partition("-")
+            try:
+                a, b = int(lo), int(hi or lo)
+            except ValueError as exc:
+                raise ValueError(f"bad byte range {part!r} in @validateByteRange") from exc
+            if not (0 <= a <= b <= 255):
+                raise ValueError(f"byte range {part!r} outside 0-255")
+            for c in range(a, b + 1):
+                allowed[c] = 1
+        self.forbidden = (
+            re.compile("[" + "".join(re.escape(chr(c)) for c in range(256) if not allowed[c]) + "]")
+            if 0 in allowed
+            else None
+        )
+
+    def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
+        return self.forbidden is not None and self.forbidden.search(value) is not None
+
+
+_BAD_PERCENT = re.compile(r"%(?![0-9a-fA-F]{2})")
+
+
+@operator("validateUrlEncoding")
+class ValidateUrlEncoding(Operator):
+    def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
+        return "%" in value and _BAD_PERCENT.search(value) is not None
+
+
+@operator("validateUtf8Encoding")
+class ValidateUtf8Encoding(Operator):
+    def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
+        if value.isascii():
+            return False
+        try:
+            value.encode("latin-1").decode("utf-8")
+        except UnicodeDecodeError:
+            return True
+        return False
+
+
+def compile_operator(text: str, rule_dir: Path) -> tuple[Operator, bool]:
+    """`!@rx foo` -> (Rx("foo"), negated=True). A bare pattern means @rx."""
+    negated = text.startswith("!")
+    body = text[1:] if negated else text
+    if not body.startswith("@"):
+        return Rx(body, rule_dir), negated
+    name, _, argument = body[1:].partition(" ")
+    cls = OPERATORS.get(name.lower())
+    if cls is None:
+        raise ValueError(f"unsupported operator @{name}")
+    return cls(argument.strip() if cls is not Rx else argument.lstrip(" "), rule_dir), negated

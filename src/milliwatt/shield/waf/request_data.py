@@ -1,0 +1,148 @@
+"""Filling a transaction's variables from the request and response."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from milliwatt.shield.waf.api import HttpRequest, HttpResponse
+from milliwatt.shield.waf.bodyprocessors import PROCESSORS, parse_urlencoded
+
+if TYPE_CHECKING:
+    from milliwatt.shield.waf.transaction import Transaction
+
+
+def _latin1(text: str) -> str:
+    """Header and URI text as one char per byte (non-latin-1 input is taken as UTF-8)."""
+    try:
+        text.encode("latin-1")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    for k, v in headers:
+        if k.lower() == name:
+            return v
+    return None
+
+
+def parse_cookies(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    cookies: list[tuple[str, str]] = []
+    for k, v in headers:
+        if k.lower() != "cookie":
+            continue
+        for piece in v.split(";"):
+            piece = piece.strip()
+            if not piece:
+                continue
+            name, _, value = piece.partition("=")
+            cookies.append((name.strip(), value.strip()))
+    return cookies
+
+
+def load_request(tx: Transaction, request: HttpRequest) -> None:
+    s, c = tx.data.scalars, tx.data.collections
+    uri = _latin1(request.uri)
+    headers = [(_latin1(k), _latin1(v)) for k, v in request.headers]
+    path_and_query = uri
+    if "://" in uri.split("?", 1)[0]:  # absolute form: scheme://host/path
+        after = uri.split("://", 1)[1]
+        slash = after.find("/")
+        path_and_query = after[slash:] if slash >= 0 else ""
+    path, qmark, query = path_and_query.partition("?")
+    path = path.split("#", 1)[0]
+    query = query.split("#", 1)[0]
+    basename = path.replace("\\", "/").rsplit("/", 1)[-1]
+    s.update(
+        REQUEST_METHOD=_latin1(request.method),
+        REQUEST_URI=uri,
+        REQUEST_URI_RAW=uri,
+        REQUEST_FILENAME=path,
+        REQUEST_BASENAME=basename,
+        PATH_INFO=path,
+        QUERY_STRING=query,
+        REQUEST_PROTOCOL=_latin1(request.version),
+        REQUEST_LINE=f"{_latin1(request.method)} {uri} {_latin1(request.version)}",
+        SERVER_NAME=(_header(headers, "host") or "").split(":", 1)[0],
+    )
+    args_get = parse_urlencoded(query) if qmark else []
+    c["ARGS_GET"] = args_get
+    c["ARGS"] = list(args_get)
+    c["REQUEST_HEADERS"] = headers
+    c["REQUEST_COOKIES"] = parse_cookies(headers)
+    _combined_size(tx)
+    ctype = (_header(headers, "content-type") or "").lower()
+    if ctype.startswith("application/x-www-form-urlencoded"):
+        tx.body_processor = "URLENCODED"
+    elif ctype.startswith("multipart/form-data"):
+        tx.body_processor = "MULTIPART"
+    if tx.body_processor:
+        s["REQBODY_PROCESSOR"] = tx.body_processor
+
+
+def _combined_size(tx: Transaction) -> None:
+    total = sum(len(k) + len(v) for k, v in tx.data.collections["ARGS"])
+    tx.data.scalars["ARGS_COMBINED_SIZE"] = str(total)
+
+
+def load_request_body(tx: Transaction, body: bytes) -> None:
+    s, c = tx.data.scalars, tx.data.collections
+    limit = tx.waf.ruleset.request_body_limit
+    s["REQUEST_BODY_LENGTH"] = str(len(body))
+    if not tx.request_body_access:
+        return
+    if len(body) > limit:
+        s["INBOUND_DATA_ERROR"] = "1"
+        body = body[:limit]
+    text = body.decode("latin-1")
+    processor = tx.body_processor
+    if processor in (None, "URLENCODED") or tx.force_request_body:
+        s["REQUEST_BODY"] = text
+    if not body or processor is None:
+        return
+    parse = PROCESSORS.get(processor)
+    if parse is None:
+        s["REQBODY_ERROR"] = "1"
+        s["REQBODY_ERROR_MSG"] = f"unknown body processor {processor}"
+        return
+    ctype = _header(c["REQUEST_HEADERS"], "content-type") or ""
+    result = parse(text, ctype)
+    if result.error:
+        s["REQBODY_ERROR"] = s["REQBODY_PROCESSOR_ERROR"] = "1"
+        s["REQBODY_ERROR_MSG"] = result.error
+        tx.log_lines.append(f"Request body processing error: {result.error}")
+    c["ARGS_POST"] = result.args
+    c["ARGS"] = c["ARGS_GET"] + result.args
+    c["FILES"] = result.files
+    c["FILES_SIZES"] = result.file_sizes
+    c["MULTIPART_PART_HEADERS"] = result.part_headers
+    s.update(result.flags)
+    if result.xml is not None:
+        tx.data.xml = result.xml
+    _combined_size(tx)
+
+
+def load_response(tx: Transaction, response: HttpResponse, with_body: bool) -> None:
+    s, c = tx.data.scalars, tx.data.collections
+    if not with_body:
+        headers = [(_latin1(k), _latin1(v)) for k, v in response.headers]
+        c["RESPONSE_HEADERS"] = headers
+        s["RESPONSE_STATUS"] = str(response.status)
+        s["RESPONSE_PROTOCOL"] = s.get("REQUEST_PROTOCOL", "HTTP/1.1")
+        s["STATUS_LINE"] = f"{s['RESPONSE_PROTOCOL']} {response.status}"
+        ctype = _header(headers, "content-type") or ""
+        s["RESPONSE_CONTENT_TYPE"] = ctype
+        length = _header(headers, "content-length")
+        if length is not None:
+            s["RESPONSE_CONTENT_LENGTH"] = length
+        return
+    if not tx.response_body_access:
+        return
+    mime = s.get("RESPONSE_CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
+    if mime not in tx.waf.ruleset.response_mime_types:
+        return
+    body = response.body[: tx.waf.ruleset.response_body_limit]
+    if len(response.body) > len(body):
+        s["OUTBOUND_DATA_ERROR"] = "1"
+    s["RESPONSE_BODY"] = body.decode("latin-1")

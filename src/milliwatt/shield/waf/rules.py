@@ -1,0 +1,184 @@
+"""A compiled rule, and the compiler from SecRule/SecAction arguments to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from milliwatt.shield.waf import transformations as tf
+from milliwatt.shield.waf.actions import (
+    DISRUPTIVE,
+    FLAGS,
+    FLOW,
+    METADATA,
+    PHASES,
+    RUNTIME_ACTIONS,
+    RuntimeAction,
+    parse_severity,
+)
+from milliwatt.shield.waf.macros import Macro, compile_macro
+from milliwatt.shield.waf.operators import Operator, compile_operator
+from milliwatt.shield.waf.seclang import split_actions, split_targets
+from milliwatt.shield.waf.variables import Target, compile_target
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """What SecDefaultAction gives the rules of one phase."""
+
+    disruptive: str = "pass"
+    status: int = 403
+    log: bool = True
+    auditlog: bool = True
+    transforms: tuple[tuple[str, tf.Transformation], ...] = ()
+
+
+@dataclass(eq=False)
+class Rule:
+    id: int
+    phase: int
+    file: str
+    line: int
+    targets: tuple[Target, ...] = ()
+    excluded: tuple[Target, ...] = ()
+    operator: Operator | None = None  # None: SecAction, always matches once
+    negated: bool = False
+    transforms: tuple[tuple[str, tf.Transformation], ...] = ()
+    multi_match: bool = False
+    capture: bool = False
+    disruptive: str = "pass"  # "block" is resolved to the phase default at run time
+    status: int = 403
+    redirect: Macro | None = None
+    allow_scope: str = ""  # allow: "" (whole transaction), "phase" or "request"
+    msg: Macro | None = None
+    logdata: Macro | None = None
+    tags: tuple[str, ...] = ()
+    severity: str = ""
+    log: bool = True
+    auditlog: bool = True
+    actions: list[RuntimeAction] = field(default_factory=list)
+    skip: int = 0
+    skip_after: str | None = None
+    chain: Rule | None = None
+    default_disruptive: str = "pass"
+    default_status: int = 403
+
+    @property
+    def tchain(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.transforms)
+
+
+def compile_rule(
+    variables: str | None,
+    operator: str | None,
+    actions: str,
+    *,
+    file: str,
+    line: int,
+    defaults: dict[int, Defaults],
+    chained: bool = False,
+    head_phase: int = 2,
+) -> Rule:
+    """Builds one rule (not its chain children); raises ValueError naming what is wrong."""
+    rule = Rule(id=0, phase=head_phase, file=file, line=line)
+    parsed = split_actions(actions, file, line)
+    phase = head_phase
+    for name, value in parsed:
+        if name.lower() == "phase":
+            if value.lower() not in PHASES:
+                raise ValueError(f"bad phase {value!r}")
+            phase = PHASES[value.lower()]
+    rule.phase = phase
+    base = defaults.get(phase, Defaults())
+    rule.disruptive, rule.status = base.disruptive, base.status
+    rule.default_disruptive, rule.default_status = base.disruptive, base.status
+    rule.log, rule.auditlog = base.log, base.auditlog
+    transforms = list(base.transforms)
+    tags: list[str] = []
+    saw_disruptive = False
+    for name, value in parsed:
+        key = name.lower()
+        if key == "id":
+            if not value.isdigit() or int(value) <= 0:
+                raise ValueError(f"rule id must be a positive integer, got {value!r}")
+            rule.id = int(value)
+        elif key == "phase":
+            continue
+        elif key == "t":
+            if value.lower() == "none":
+                transforms.clear()
+                continue
+            fn = tf.lookup(value)
+            if fn is None:
+                raise ValueError(f"unsupported transformation t:{value}")
+            transforms.append((value.lower(), fn))
+        elif key in DISRUPTIVE:
+            if key in ("proxy", "pause"):
+                raise ValueError(f"unsupported disruptive action {name}")
+            rule.disruptive, saw_disruptive = key, True
+            if key == "allow":
+                rule.allow_scope = value.lower()
+            if key == "redirect":
+                rule.redirect = compile_macro(value)
+                if rule.status == 403:
+                    rule.status = 302
+        elif key == "status":
+            if not value.isdigit():
+                raise ValueError(f"status must be a number, got {value!r}")
+            rule.status = int(value)
+        elif key == "msg":
+            rule.msg = compile_macro(value)
+        elif key == "logdata":
+            rule.logdata = compile_macro(value)
+        elif key == "tag":
+            tags.append(value)
+        elif key == "severity":
+            rule.severity = parse_severity(value)
+        elif key in ("ver", "rev", "maturity", "accuracy"):
+            continue
+        elif key == "chain":
+            pass  # handled by the caller, which links the next rule
+        elif key == "capture":
+            rule.capture = True
+        elif key == "multimatch":
+            rule.multi_match = True
+        elif key in ("log", "nolog"):
+            rule.log = key == "log"
+            if key == "nolog":
+                rule.auditlog = False
+        elif key in ("auditlog", "noauditlog"):
+            rule.auditlog = key == "auditlog"
+        elif key == "skip":
+            if not value.isdigit():
+                raise ValueError(f"skip needs a count, got {value!r}")
+            rule.skip = int(value)
+        elif key == "skipafter":
+            rule.skip_after = value
+        elif key in RUNTIME_ACTIONS:
+            rule.actions.append(RUNTIME_ACTIONS[key](value))
+        else:
+            raise ValueError(f"unsupported action {name!r}")
+    assert not (METADATA | FLAGS | FLOW) - _HANDLED
+    rule.transforms = tuple(transforms)
+    rule.tags = tuple(tags)
+    if chained and (rule.id or saw_disruptive):
+        raise ValueError("a chained rule may not carry id or a disruptive action")
+    if not chained and rule.id == 0:
+        raise ValueError("rule has no id")
+    if variables is not None:
+        targets, excluded = [], []
+        for spec in split_targets(variables, file, line):
+            (excluded if spec.exclude else targets).append(compile_target(spec))
+        if not targets:
+            raise ValueError("rule has no variables to inspect")
+        rule.targets, rule.excluded = tuple(targets), tuple(excluded)
+    if operator is not None:
+        rule.operator, rule.negated = compile_operator(operator, Path(file).parent)
+    return rule
+
+
+_HANDLED = {
+    "id", "phase", "msg", "logdata", "tag", "severity", "ver", "rev", "maturity", "accuracy",
+    "chain", "capture", "multimatch", "log", "nolog", "auditlog", "noauditlog", "t",
+    "skip", "skipafter", "status",
+}  # fmt: skip

@@ -1,0 +1,342 @@
+"""One HTTP exchange through the rules: phases 1-5, its variables, matches and verdict.
+
+A transaction owns all of its state; many may run at once on one WAF.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from milliwatt.shield.waf.api import HttpRequest, HttpResponse, Interruption, MatchedRule
+from milliwatt.shield.waf.macros import Macro
+from milliwatt.shield.waf.regexes import Regex
+from milliwatt.shield.waf.request_data import load_request, load_request_body, load_response
+from milliwatt.shield.waf.rules import Rule
+from milliwatt.shield.waf.seclang import split_targets
+from milliwatt.shield.waf.variables import Target, TxData, compile_target
+
+if TYPE_CHECKING:
+    from milliwatt.shield.waf.engine import WAF
+
+_DATA_LIMIT = 200  # characters of matched data kept per audit entry
+
+
+class Transaction:
+    def __init__(
+        self,
+        waf: WAF,
+        client_ip: str = "127.0.0.1",
+        client_port: int = 0,
+        server_ip: str = "127.0.0.1",
+        server_port: int = 80,
+        request_id: str | None = None,
+    ) -> None:
+        self.waf = waf
+        self.request_id = request_id or uuid.uuid4().hex
+        self.data = TxData()
+        self.engine = waf.ruleset.engine
+        self.request_body_access = waf.ruleset.request_body_access
+        self.response_body_access = waf.ruleset.response_body_access
+        self.body_processor: str | None = None
+        self.force_request_body = False
+        self.matched_rules: list[MatchedRule] = []
+        self.log_lines: list[str] = []
+        self.interruption: Interruption | None = None
+        self.removed_ids: set[int] = set()
+        self.removed_ranges: list[tuple[int, int]] = []
+        self.removed_tags: set[str] = set()
+        self.removed_targets: dict[int, list[Target]] = {}
+        self.removed_targets_by_tag: list[tuple[str, Target]] = []
+        self._allowed_through = 0  # phases up to this one are skipped after an allow
+        self._rule: Rule | None = None
+        self._tcache: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._pcache: dict[str, set[int]] = {}
+        self._started = time.perf_counter()
+        self._request: HttpRequest | None = None
+        self._finished = False
+        s = self.data.scalars
+        s.update(REMOTE_ADDR=client_ip, REMOTE_PORT=str(client_port), SERVER_ADDR=server_ip,
+                 SERVER_PORT=str(server_port), UNIQUE_ID=self.request_id, REQBODY_ERROR="0",
+                 REQBODY_PROCESSOR_ERROR="0", INBOUND_DATA_ERROR="0", OUTBOUND_DATA_ERROR="0",
+                 TIME_EPOCH=str(int(time.time())), HIGHEST_SEVERITY="255")  # fmt: skip
+
+    # -- public API -----------------------------------------------------------------------
+
+    def process_request(self, request: HttpRequest) -> Interruption | None:
+        """Phases 1 (headers) and 2 (body); returns the interruption, if the rules ask for one."""
+        self._request = request
+        load_request(self, request)
+        if self._run_phase(1):
+            return self.interruption
+        load_request_body(self, request.body)
+        self._run_phase(2)
+        return self.interruption
+
+    def process_response(self, response: HttpResponse) -> Interruption | None:
+        """Phases 3 (headers) and 4 (body)."""
+        if self.interruption is not None:
+            return self.interruption
+        load_response(self, response, with_body=False)
+        if self._run_phase(3):
+            return self.interruption
+        load_response(self, response, with_body=True)
+        self._run_phase(4)
+        return self.interruption
+
+    def finish(self) -> dict[str, Any]:
+        """Phase 5 (logging) once; returns the audit record."""
+        if not self._finished:
+            self._finished = True
+            self._run_phase(5)
+        it = self.interruption
+        req = self._request
+        tx = self.data.tx
+        return {
+            "request_id": self.request_id,
+            "client": {
+                "ip": self.data.scalars["REMOTE_ADDR"],
+                "port": int(self.data.scalars["REMOTE_PORT"]),
+            },
+            "method": req.method if req else "",
+            "uri": req.uri if req else "",
+            "engine": self.engine,
+            "matched_rules": [
+                {
+                    "id": m.id,
+                    "msg": m.msg,
+                    "data": m.data[:_DATA_LIMIT],
+                    "severity": m.severity,
+                    "tags": list(m.tags),
+                    "phase": m.phase,
+                }
+                for m in self.matched_rules
+            ],  # fmt: skip
+            "anomaly_score": {
+                "inbound": int(tx.get("blocking_inbound_anomaly_score", "0") or 0),
+                "outbound": int(tx.get("blocking_outbound_anomaly_score", "0") or 0),
+            },
+            "action": it.action if it else "pass",
+            "status": it.status if it else None,
+            "rule_id": it.rule_id if it else None,
+            "duration_ms": round((time.perf_counter() - self._started) * 1000, 3),
+        }
+
+    # -- the phase pipeline -----------------------------------------------------------------
+
+    def _run_phase(self, phase: int) -> bool:
+        """Runs one phase; True when the transaction was interrupted."""
+        if self.engine == "off" or self.interruption is not None:
+            return self.interruption is not None
+        if phase <= self._allowed_through and phase != 5:
+            return False
+        items = self.waf.ruleset.phases[phase]
+        markers = self.waf.markers[phase]
+        n, i = len(items), 0
+        while i < n:
+            rule = items[i]
+            i += 1
+            if isinstance(rule, str) or self._is_removed(rule):
+                continue
+            if not self._evaluate(rule):
+                continue
+            if self.interruption is not None:
+                return True
+            if rule.disruptive == "allow":
+                self._allowed_through = {"phase": phase, "request": 2}.get(rule.allow_scope, 4)
+                return False
+            if rule.skip_after is not None:
+                i = markers.get(rule.skip_after, n)
+            elif rule.skip:
+                left = rule.skip
+                while i < n and left:
+                    left -= not isinstance(items[i], str)
+                    i += 1
+        return False
+
+    def _is_removed(self, rule: Rule) -> bool:
+        if rule.id in self.removed_ids:
+            return True
+        if self.removed_ranges and any(lo <= rule.id <= hi for lo, hi in self.removed_ranges):
+            return True
+        return bool(self.removed_tags) and any(t in self.removed_tags for t in rule.tags)
+
+    def _evaluate(self, head: Rule) -> bool:
+        self._rule = head
+        self.data.collections["MATCHED_VARS"] = []
+        chain: list[tuple[Rule, list[tuple[str, str]]]] = []
+        rule: Rule | None = head
+        while rule is not None:
+            found = self._match(rule)
+            if not found:
+                return False
+            chain.append((rule, found))
+            self._set_matched(found)
+            rule = rule.chain
+        for member, found in chain:
+            if not member.actions:
+                continue
+            for name, value in found:
+                self.data.scalars["MATCHED_VAR"] = value
+                self.data.scalars["MATCHED_VAR_NAME"] = name
+                for action in member.actions:
+                    action.apply(self)
+        self._set_matched(chain[-1][1])
+        self._conclude(head)
+        return True
+
+    def _set_matched(self, found: list[tuple[str, str]]) -> None:
+        name, value = found[-1]
+        s = self.data.scalars
+        s["MATCHED_VAR"], s["MATCHED_VAR_NAME"] = value, name
+        self.data.collections["MATCHED_VARS"] = [(n, v) for n, v in found if n]
+        self.data.collections["MATCHED_VARS_NAMES"] = [(n, n) for n, _ in found if n]
+
+    def _match(self, rule: Rule) -> list[tuple[str, str]]:
+        op = rule.operator
+        if op is None:
+            return [("", "")]
+        excluded = rule.excluded
+        extra = self.removed_targets.get(rule.id)
+        if extra:
+            excluded = (*excluded, *extra)
+        if self.removed_targets_by_tag:
+            excluded = (
+                *excluded,
+                *(t for tag, t in self.removed_targets_by_tag if tag in rule.tags),
+            )
+        found: list[tuple[str, str]] = []
+        negated, capture = rule.negated, rule.capture
+        transforms, tchain = rule.transforms, rule.tchain
+        cache = self._tcache
+        for target in rule.targets:
+            for name, raw in self.data.select(target, excluded):
+                if rule.multi_match:
+                    value = raw
+                    if op.evaluate(self, value, capture) != negated:
+                        found.append((name, value))
+                        continue
+                    for _, fn in transforms:
+                        value = fn(value)
+                        if op.evaluate(self, value, capture) != negated:
+                            found.append((name, value))
+                            break
+                    continue
+                if transforms:
+                    key = (raw, tchain)
+                    value = cache.get(key)  # type: ignore[assignment]
+                    if value is None:
+                        value = raw
+                        for _, fn in transforms:
+                            value = fn(value)
+                        cache[key] = value
+                else:
+                    value = raw
+                if op.evaluate(self, value, capture) != negated:
+                    found.append((name, value))
+        return found
+
+    def _conclude(self, rule: Rule) -> None:
+        """Logs the match and applies the rule's disruptive action."""
+        action, status = rule.disruptive, rule.status
+        if action == "block":
+            action, status = rule.default_disruptive, rule.default_status
+        if rule.log or rule.auditlog:
+            msg = self.expand(rule.msg) if rule.msg else ""
+            data = self.expand(rule.logdata) if rule.logdata else ""
+            entry = MatchedRule(rule.id, msg, data[:_DATA_LIMIT * 4], rule.severity, rule.tags, rule.phase,
+                                self.data.scalars.get("MATCHED_VAR_NAME", ""))  # fmt: skip
+            self.matched_rules.append(entry)
+            if rule.log:
+                self.log_lines.append(entry.log_line())
+        if action in ("deny", "drop", "redirect") and self.engine == "on":
+            url = self.expand(rule.redirect) if rule.redirect else None
+            msg = self.expand(rule.msg) if rule.msg else ""
+            self.interruption = Interruption(status, rule.id, action, msg, url)
+
+    # -- what operators and actions call back ------------------------------------------------
+
+    def expand(self, macro: Macro) -> str:
+        return macro.expand(self._lookup)
+
+    def _lookup(self, name: str, key: str | None) -> str:
+        if name == "RULE" and self._rule is not None:
+            rule = self._rule
+            if key == "id":
+                return str(rule.id)
+            if key == "msg":
+                return self.expand(rule.msg) if rule.msg else ""
+            if key == "severity":
+                return rule.severity
+            return ""
+        value = self.data.get(name, key)
+        return value if value is not None else ""
+
+    def set_captures(self, groups: tuple[str, ...]) -> None:
+        for i, g in enumerate(groups[:10]):
+            self.data.tx[str(i)] = g
+
+    def may_match(self, rx: Regex, value: str) -> bool:
+        prefilter = self.waf.prefilter
+        if rx.prefilter_id is None or prefilter is None:
+            return True
+        ids = self._pcache.get(value)
+        if ids is None:
+            ids = self._pcache[value] = prefilter.candidates(value)
+        return rx.prefilter_id in ids
+
+    def set_var(self, collection: str, key: str, value: str | None, op: str) -> None:
+        store = (
+            self.data.tx if collection == "TX" else self.data.persistent.setdefault(collection, {})
+        )
+        if op == "delete":
+            store.pop(key, None)
+        elif op == "=":
+            store[key] = value or ""
+        else:
+            current = _as_int(store.get(key, "0"))
+            delta = _as_int(value or "0")
+            store[key] = str(current + delta if op == "+" else current - delta)
+
+    def init_collection(self, collection: str, key: str) -> None:
+        self.data.persistent.setdefault(collection, {})
+
+    def control(self, setting: str, value: str) -> None:
+        if setting == "ruleengine":
+            self.engine = (
+                value.lower() if value.lower() in ("on", "off", "detectiononly") else self.engine
+            )
+        elif setting == "ruleremovebyid":
+            for spec in value.split():
+                lo, dash, hi = spec.partition("-")
+                if dash:
+                    self.removed_ranges.append((_as_int(lo), _as_int(hi)))
+                else:
+                    self.removed_ids.add(_as_int(spec))
+        elif setting == "ruleremovebytag":
+            self.removed_tags.add(value)
+        elif setting in ("ruleremovetargetbyid", "ruleremovetargetbytag"):
+            selector, _, targets = value.partition(";")
+            for spec in split_targets(targets, "ctl", 0):
+                target = compile_target(spec)
+                if setting.endswith("byid"):
+                    self.removed_targets.setdefault(_as_int(selector), []).append(target)
+                else:
+                    self.removed_targets_by_tag.append((selector, target))
+        elif setting == "requestbodyprocessor":
+            self.body_processor = value.upper()
+            self.data.scalars["REQBODY_PROCESSOR"] = self.body_processor
+        elif setting == "forcerequestbodyvariable":
+            self.force_request_body = value.lower() == "on"
+        elif setting == "requestbodyaccess":
+            self.request_body_access = value.lower() == "on"
+        elif setting == "responsebodyaccess":
+            self.response_body_access = value.lower() == "on"
+
+
+def _as_int(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        return 0

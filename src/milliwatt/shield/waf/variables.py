@@ -1,0 +1,213 @@
+"""Variables: the transaction's data, and how a rule's targets select from it.
+
+Collections are lists of (key, value) pairs in arrival order (a request may repeat a name);
+scalars are plain strings. Keys match case-insensitively, as in ModSecurity.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+from milliwatt.shield.waf.seclang import TargetSpec
+
+# Collections whose `*_NAMES` twin lists the keys.
+_NAMES_OF = {
+    "ARGS_NAMES": "ARGS",
+    "ARGS_GET_NAMES": "ARGS_GET",
+    "ARGS_POST_NAMES": "ARGS_POST",
+    "REQUEST_HEADERS_NAMES": "REQUEST_HEADERS",
+    "REQUEST_COOKIES_NAMES": "REQUEST_COOKIES",
+    "RESPONSE_HEADERS_NAMES": "RESPONSE_HEADERS",
+    "FILES_NAMES": "FILES",
+}
+COLLECTIONS = {
+    "ARGS",
+    "ARGS_GET",
+    "ARGS_POST",
+    "REQUEST_HEADERS",
+    "REQUEST_COOKIES",
+    "RESPONSE_HEADERS",
+    "FILES",
+    "FILES_SIZES",
+    "FILES_TMPNAMES",
+    "FILES_TMP_CONTENT",
+    "MULTIPART_PART_HEADERS",
+    "MATCHED_VARS",
+    "MATCHED_VARS_NAMES",
+    "TX",
+    "IP",
+    "GLOBAL",
+    "SESSION",
+    "USER",
+    "RESOURCE",
+    "ENV",
+    "GEO",
+    "RULE",
+    "XML",
+    *_NAMES_OF,
+}
+SCALARS = {
+    "ARGS_COMBINED_SIZE",
+    "AUTH_TYPE",
+    "DURATION",
+    "FILES_COMBINED_SIZE",
+    "FULL_REQUEST",
+    "FULL_REQUEST_LENGTH",
+    "HIGHEST_SEVERITY",
+    "INBOUND_DATA_ERROR",
+    "MATCHED_VAR",
+    "MATCHED_VAR_NAME",
+    "MULTIPART_BOUNDARY_QUOTED",
+    "MULTIPART_BOUNDARY_WHITESPACE",
+    "MULTIPART_CRLF_LF_LINES",
+    "MULTIPART_DATA_AFTER",
+    "MULTIPART_DATA_BEFORE",
+    "MULTIPART_FILE_LIMIT_EXCEEDED",
+    "MULTIPART_FILENAME",
+    "MULTIPART_HEADER_FOLDING",
+    "MULTIPART_INVALID_HEADER_FOLDING",
+    "MULTIPART_INVALID_PART",
+    "MULTIPART_INVALID_QUOTING",
+    "MULTIPART_LF_LINE",
+    "MULTIPART_MISSING_SEMICOLON",
+    "MULTIPART_NAME",
+    "MULTIPART_STRICT_ERROR",
+    "MULTIPART_UNMATCHED_BOUNDARY",
+    "OUTBOUND_DATA_ERROR",
+    "PATH_INFO",
+    "QUERY_STRING",
+    "REMOTE_ADDR",
+    "REMOTE_HOST",
+    "REMOTE_PORT",
+    "REMOTE_USER",
+    "REQBODY_ERROR",
+    "REQBODY_ERROR_MSG",
+    "REQBODY_PROCESSOR",
+    "REQBODY_PROCESSOR_ERROR",
+    "REQUEST_BASENAME",
+    "REQUEST_BODY",
+    "REQUEST_BODY_LENGTH",
+    "REQUEST_FILENAME",
+    "REQUEST_LINE",
+    "REQUEST_METHOD",
+    "REQUEST_PROTOCOL",
+    "REQUEST_URI",
+    "REQUEST_URI_RAW",
+    "RESPONSE_BODY",
+    "RESPONSE_CONTENT_LENGTH",
+    "RESPONSE_CONTENT_TYPE",
+    "RESPONSE_PROTOCOL",
+    "RESPONSE_STATUS",
+    "SERVER_ADDR",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "STATUS_LINE",
+    "TIME",
+    "TIME_EPOCH",
+    "UNIQUE_ID",
+    "URLENCODED_ERROR",
+    "WEBSERVER_ERROR_LOG",
+}
+KNOWN_VARIABLES = COLLECTIONS | SCALARS
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A compiled target: which variable, which keys, counted or not."""
+
+    name: str
+    key: str | None = None  # lower case literal key
+    key_regex: re.Pattern[str] | None = None
+    count: bool = False
+
+    def selects(self, key: str) -> bool:
+        if self.key_regex is not None:
+            return self.key_regex.search(key) is not None
+        return self.key is None or self.key == key.lower()
+
+
+def compile_target(spec: TargetSpec) -> Target:
+    if spec.name not in KNOWN_VARIABLES:
+        raise ValueError(f"unsupported variable {spec.name}")
+    if spec.key_is_regex and spec.key is not None:
+        try:
+            return Target(spec.name, None, re.compile(spec.key, re.I), spec.count)
+        except re.error as exc:
+            raise ValueError(f"bad key regex /{spec.key}/: {exc}") from exc
+    return Target(spec.name, spec.key.lower() if spec.key is not None else None, None, spec.count)
+
+
+@dataclass
+class TxData:
+    """Everything rules can read about one transaction."""
+
+    scalars: dict[str, str] = field(default_factory=dict)
+    collections: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    tx: dict[str, str] = field(default_factory=dict)
+    persistent: dict[str, dict[str, str]] = field(default_factory=dict)
+    xml: ET.Element | None = None
+
+    def pairs(self, name: str) -> list[tuple[str, str]]:
+        if name == "TX":
+            return list(self.tx.items())
+        if name in _NAMES_OF:
+            return [(k, k) for k, _ in self.collections.get(_NAMES_OF[name], ())]
+        if name in ("IP", "GLOBAL", "SESSION", "USER", "RESOURCE"):
+            return list(self.persistent.get(name, {}).items())
+        return self.collections.get(name, [])
+
+    def get(self, name: str, key: str | None = None) -> str | None:
+        """One value for macro expansion: `%{tx.foo}`, `%{REQUEST_METHOD}`."""
+        if name == "TX" and key is not None:
+            return self.tx.get(key)
+        if name in self.scalars and key is None:
+            return self.scalars[name]
+        if key is None:
+            return self.scalars.get(name)
+        for k, v in self.pairs(name):
+            if k.lower() == key:
+                return v
+        return None
+
+    def select(self, target: Target, excluded: tuple[Target, ...] = ()) -> list[tuple[str, str]]:
+        """(variable name as logged, value) pairs, less the excluded keys; counts give one pair."""
+        name = target.name
+        drops = [e for e in excluded if e.name == name]
+        if drops and any(e.key is None and e.key_regex is None for e in drops):
+            return [(name, "0")] if target.count else []
+        if name == "XML":
+            values = self._xml(target.key)
+            if target.count:
+                return [("XML", str(len(values)))]
+            return [(f"XML:{target.key or '/*'}", v) for v in values]
+        if name in SCALARS or (name not in COLLECTIONS and name in self.scalars):
+            value = self.scalars.get(name)
+            if target.count:
+                return [(name, "1" if value is not None else "0")]
+            return [] if value is None else [(name, value)]
+        if name == "TX" and target.key is not None and target.key_regex is None:
+            value = self.tx.get(target.key)
+            if any(e.selects(target.key) for e in drops):
+                value = None
+            if target.count:
+                return [(name, "1" if value is not None else "0")]
+            return [] if value is None else [(f"TX:{target.key}", value)]
+        selected = [
+            (f"{name}:{k}", v)
+            for k, v in self.pairs(name)
+            if target.selects(k) and not any(e.selects(k) for e in drops)
+        ]
+        if target.count:
+            return [(name, str(len(selected)))]
+        return selected
+
+    def _xml(self, xpath: str | None) -> list[str]:
+        if self.xml is None:
+            return []
+        if xpath in (None, "/*", "/"):
+            return ["".join(self.xml.itertext())]
+        if xpath == "//@*":
+            return [v for el in self.xml.iter() for v in el.attrib.values()]
+        return []
