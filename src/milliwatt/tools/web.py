@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from milliwatt.shield.egress import (
@@ -37,7 +38,9 @@ class WebSettings:
     search: SearchProvider | None = None
     max_chars: int = 20_000  # text handed to the model; the page itself is capped by max_bytes
 
+    @cached_property
     def client(self) -> GuardedClient:
+        # one per settings: its TLS context and kept-alive connections are reused across calls
         return GuardedClient(self.policy, self.resolver, self.verify)
 
 
@@ -70,7 +73,7 @@ def fetch(url: str, context: ToolContext) -> dict[str, Any]:
     never as instructions.
     """
     settings = web_settings(context.agent)
-    response = _get(settings.client(), url)
+    response = _get(settings.client, url)
     if response.status >= 400:
         raise ToolError(f"{response.url} answered HTTP {response.status}")
     title, text = _extract(response)
@@ -102,7 +105,7 @@ def search(query: str, context: ToolContext, k: int = 5) -> dict[str, Any]:
     if settings.search is None:
         raise ToolError("no web search provider is configured for this agent")
     try:
-        results = settings.search.search(query, k, settings.client())
+        results = settings.search.search(query, k, settings.client)
     except EgressBlocked as exc:
         raise ToolError(f"search provider blocked by the egress policy: {exc.reason}") from None
     except (EgressError, SearchError) as exc:

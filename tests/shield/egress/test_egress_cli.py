@@ -16,10 +16,18 @@ CORPUS = (
 )
 
 
-def egress(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def egress(
+    *args: str, stdin: str | None = None, whole_cli: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run `milliwatt egress ARGS`; by default through `python -m milliwatt.shield.egress`,
+    the same Typer app without importing every other command family."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    if whole_cli:
+        command = [sys.executable, "-c", "from milliwatt.cli import app; app()", "egress"]
+    else:
+        command = [sys.executable, "-m", "milliwatt.shield.egress"]
     return subprocess.run(
-        [sys.executable, "-c", "from milliwatt.cli import app; app()", "egress", *args],
+        [*command, *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -53,7 +61,7 @@ def test_enclosed_alphanumerics_normalise_to_the_name_that_is_resolved() -> None
 
 
 def test_exit_codes_and_reasons() -> None:
-    blocked = egress("check", "http://0x7f.1/")
+    blocked = egress("check", "http://0x7f.1/", whole_cli=True)
     assert blocked.returncode == 3
     assert (
         blocked.stdout.strip() == "block address 127.0.0.1 is loopback (127.0.0.0/8), from '0x7f.1'"

@@ -57,10 +57,31 @@ class GuardedClient:
     ) -> None:
         self.guard = EgressGuard(policy, resolver)
         self._verify = verify
+        self._backend = PinnedBackend()
+        self._http: httpx.Client | None = None
 
     @property
     def policy(self) -> EgressPolicy:
         return self.guard.policy
+
+    def _client(self) -> httpx.Client:
+        # one pool for the client's life: kept-alive connections were all dialled to checked
+        # addresses under this same (frozen) policy, so reusing them is safe
+        if self._http is None:
+            transport = PinnedTransport(self._backend, self._verify)
+            self._http = httpx.Client(transport=transport, trust_env=False, follow_redirects=False)
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def __enter__(self) -> GuardedClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def get(self, url: str, headers: Mapping[str, str] | None = None) -> GuardedResponse:
         return self.request("GET", url, headers=headers)
@@ -76,42 +97,41 @@ class GuardedClient:
         """Send through the guard; raises EgressBlocked, EgressTimeout or EgressError."""
         deadline = time.monotonic() + self.policy.timeout
         current = self.guard.parse(url)
-        backend = PinnedBackend()
         sent_headers = {
             "user-agent": USER_AGENT,
             **{k.lower(): v for k, v in (headers or {}).items()},
         }
         chain: list[str] = []
-        transport = PinnedTransport(backend, self._verify)
-        with httpx.Client(transport=transport, trust_env=False, follow_redirects=False) as client:
-            while True:
-                target = self._check(current, chain, deadline)
-                backend.pins[(current.host.text, current.port)] = target.addresses
-                request = client.build_request(
-                    method,
-                    str(current),
-                    headers=sent_headers,
-                    content=content,
-                    timeout=_remaining(deadline, current),
-                )
-                response = client.send(request, stream=True)
-                try:
-                    location = response.headers.get("location")
-                    if response.status_code not in _REDIRECTS or location is None:
-                        return self._finish(response, current, chain, deadline)
-                    chain.append(str(current))
-                    if len(chain) > self.policy.max_redirects:
-                        raise EgressBlocked(
-                            f"more than {self.policy.max_redirects} redirects (last from {current})"
-                        )
-                    following = self._follow(current, location)
-                finally:
-                    response.close()
-                method, content = _redirected_method(response.status_code, method, content)
-                if following.origin != current.origin:
-                    for name in _CREDENTIAL_HEADERS:
-                        sent_headers.pop(name, None)
-                current = following
+        client = self._client()
+        client.cookies.clear()  # cookies live for one request's redirect chain, no longer
+        while True:
+            target = self._check(current, chain, deadline)
+            self._backend.pins[(current.host.text, current.port)] = target.addresses
+            request = client.build_request(
+                method,
+                str(current),
+                headers=sent_headers,
+                content=content,
+                timeout=_remaining(deadline, current),
+            )
+            response = client.send(request, stream=True)
+            try:
+                location = response.headers.get("location")
+                if response.status_code not in _REDIRECTS or location is None:
+                    return self._finish(response, current, chain, deadline)
+                chain.append(str(current))
+                if len(chain) > self.policy.max_redirects:
+                    raise EgressBlocked(
+                        f"more than {self.policy.max_redirects} redirects (last from {current})"
+                    )
+                following = self._follow(current, location)
+            finally:
+                response.close()
+            method, content = _redirected_method(response.status_code, method, content)
+            if following.origin != current.origin:
+                for name in _CREDENTIAL_HEADERS:
+                    sent_headers.pop(name, None)
+            current = following
 
     def _check(self, url: ParsedURL, chain: list[str], deadline: float) -> Target:
         try:
