@@ -1,0 +1,1 @@
+"""Deterministic resolvers: each recognises one family of requests and names one tool."""

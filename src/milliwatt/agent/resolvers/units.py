@@ -1,0 +1,86 @@
+"""Unit conversions: "convert 26.2 miles to km", "how many ounces in a pound".
+
+Both units must be known to pint and of compatible kinds, or the request goes to the model.
+Calendar units (months, years) are refused: "weeks in a year" has no single exact answer.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from milliwatt.agent.resolvers.common import NUMBER, Match, Request, number, plain_number
+from milliwatt.tools.registry import ToolContext
+from milliwatt.tools.units import UnitError, convert_quantity
+
+N = rf"(?P<num>{NUMBER}|an?|one)"
+# unit phrases: words, symbols, /, ^ and exponents; pint decides what they mean
+U = r"[a-zµ°º][a-z0-9µ°º/^.*² ³-]{0,38}?"
+_LEAD = r"(?:what(?:'s| is| are)|convert|change|turn|express|how much is|how much are)"
+
+_PATTERNS = [
+    re.compile(
+        rf"^(?:{_LEAD} )?{N} ?(?P<src>{U}) (?:to|into|in|as|in terms of|=) "
+        rf"(?:how many )?(?P<dst>{U})\??$",
+        re.I,
+    ),
+    re.compile(rf"^how many (?P<dst>{U}) (?:are |is )?(?:there )?in (?:{N} )?(?P<src>{U})$", re.I),
+    re.compile(
+        rf"^how many (?P<dst>{U}) (?:is|are|make|makes|equals?|make up|in) "
+        rf"{N} ?(?P<src>{U})$",
+        re.I,
+    ),
+    re.compile(rf"^{N} ?(?P<src>{U}) (?:is|are|equals|makes) how many (?P<dst>{U})$", re.I),
+    re.compile(rf"^(?:convert|change) (?:from )?(?P<src>{U}) to (?P<dst>{U}):? {N}$", re.I),
+]
+_ARTICLES = re.compile(r"^(?:the|a|an)\s+|\s+(?:units?|please)$", re.I)
+_CALENDAR = frozenset(
+    {"year", "month", "decade", "century", "millennium", "common_year", "leap_year", "julian_year"}
+)
+_BARE = frozenset({"a", "an", "one", "is", "it", "in", "to", "of", "at", "as", "on", "or", "be"})
+
+
+class UnitsResolver:
+    tools = frozenset({"units.convert"})
+
+    def match(self, request: Request, context: ToolContext) -> Match | None:
+        text = request.text
+        for pattern in _PATTERNS:
+            m = pattern.fullmatch(text)
+            if m is None:
+                continue
+            found = _reading(m)
+            if found is not None:
+                return found
+        return None
+
+
+def _reading(m: re.Match[str]) -> Match | None:
+    raw = m.group("num")
+    value = 1.0 if raw is None or raw.lower() in ("a", "an", "one") else number(raw)
+    src, dst = _clean(m.group("src")), _clean(m.group("dst"))
+    if not src or not dst or src.lower() in _BARE or dst.lower() in _BARE:
+        return None
+    try:
+        _, src_unit, dst_unit = convert_quantity(value, src, dst)
+    except UnitError:
+        return None
+    names = {str(u) for u in (src_unit, dst_unit)}
+    if any(part in _CALENDAR for name in names for part in re.split(r"[ */]+", name)):
+        return None
+    return Match(
+        "units.convert",
+        {"value": value, "from_unit": src, "to_unit": dst},
+        _say,
+    )
+
+
+def _clean(unit: str) -> str:
+    return _ARTICLES.sub("", unit.strip().rstrip("?")).strip()
+
+
+def _say(value: dict[str, Any]) -> str:
+    return (
+        f"{plain_number(value['value'])} {value['from_unit']} = "
+        f"{plain_number(value['result'])} {value['to_unit']}"
+    )
