@@ -73,8 +73,8 @@ def edges_from_csv(text: str, delimiter: str = ",") -> list[Edge]:
         cells = [c.strip() for c in row]
         if not any(cells) or cells[0].startswith("#"):
             continue
-        if number == 1 and cells[0].lower() in ("source", "from", "src", "node1", "a"):
-            continue  # a header row
+        if number == 1 and _is_header(cells):
+            continue
         if len(cells) not in (2, 3):
             raise GraphError(
                 f"line {number}: expected source,target[,weight], got {len(cells)} cells"
@@ -87,6 +87,17 @@ def edges_from_csv(text: str, delimiter: str = ",") -> list[Edge]:
                 f"line {number}: a node name is empty or too long, or the weight is not a number"
             ) from None
     return edges
+
+
+def _is_header(cells: list[str]) -> bool:
+    names = [c.lower() for c in cells]
+    if names[:2] in (["source", "target"], ["from", "to"], ["src", "dst"], ["node1", "node2"]):
+        return True
+    try:
+        float(cells[2]) if len(cells) == 3 else None
+    except ValueError:
+        return names[2] in ("weight", "distance", "cost", "length", "w")
+    return False
 
 
 def edges_from_json(text: str) -> list[Edge]:
