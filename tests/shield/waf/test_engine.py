@@ -16,7 +16,10 @@ def test_crs_loads_with_its_version(crs_waf: WAF) -> None:
 def test_clean_request_passes(crs_waf: WAF) -> None:
     tx = crs_waf.transaction()
     assert tx.process_request(_get("/index.html?page=2&sort=name")) is None
-    assert tx.process_response(HttpResponse(200, [("Content-Type", "text/html")], b"<p>hi</p>")) is None
+    assert (
+        tx.process_response(HttpResponse(200, [("Content-Type", "text/html")], b"<p>hi</p>"))
+        is None
+    )
     record = tx.finish()
     assert record["action"] == "pass"
     assert record["anomaly_score"]["inbound"] == 0

@@ -101,6 +101,8 @@ def render_request(stage: dict[str, Any]) -> bytes:
         names = {k.lower() for k in headers}
         if body and "content-length" not in names:
             headers["Content-Length"] = str(len(body))
+        if body and "content-type" not in names:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
         if "connection" not in names:
             headers["Connection"] = "close"
     lines = [f"{method} {uri} {version}"] + [f"{k}: {v}" for k, v in headers.items()]

@@ -14,6 +14,7 @@ _METHOD = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VERSION = re.compile(rb"HTTP/([0-9])\.([0-9])")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _SCHEME_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*:")
+_AUTHORITY = re.compile(rb"[^/:\s]+:[0-9]+")
 _MAX_HEADERS = 100
 
 
@@ -64,9 +65,10 @@ def _request_line(line: bytes) -> tuple[str, str, str]:
     m = _VERSION.fullmatch(version)
     if m is None or m.group(1) == b"0" or (int(m.group(1)) > 2 and m.group(1) != b"3"):
         raise MalformedRequest(f"unsupported protocol {version[:20]!r}")
-    if any(c <= 0x20 or c == 0x7F for c in uri) or b"#" in uri or b"\\" in uri:
+    if any(c <= 0x20 or c == 0x7F for c in uri) or b"#" in uri:
         raise MalformedRequest("bad character in request target")
-    if not (uri.startswith(b"/") or uri == b"*" or _SCHEME_FORM.match(uri)):
+    authority = method == b"CONNECT" and _AUTHORITY.fullmatch(uri) is not None
+    if not (uri.startswith(b"/") or uri == b"*" or _SCHEME_FORM.match(uri) or authority):
         raise MalformedRequest("request target is neither a path nor an absolute URI")
     return method.decode("latin-1"), uri.decode("latin-1"), version.decode("latin-1")
 

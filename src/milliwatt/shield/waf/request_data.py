@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from milliwatt.shield.waf.api import HttpRequest, HttpResponse
 from milliwatt.shield.waf.bodyprocessors import PROCESSORS, parse_urlencoded
+
+_PERCENT = re.compile(r"%([0-9a-fA-F]{2})")
 
 if TYPE_CHECKING:
     from milliwatt.shield.waf.transaction import Transaction
@@ -46,12 +49,13 @@ def load_request(tx: Transaction, request: HttpRequest) -> None:
     uri = _latin1(request.uri)
     headers = [(_latin1(k), _latin1(v)) for k, v in request.headers]
     path_and_query = uri
-    if "://" in uri.split("?", 1)[0]:  # absolute form: scheme://host/path
+    if not uri.startswith("/") and "://" in uri.split("?", 1)[0]:  # absolute form
         after = uri.split("://", 1)[1]
         slash = after.find("/")
         path_and_query = after[slash:] if slash >= 0 else ""
     path, qmark, query = path_and_query.partition("?")
-    path = path.split("#", 1)[0]
+    # ModSecurity exposes the path percent-decoded (REQUEST_URI keeps it raw)
+    path = _PERCENT.sub(lambda m: chr(int(m.group(1), 16)), path.split("#", 1)[0])
     query = query.split("#", 1)[0]
     basename = path.replace("\\", "/").rsplit("/", 1)[-1]
     s.update(

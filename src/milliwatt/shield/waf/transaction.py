@@ -165,24 +165,20 @@ class Transaction:
     def _evaluate(self, head: Rule) -> bool:
         self._rule = head
         self.data.collections["MATCHED_VARS"] = []
-        chain: list[tuple[Rule, list[tuple[str, str]]]] = []
         rule: Rule | None = head
         while rule is not None:
             found = self._match(rule)
             if not found:
                 return False
-            chain.append((rule, found))
+            # as in ModSecurity, a member's actions run at once: later members may read them
+            if rule.actions:
+                for name, value in found:
+                    self.data.scalars["MATCHED_VAR"] = value
+                    self.data.scalars["MATCHED_VAR_NAME"] = name
+                    for action in rule.actions:
+                        action.apply(self)
             self._set_matched(found)
             rule = rule.chain
-        for member, found in chain:
-            if not member.actions:
-                continue
-            for name, value in found:
-                self.data.scalars["MATCHED_VAR"] = value
-                self.data.scalars["MATCHED_VAR_NAME"] = name
-                for action in member.actions:
-                    action.apply(self)
-        self._set_matched(chain[-1][1])
         self._conclude(head)
         return True
 

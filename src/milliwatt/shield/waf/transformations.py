@@ -78,9 +78,7 @@ def url_decode_uni(value: str) -> str:
     return _PERCENT.sub(decode, value.replace("+", " "))
 
 
-_ENTITY = re.compile(
-    r"&(?:#[xX]([0-9a-fA-F]{1,8});?|#([0-9]{1,10});?|(quot|amp|lt|gt|nbsp);)", re.I
-)
+_ENTITY = re.compile(r"&(?:#[xX]([0-9a-fA-F]+);?|#([0-9]+);?|(quot|amp|lt|gt|nbsp);)", re.I)
 _NAMED = {"quot": '"', "amp": "&", "lt": "<", "gt": ">", "nbsp": "\xa0"}
 
 
