@@ -21,9 +21,10 @@ from cryptography.x509.oid import NameOID
 
 @dataclass
 class Seen:
-    """What the server observed: one (path, Host header) per request."""
+    """What the server observed: (path, Host header) and the client's address, per request."""
 
     requests: list[tuple[str, str]] = field(default_factory=list)
+    peers: list[tuple[str, int]] = field(default_factory=list)  # client address per request
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -35,6 +36,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.seen.requests.append((self.path, self.headers.get("Host", "")))
+        self.server.seen.peers.append(self.client_address)
         url = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         if url.path == "/redirect":

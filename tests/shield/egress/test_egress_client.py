@@ -155,3 +155,21 @@ def test_https_to_a_name_the_certificate_does_not_cover_fails(tls_site) -> None:
         client.get(f"https://other.example.com:{port}/host")
     assert sni == ["other.example.com"]
     assert seen.requests == []
+
+
+def test_a_hand_set_host_header_is_refused() -> None:
+    with (
+        http_server() as (port, seen),
+        pytest.raises(EgressBlocked, match="Host header comes from the URL"),
+    ):
+        GuardedClient(LOOPBACK).get(f"http://127.0.0.1:{port}/", headers={"Host": "admin.local"})
+    assert seen.requests == []
+
+
+def test_connections_are_reused_across_requests_of_one_client() -> None:
+    with http_server() as (port, seen), GuardedClient(LOOPBACK) as client:
+        first = client.get(f"http://127.0.0.1:{port}/host")
+        second = client.get(f"http://127.0.0.1:{port}/host")
+    assert first.text == second.text == f"127.0.0.1:{port}"
+    assert len(seen.requests) == 2
+    assert len(set(seen.peers)) == 1  # one TCP connection served both

@@ -138,6 +138,7 @@ def test_urls_canonicalise(url: str, canonical: str) -> None:
         ("example.com/path", "does not start with a scheme"),
         ("0://evil.com:80;http://google.com:80/", "does not start with a scheme"),
         ("http://[::1]x/", "text after the IPv6 address"),
+        ("http://evil.com#@127.0.0.1/", "'@' after '#'"),
         ("http:///", "exactly two slashes"),
         ("http://", "empty host"),
         ("", "empty"),

@@ -156,6 +156,10 @@ class Classification:
 
     def describe(self) -> str:
         where = f" ({self.network})" if self.network is not None else ""
+        if self.wrapper is not None and str(self.category).endswith(f"{self.wrapper} address"):
+            return (
+                f"{self.address} is {self.category} around {self.embedded}, a form refused outright"
+            )
         if self.embedded is not None and self.wrapper not in (None, self.category):
             return (
                 f"{self.address} embeds IPv4 {self.embedded} ({self.wrapper}), "
@@ -207,7 +211,8 @@ def classify(address: IPAddress) -> Classification:
             if category is not None:
                 return Classification(address, category, network, ipv4, wrapper)
         if wrapper in _DEAD_WRAPPERS:
-            return Classification(address, f"a {wrapper} address", None, inner[0], wrapper)
+            article = "an" if wrapper.startswith("IPv4") else "a"
+            return Classification(address, f"{article} {wrapper} address", None, inner[0], wrapper)
         return Classification(address, None, None, inner[0], wrapper)
     for network, label in _IPV6_RANGES:
         if address in network:

@@ -101,6 +101,9 @@ class GuardedClient:
             "user-agent": USER_AGENT,
             **{k.lower(): v for k, v in (headers or {}).items()},
         }
+        if "host" in sent_headers:
+            # a hand-set Host would reach a different virtual host than the one checked
+            raise EgressBlocked("the Host header comes from the URL; it may not be set by hand")
         chain: list[str] = []
         client = self._client()
         client.cookies.clear()  # cookies live for one request's redirect chain, no longer

@@ -16,6 +16,9 @@ INTERNAL_SUFFIXES = (
     "local",
     "internal",
     "localdomain",
+    "localdomain4",
+    "localdomain6",
+    "svc",  # Kubernetes services: name.namespace.svc
     "home.arpa",
     "invalid",
     "onion",
@@ -25,6 +28,12 @@ INTERNAL_SUFFIXES = (
     "home",
     "private",
 )
+
+# Public names of metadata services (most use addresses, caught in addresses.py).
+METADATA_NAMES = ("metadata.packet.net", "metadata.platformequinix.com")
+
+# Loopback aliases that /etc/hosts files carry: localhost4, localhost6.localdomain6, ip6-loopback
+_LOOPBACK_ALIAS = re.compile(r"(localhost|ip6-localhost|ipv6-localhost|ip6-loopback)[0-9]*")
 
 # Public services whose whole purpose is answering any address the name spells, or
 # alternating answers (DNS rebinding): no agent needs them, attackers love them.
@@ -53,6 +62,10 @@ def name_refusal(name: str, allow_networks: Iterable[IPNetwork] = ()) -> str | N
     """Why a canonical ASCII name may not be contacted before any DNS lookup, or None."""
     if name == "localhost" or name.endswith(".localhost"):
         return f"name {name} is loopback by definition (RFC 6761 .localhost)"
+    if _LOOPBACK_ALIAS.fullmatch(name.split(".", 1)[0]):
+        return f"name {name} is a loopback alias from /etc/hosts"
+    if name in METADATA_NAMES:
+        return f"name {name} is a cloud metadata service"
     if "." not in name:
         return (
             f"single-label name {name!r} only resolves inside a local network "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import string
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urljoin
@@ -23,6 +22,10 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 _PATH_SAFE = frozenset(string.ascii_letters + string.digits + "-._~!$&'()*+,;=:@/")
 _QUERY_SAFE = _PATH_SAFE | {"?"}
 _HEX = frozenset(string.hexdigits)
+# backslash, controls (Cc), spaces and separators (Zs, Zl, Zp) and lone surrogates (Cs)
+_AMBIGUOUS = re.compile(
+    "[\\\\\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ud800-\udfff]"
+)
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ def parse_url(
     host_text, port_text = _split_authority(authority, text)
     port = _parse_port(port_text, scheme, text)
     host = parse_host(host_text)
-    return ParsedURL(scheme, host, port, _encode_target(remainder), original)
+    return ParsedURL(scheme, host, port, _encode_target(remainder, text), original)
 
 
 def resolve_reference(base: ParsedURL, location: str, schemes: Iterable[str]) -> ParsedURL:
@@ -88,13 +91,12 @@ def resolve_reference(base: ParsedURL, location: str, schemes: Iterable[str]) ->
 
 
 def _refuse_ambiguous_characters(text: str) -> None:
-    for char in text:
-        if char == "\\":
-            raise InvalidURL(
-                f"URL {text!r} contains a backslash; parsers disagree on it (slash or not)"
-            )
-        if unicodedata.category(char) in ("Cc", "Cs", "Zs", "Zl", "Zp"):
-            raise InvalidURL(f"URL {text!r} contains whitespace or a control character {char!r}")
+    found = _AMBIGUOUS.search(text)
+    if found is None:
+        return
+    if found.group() == "\\":
+        raise InvalidURL(f"URL {text!r} has a backslash; parsers disagree on it (slash or not)")
+    raise InvalidURL(f"URL {text!r} contains whitespace or a control character {found.group()!r}")
 
 
 def _split_authority(authority: str, text: str) -> tuple[str, str | None]:
@@ -123,9 +125,11 @@ def _parse_port(port_text: str | None, scheme: str, text: str) -> int:
     return port
 
 
-def _encode_target(remainder: str) -> str:
+def _encode_target(remainder: str, text: str) -> str:
     """Path and query percent-encoded as UTF-8; the fragment is never sent, so it is dropped."""
-    remainder = remainder.split("#", 1)[0]
+    remainder, _, fragment = remainder.partition("#")
+    if "@" in fragment:
+        raise InvalidURL(f"URL {text!r} has '@' after '#'; some parsers read a host there")
     path, question, query = remainder.partition("?")
     encoded = _percent_encode(path or "/", _PATH_SAFE)
     if question:
