@@ -15,10 +15,14 @@ import threading
 import uuid
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from usearch.index import Index
 
 from milliwatt.knowledge import store
+
+if TYPE_CHECKING:
+    from usearch.index import Index
 
 # below this many vectors an exact scan costs about a millisecond: recall 1.0 for free
 EXACT_BELOW = 10_000
@@ -28,9 +32,18 @@ EXPANSION_ADD = 64
 EXPANSION_SEARCH = 128
 
 
+def _usearch() -> type[Index]:
+    # Imported on first use, never at import time: usearch's wheel carries its own static
+    # C++ runtime, and a llama.cpp model first loaded after it fails (std::bad_cast in the
+    # vocabulary). Processes that answer with a model load it before any search.
+    from usearch.index import Index
+
+    return Index
+
+
 def _new_index(dimension: int) -> Index:
     # half precision halves memory with a recall cost under 1% (bench/rag.py)
-    return Index(
+    return _usearch()(
         ndim=dimension,
         metric="cos",
         dtype="f16",
@@ -126,7 +139,7 @@ class VectorIndexes:
         if not path.is_file():
             return None
         try:
-            index = Index.restore(str(path))
+            index = _usearch().restore(str(path))
         except Exception:  # a damaged file is rebuilt, never trusted
             return None
         if index is None or index.ndim != collection.dimension:
