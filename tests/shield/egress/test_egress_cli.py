@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from loopback_servers import http_server
 
 REPO = Path(__file__).resolve().parents[3]
 CORPUS = (
@@ -133,3 +134,15 @@ def test_bad_file_line_is_named() -> None:
     done = egress("check", "--file", "-", stdin='{"input": "http://a.com/"}\nnot json\n')
     assert done.returncode == 2
     assert "line 2 is not JSON" in done.stderr
+
+
+def test_fetch_prints_the_body_and_refuses_loopback_unless_allowed() -> None:
+    with http_server() as (port, seen):
+        url = f"http://127.0.0.1:{port}/host"
+        fetched = egress("fetch", "--allow-network", "127.0.0.0/8", "--any-port", url)
+        refused = egress("fetch", "--any-port", url)
+    assert (fetched.returncode, fetched.stdout) == (0, f"127.0.0.1:{port}")
+    assert f"200 {url} from 127.0.0.1" in fetched.stderr
+    assert refused.returncode == 3
+    assert "127.0.0.1 is loopback" in refused.stderr
+    assert len(seen.requests) == 1
