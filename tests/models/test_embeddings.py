@@ -64,6 +64,8 @@ def test_empty_input_and_bad_arguments(embedder: Embedder) -> None:
         embedder.embed("not a list")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="batch_size"):
         embedder.embed(["x"], batch_size=0)
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        Embedder(threads=0)
 
 
 def test_singleton(embedder: Embedder) -> None:

