@@ -144,7 +144,8 @@ def run_stage(waf: WAF, stage: dict[str, Any]) -> tuple[int, str, bool]:
         it = tx.process_response(response)
         status = it.status if it else response.status
     tx.finish()
-    return status, "\n".join(tx.log_lines), False
+    # an HTTP/0.9 answer has no status line: clients see a broken response
+    return status, "\n".join(tx.log_lines), request.version == "HTTP/0.9"
 
 
 def _ids(log: str) -> set[int]:

@@ -15,6 +15,7 @@ _VERSION = re.compile(rb"HTTP/([0-9])\.([0-9])")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _SCHEME_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*:")
 _AUTHORITY = re.compile(rb"[^/:\s]+:[0-9]+")
+_HOST = re.compile(r"(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
 _MAX_HEADERS = 100
 
 
@@ -25,6 +26,11 @@ def parse_request(raw: bytes) -> HttpRequest:
         if not sep:
             raise MalformedRequest("request head is not terminated by an empty line")
     lines = head.replace(b"\r\n", b"\n").split(b"\n")
+    simple = lines[0].rstrip(b" ").split(b" ")
+    if len(simple) == 2 and all(simple) and simple[1].startswith(b"/"):
+        # HTTP/0.9 "simple request": a method and a path, nothing else is read
+        method, uri, _ = _request_line(b" ".join(simple) + b" HTTP/1.0")
+        return HttpRequest(method, uri, "HTTP/0.9", [], b"")
     method, uri, version = _request_line(lines[0])
     headers: list[tuple[str, str]] = []
     for line in lines[1:]:
@@ -39,8 +45,11 @@ def parse_request(raw: bytes) -> HttpRequest:
         headers.append((name.decode("latin-1"), value.decode("latin-1")))
     if len(headers) > _MAX_HEADERS:
         raise MalformedRequest("too many header fields")
-    if version == "HTTP/1.1" and not any(k.lower() == "host" for k, _ in headers):
+    hosts = [v for k, v in headers if k.lower() == "host"]
+    if version == "HTTP/1.1" and not hosts:
         raise MalformedRequest("HTTP/1.1 request without Host")
+    if any(h and not _HOST.fullmatch(h) for h in hosts):
+        raise MalformedRequest("bad Host header")
     lengths = {v for k, v in headers if k.lower() == "content-length"}
     chunked = any(k.lower() == "transfer-encoding" and "chunked" in v.lower() for k, v in headers)
     if chunked:
@@ -50,7 +59,7 @@ def parse_request(raw: bytes) -> HttpRequest:
         if len(lengths) > 1 or not next(iter(lengths)).isdigit():
             raise MalformedRequest("bad Content-Length")
         body = body[: int(next(iter(lengths)))]
-    elif method not in ("POST", "PUT", "PATCH"):
+    else:  # HTTP/1.1: no length and not chunked means no body
         body = b""
     return HttpRequest(method, uri, version, headers, body)
 
@@ -63,7 +72,7 @@ def _request_line(line: bytes) -> tuple[str, str, str]:
     if not _METHOD.fullmatch(method):
         raise MalformedRequest("bad method")
     m = _VERSION.fullmatch(version)
-    if m is None or m.group(1) == b"0" or (int(m.group(1)) > 2 and m.group(1) != b"3"):
+    if m is None or m.group(1) == b"0":
         raise MalformedRequest(f"unsupported protocol {version[:20]!r}")
     if any(c <= 0x20 or c == 0x7F for c in uri) or b"#" in uri:
         raise MalformedRequest("bad character in request target")

@@ -51,6 +51,7 @@ class Transaction:
         self.removed_targets_by_tag: list[tuple[str, Target]] = []
         self._allowed_through = 0  # phases up to this one are skipped after an allow
         self._rule: Rule | None = None
+        self._captures: list[tuple[str, ...]] = []
         self._tcache: dict[tuple[str, tuple[str, ...]], str] = {}
         self._pcache: dict[str, set[int]] = {}
         self._started = time.perf_counter()
@@ -172,7 +173,9 @@ class Transaction:
                 return False
             # as in ModSecurity, a member's actions run at once: later members may read them
             if rule.actions:
-                for name, value in found:
+                for n, (name, value) in enumerate(found):
+                    if rule.capture and n < len(self._captures):
+                        self.set_captures(self._captures[n])
                     self.data.scalars["MATCHED_VAR"] = value
                     self.data.scalars["MATCHED_VAR_NAME"] = name
                     for action in rule.actions:
@@ -203,6 +206,7 @@ class Transaction:
                 *(t for tag, t in self.removed_targets_by_tag if tag in rule.tags),
             )
         found: list[tuple[str, str]] = []
+        self._captures = []
         negated, capture = rule.negated, rule.capture
         transforms, tchain = rule.transforms, rule.tchain
         cache = self._tcache
@@ -212,11 +216,13 @@ class Transaction:
                     value = raw
                     if op.evaluate(self, value, capture) != negated:
                         found.append((name, value))
+                        self._keep_captures(capture)
                         continue
                     for _, fn in transforms:
                         value = fn(value)
                         if op.evaluate(self, value, capture) != negated:
                             found.append((name, value))
+                            self._keep_captures(capture)
                             break
                     continue
                 if transforms:
@@ -231,7 +237,14 @@ class Transaction:
                     value = raw
                 if op.evaluate(self, value, capture) != negated:
                     found.append((name, value))
+                    self._keep_captures(capture)
         return found
+
+    def _keep_captures(self, capture: bool) -> None:
+        """Actions run per match after matching: each needs the captures of its own match."""
+        if capture:
+            tx = self.data.tx
+            self._captures.append(tuple(tx.get(str(i), "") for i in range(10)))
 
     def _conclude(self, rule: Rule) -> None:
         """Logs the match and applies the rule's disruptive action."""
