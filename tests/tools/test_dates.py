@@ -57,7 +57,8 @@ def test_add_keeps_the_time_when_one_was_given() -> None:
         ({"date": "hello world", "days": 1}, "does not look like a date"),
         ({"date": "x" * 500, "days": 1}, "1 to 120 characters"),
         ({"date": "", "days": 1}, "1 to 120 characters"),
-        ({"date": "Flarch 45, 2026 monday", "days": 1}, "could not read"),
+        ({"date": "February 30, 2026", "days": 1}, "could not read"),
+        ({"date": "Flarch 4, 2026", "days": 1}, "does not look like a date"),
     ],
 )
 def test_add_refusals(arguments: dict[str, object], reason: str) -> None:

@@ -56,6 +56,7 @@ class Router:
         """Load the unit and date parsers now (about a second) rather than on first use."""
         self.resolve("convert 1 km to m")
         self.resolve("what day of the week is 2026-01-01")
+        self.resolve("what is 12:00 UTC in Tokyo")
 
     def resolve(self, text: str, context: ToolContext | None = None) -> ToolAnswer | None:
         """The tool's answer to `text`, or None when the model should answer."""

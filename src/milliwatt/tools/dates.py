@@ -25,7 +25,27 @@ _DATE_HINT = re.compile(
     r"|\b\d{1,2}:\d{2}\b",
     re.IGNORECASE,
 )
+# words a date phrase may contain; any other word means it is not (only) a date
+_DATE_WORDS = frozenset(
+    ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "mon", "tue", "tues", "wed", "thu", "thur", "thurs", "fri", "sat", "sun", "today", "tomorrow", "yesterday", "now", "noon", "midnight", "next", "last", "this", "coming", "previous", "ago", "in", "at", "on", "of", "the", "a", "an", "st", "nd", "rd", "th", "am", "pm", "a", "m", "p", "day", "days", "week", "weeks", "month", "months", "year", "years", "hour", "hours", "minute", "minutes", "from", "after", "before", "morning", "evening", "afternoon", "night", "t", "z", "utc", "gmt"]
+)
 _HAS_TIME = re.compile(r"\d:\d{2}|\b\d{1,2}\s*[ap]\.?m\b|\bnoon\b|\bmidnight\b|\bnow\b", re.I)
+
+
+_ORDINAL = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)\b", re.IGNORECASE)
+_DAY_FORMATS = (
+    "%B %d %Y",
+    "%b %d %Y",
+    "%d %B %Y",
+    "%d %b %Y",
+    "%m/%d/%Y",
+    "%Y/%m/%d",
+    "%A %B %d %Y",
+    "%a %b %d %Y",
+    "%B %d %Y %H:%M",
+    "%d %B %Y %H:%M",
+)
+_TIME_FORMATS = ("%H:%M", "%I:%M %p", "%I %p", "%I:%M%p", "%I%p")
 
 
 class DateError(ValueError):
@@ -56,7 +76,11 @@ def parse_moment(text: str) -> tuple[datetime, bool]:
         return datetime.fromisoformat(phrase), "T" in phrase or ":" in phrase
     except ValueError:
         pass
-    if not _DATE_HINT.search(phrase):
+    fast = _common_format(phrase)
+    if fast is not None:
+        return fast
+    words = set(re.findall(r"[a-z]+", phrase.lower()))
+    if not _DATE_HINT.search(phrase) or words - _DATE_WORDS:
         raise DateError(f"{phrase!r} does not look like a date (e.g. 2026-03-01, March 1 2026)")
     result = _parser().get_date_data(phrase)
     if result.date_obj is None:
@@ -66,6 +90,25 @@ def parse_moment(text: str) -> tuple[datetime, bool]:
         phrase.lower() in ("now",) or (moment.hour, moment.minute) != (0, 0)
     )
     return moment.replace(microsecond=0), has_time
+
+
+def _common_format(phrase: str) -> tuple[datetime, bool] | None:
+    """The usual absolute shapes ("March 1, 2026", "1 March 2026", "3/4/2026", "9:30 am"),
+    read with strptime in microseconds; anything else is left to dateparser."""
+    text = _ORDINAL.sub(r"\1", phrase.replace(",", " ")).lower()
+    text = " ".join(w for w in text.split() if w not in ("the", "of", "on"))
+    for pattern in _DAY_FORMATS:
+        try:
+            return datetime.strptime(text, pattern), False
+        except ValueError:
+            continue
+    for pattern in _TIME_FORMATS:
+        try:
+            clock = datetime.strptime(text.replace(".", ""), pattern).time()
+        except ValueError:
+            continue
+        return datetime.combine(date.today(), clock), True
+    return None
 
 
 def parse_day(text: str) -> date:

@@ -88,9 +88,14 @@ class UnknownZoneError(ValueError):
 
 
 @cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(available_timezones())  # scans the tz database on disk: once
+
+
+@cache
 def _zone_by_city() -> dict[str, str]:
     index: dict[str, str] = {}
-    for key in sorted(available_timezones()):
+    for key in sorted(_known_zones()):
         if "/" not in key or key.startswith(("Etc/", "SystemV/", "US/")):
             continue
         city = key.rsplit("/", 1)[1].replace("_", " ").lower()
@@ -111,7 +116,7 @@ def find_zone_name(text: str) -> str | None:
         return ABBREVIATIONS[name.lower()]
     if lowered in _zone_by_city():
         return _zone_by_city()[lowered]
-    if "/" in name and name in available_timezones():
+    if "/" in name and name in _known_zones():
         return name
     return None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import pint
@@ -104,6 +104,7 @@ def unit_registry() -> pint.UnitRegistry:
     return registry
 
 
+@lru_cache(maxsize=4096)
 def parse_unit(text: str, temperature: bool = False) -> pint.Unit:
     """Read a unit phrase ("km/h", "square feet", "degrees Fahrenheit"); UnitError if unknown."""
     phrase = " ".join(text.strip().split())
@@ -137,6 +138,7 @@ def _symbol(unit: pint.Unit) -> str:
     return (f"{unit:~P}" or str(unit)).replace("L_100km", "L/100km")
 
 
+@lru_cache(maxsize=4096)
 def _is_temperature(unit: pint.Unit) -> bool:
     return unit.dimensionality == unit_registry().kelvin.dimensionality
 

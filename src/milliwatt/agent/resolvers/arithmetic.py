@@ -22,7 +22,7 @@ _PREFIX = re.compile(
     r"^(?:(?:what do you get (?:if|when) you|what(?:'s| is| are| does| do| would be| will be)?"
     r"|whats|how much (?:is|are|does|do|would|will)|calculate|compute|evaluate|work out|solve"
     r"|find|figure out|determine|give me|get|and|then|now|also|the answer to|the answer of"
-    r"|the value of|the result of|the total of|the outcome of|the|if you)\s+)+"
+    r"|the value of|the result of|the total of|the outcome of|the|if you|i need|i want)\s+)+"
 )
 _SUFFIX = re.compile(r"\s*(?:=\s*\??|equal|equals|make|makes|come to|comes to|give|gives|is|be)$")
 _CURRENCY = re.compile(r"[$€£¥]\s*(?=[\d.])|(?<=\d)\s*(?:dollars?|bucks|euros?|usd|eur)\b")
@@ -156,6 +156,25 @@ _ALLOWED = re.compile(r"[\d\s.+\-*/%(),]*")
 _OPERATION = re.compile(r"[\d)]\s*(?:\*\*|[-+*/%])\s*[-+(\d.]|[a-z_]+\(")
 
 
+# every word any phrasing above can consume; a request with another word is not arithmetic,
+# and is turned away before the rewrites run (most requests for the model end here)
+_VOCABULARY = frozenset(
+    word
+    for source in (
+        _PREFIX.pattern,
+        _SUFFIX.pattern,
+        _CURRENCY.pattern,
+        _ROUND_NEAREST.pattern,
+        *(p.pattern for p, _, _ in _TEMPLATES),
+        *(p.pattern for p, _ in _LIST_CALLS),
+        *(p.pattern for p, _ in _REWRITES),
+        *FUNCTIONS,
+        *_NEAREST_PLACES,
+    )
+    for word in re.findall(r"[a-z]+", source)
+)
+
+
 class ArithmeticResolver:
     tools = frozenset({"math.calculate"})
 
@@ -176,6 +195,8 @@ class ArithmeticResolver:
 
 def to_expression(text: str) -> tuple[str | None, str]:
     """The expression a request asks for and the answer's unit ("%" or ""), or (None, "")."""
+    if not _VOCABULARY.issuperset(re.findall(r"[a-z]+", text)):
+        return None, ""
     whole = _CURRENCY.sub("", text).strip()
     s = _PREFIX.sub("", whole).strip()
     s = _SUFFIX.sub("", s).strip()
