@@ -26,9 +26,15 @@ _DATE_HINT = re.compile(
     re.IGNORECASE,
 )
 # words a date phrase may contain; any other word means it is not (only) a date
-_DATE_WORDS = frozenset(
-    ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "mon", "tue", "tues", "wed", "thu", "thur", "thurs", "fri", "sat", "sun", "today", "tomorrow", "yesterday", "now", "noon", "midnight", "next", "last", "this", "coming", "previous", "ago", "in", "at", "on", "of", "the", "a", "an", "st", "nd", "rd", "th", "am", "pm", "a", "m", "p", "day", "days", "week", "weeks", "month", "months", "year", "years", "hour", "hours", "minute", "minutes", "from", "after", "before", "morning", "evening", "afternoon", "night", "t", "z", "utc", "gmt"]
-)
+_DATE_VOCABULARY = """
+january february march april may june july august september october november december
+jan feb mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday
+saturday sunday mon tue tues wed thu thur thurs fri sat sun today tomorrow yesterday now noon
+midnight next last this coming previous ago in at on of the a an st nd rd th am pm a m p day
+days week weeks month months year years hour hours minute minutes from after before morning
+evening afternoon night t z utc gmt
+"""
+_DATE_WORDS = frozenset(_DATE_VOCABULARY.split())
 _HAS_TIME = re.compile(r"\d:\d{2}|\b\d{1,2}\s*[ap]\.?m\b|\bnoon\b|\bmidnight\b|\bnow\b", re.I)
 
 
