@@ -32,7 +32,7 @@ _TEXT_TYPES = {"text/plain", "text/markdown", "text/csv", "application/json", "t
 class WebSettings:
     """How one agent reaches the web: its egress policy, DNS, TLS trust and search provider."""
 
-    policy: EgressPolicy = field(default_factory=EgressPolicy)
+    policy: EgressPolicy = field(default_factory=lambda: EgressPolicy())
     resolver: Resolver | None = None  # None: the system's DNS, asked once per hop
     verify: ssl.SSLContext | bool = True
     search: SearchProvider | None = None

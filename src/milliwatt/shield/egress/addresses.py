@@ -207,16 +207,16 @@ def classify(address: IPAddress) -> Classification:
     if wrapped is not None:
         wrapper, inner = wrapped
         for ipv4 in inner:
-            category, network = _classify_ipv4(ipv4)
+            category, inner_network = _classify_ipv4(ipv4)
             if category is not None:
-                return Classification(address, category, network, ipv4, wrapper)
+                return Classification(address, category, inner_network, ipv4, wrapper)
         if wrapper in _DEAD_WRAPPERS:
             article = "an" if wrapper.startswith("IPv4") else "a"
             return Classification(address, f"{article} {wrapper} address", None, inner[0], wrapper)
         return Classification(address, None, None, inner[0], wrapper)
-    for network, label in _IPV6_RANGES:
-        if address in network:
-            return Classification(address, label, network)
+    for v6_network, label in _IPV6_RANGES:
+        if address in v6_network:
+            return Classification(address, label, v6_network)
     if address not in _GLOBAL_UNICAST:
         return Classification(address, "outside global unicast", _GLOBAL_UNICAST)
     if not address.is_global:

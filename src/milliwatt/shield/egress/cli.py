@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from ipaddress import ip_address
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -75,6 +75,9 @@ def check(
     allow_network: NetworkOpt = None,
     port: PortOpt = None,
     any_port: AnyPortOpt = False,
+    dns_timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to wait for DNS before blocking.")
+    ] = 5.0,
 ) -> None:
     """Say whether the guard allows URL, and why not; exit 0 allow, 3 block."""
     if (url is None) == (file is None):
@@ -82,10 +85,10 @@ def check(
     policy = _policy(allow_network, port, any_port)
     resolver = _resolver(resolve, offline)
     if file is not None:
-        _check_file(file, policy, resolver)
+        _check_file(file, policy, resolver, dns_timeout)
         return
     assert url is not None
-    verdict = _verdict(EgressGuard(policy, resolver), url)
+    verdict = _verdict(EgressGuard(policy, resolver), url, dns_timeout)
     if as_json:
         typer.echo(json.dumps(verdict, ensure_ascii=False))
     elif verdict["verdict"] == "allow":
@@ -127,9 +130,9 @@ def fetch(
     sys.stdout.flush()
 
 
-def _verdict(guard: EgressGuard, url: str) -> dict[str, Any]:
+def _verdict(guard: EgressGuard, url: str, dns_timeout: float) -> dict[str, Any]:
     try:
-        target = guard.check(url)
+        target = guard.check(url, timeout=dns_timeout)
     except EgressBlocked as exc:
         return {"input": url, "verdict": "block", "reason": exc.reason}
     except EgressError as exc:  # a DNS timeout: nothing was allowed
@@ -143,12 +146,12 @@ def _verdict(guard: EgressGuard, url: str) -> dict[str, Any]:
     }
 
 
-def _check_file(path: Path, policy: EgressPolicy, resolver: Resolver) -> None:
+def _check_file(path: Path, policy: EgressPolicy, resolver: Resolver, dns_timeout: float) -> None:
     counts = {"allow": 0, "block": 0}
     expected = {"seen": 0, "met": 0}
     for case in _cases(path):
         answer = _Answer(_addresses_in(case.get("resolves_to")), resolver)
-        verdict = _verdict(EgressGuard(policy, answer), case["input"])
+        verdict = _verdict(EgressGuard(policy, answer), case["input"], dns_timeout)
         if "id" in case:
             verdict["id"] = case["id"]
         counts[verdict["verdict"]] += 1
@@ -219,6 +222,6 @@ def _resolver(entries: list[str] | None, offline: bool) -> Resolver:
     return StaticResolver(table, fallback=None if offline else SystemResolver())
 
 
-def _usage(message: str) -> Any:
+def _usage(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(EXIT_USAGE)

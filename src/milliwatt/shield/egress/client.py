@@ -38,7 +38,7 @@ class GuardedResponse:
 
     @property
     def content_type(self) -> str:
-        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        return str(self.headers.get("content-type", "")).split(";", 1)[0].strip().lower()
 
     @property
     def text(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
 
@@ -39,7 +40,7 @@ class EgressPolicy(BaseModel):
     ] = ()  # CIDRs, e.g. "127.0.0.0/8" for a test server
     max_bytes: PositiveInt = 5_000_000  # response body, after decompression
     timeout: PositiveFloat = 20.0  # seconds for the whole request, redirects included
-    max_redirects: int = Field(5, ge=0, le=30)
+    max_redirects: Annotated[int, Field(ge=0, le=30)] = 5
 
     @field_validator("schemes", mode="before")
     @classmethod
