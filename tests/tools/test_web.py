@@ -31,6 +31,12 @@ are often covered in it after a wet winter.</p>
 <footer>Cookie settings. Copyright 2026.</footer>
 </body></html>"""
 
+LATIN_PAGE = (
+    '<html><head><meta charset="windows-1252"><title>Café crème</title></head><body>'
+    "<article><p>Un café crème coûte trois euros – deux si l'on reste au comptoir.</p>"
+    "</article></body></html>"
+).encode("cp1252")
+
 HITS = {
     "results": [
         {"title": "Moss guide", "url": "https://example.org/moss", "content": "All about moss."},
@@ -54,6 +60,8 @@ class _Site(BaseHTTPRequestHandler):
         if url.path == "/article":
             page = ARTICLE.format(filler="Moss facts. " * int(query.get("filler", "1")))
             self._send(200, page.encode(), "text/html; charset=utf-8")
+        elif url.path == "/latin":
+            self._send(200, LATIN_PAGE, "text/html")  # no charset: the page's meta tag says it
         elif url.path == "/notes.txt":
             self._send(200, b"plain notes\nsecond line", "text/plain")
         elif url.path == "/file.pdf":
@@ -127,6 +135,14 @@ def test_fetch_extracts_title_and_main_text_as_markdown(site, registry) -> None:
     assert "Cookie settings" not in page["text"]  # boilerplate is left out
     assert page["truncated"] is False
     assert seen == ["/article"]
+
+
+def test_fetch_decodes_by_the_pages_own_charset(site, registry) -> None:  # type: ignore[no-untyped-def]
+    port, _seen = site
+    configure_web(loopback(port))
+    page = registry.call("web.fetch", {"url": f"http://127.0.0.1:{port}/latin"}).value
+    assert page["title"] == "Café crème"
+    assert "Un café crème coûte trois euros – deux" in page["text"]
 
 
 def test_fetch_caps_the_text_and_says_so(site, registry) -> None:  # type: ignore[no-untyped-def]

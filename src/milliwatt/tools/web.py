@@ -129,16 +129,17 @@ def _extract(response: GuardedResponse) -> tuple[str, str]:
     if kind in _HTML_TYPES or (
         not kind and html.lstrip()[:200].lower().startswith(("<!doc", "<html"))
     ):
-        return _extract_html(html, response.url)
+        # without a charset header the bytes go in whole: the page's <meta charset> decides
+        return _extract_html(html if response.encoding else response.content, response.url)
     if kind in _TEXT_TYPES or kind.startswith("text/"):
         return "", html
     raise ToolError(f"{response.url} is {kind or 'of unknown type'}, not a web page or text")
 
 
-def _extract_html(html: str, url: str) -> tuple[str, str]:
+def _extract_html(html: str | bytes, url: str) -> tuple[str, str]:
     import trafilatura  # half a second to import: paid by the first fetch, not by every agent
 
-    metadata = trafilatura.extract_metadata(html, default_url=url)
+    metadata = trafilatura.extract_metadata(trafilatura.load_html(html), default_url=url)
     title = (metadata.title or "") if metadata is not None else ""
     text = trafilatura.extract(
         html, url=url, output_format="markdown", include_links=True, favor_recall=True
