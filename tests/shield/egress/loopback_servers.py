@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import socket
 import ssl
 import threading
 import time
@@ -79,9 +80,15 @@ class _Server(ThreadingHTTPServer):
     seen: Seen
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 @contextmanager
-def http_server(tls: ssl.SSLContext | None = None) -> Iterator[tuple[int, Seen]]:
-    server = _Server(("127.0.0.1", 0), _Handler)
+def http_server(
+    tls: ssl.SSLContext | None = None, host: str = "127.0.0.1"
+) -> Iterator[tuple[int, Seen]]:
+    server = (_Server6 if ":" in host else _Server)((host, 0), _Handler)
     server.seen = Seen()
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -173,3 +174,24 @@ def test_connections_are_reused_across_requests_of_one_client() -> None:
     assert first.text == second.text == f"127.0.0.1:{port}"
     assert len(seen.requests) == 2
     assert len(set(seen.peers)) == 1  # one TCP connection served both
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="this machine has no IPv6 loopback")
+def test_ipv6_literal_and_ipv6_answers_over_loopback() -> None:
+    policy = EgressPolicy(allow_networks=("::1/128",), ports=None)
+    client = GuardedClient(policy, StaticResolver({"v6.example.com": ["::1"]}))
+    with http_server(host="::1") as (port, seen):
+        literal = client.get(f"http://[0:0::1]:{port}/host")
+        named = client.get(f"http://v6.example.com:{port}/host")
+    assert (literal.text, literal.address) == (f"[::1]:{port}", "::1")
+    assert (named.text, named.address) == (f"v6.example.com:{port}", "::1")
+    assert len(seen.requests) == 2
