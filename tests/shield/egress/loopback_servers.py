@@ -53,6 +53,12 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(200, b"hello from loopback", {"Content-Type": "text/plain"})
 
+    def do_POST(self) -> None:
+        self.server.seen.requests.append((self.path, self.headers.get("Host", "")))
+        self.server.seen.peers.append(self.client_address)
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self._send(200, b"POST " + body, {"Content-Type": "text/plain"})
+
     def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)
         for name, value in headers.items():

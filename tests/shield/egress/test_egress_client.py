@@ -158,6 +158,21 @@ def test_https_to_a_name_the_certificate_does_not_cover_fails(tls_site) -> None:
     assert seen.requests == []
 
 
+@pytest.mark.parametrize("method", ["CONNECT", "TRACE", "GET / HTTP/1.1\r\nX:"])
+def test_only_ordinary_methods_are_sent(method: str) -> None:
+    with pytest.raises(EgressBlocked, match="is not allowed"):
+        GuardedClient(LOOPBACK).request(method, "http://127.0.0.1:9/")
+
+
+def test_post_body_is_sent() -> None:
+    with http_server() as (port, seen):
+        response = GuardedClient(LOOPBACK).request(
+            "post", f"http://127.0.0.1:{port}/echo", content=b"moss=green"
+        )
+    assert (response.status, response.content) == (200, b"POST moss=green")
+    assert seen.requests == [("/echo", f"127.0.0.1:{port}")]
+
+
 def test_a_hand_set_host_header_is_refused() -> None:
     with (
         http_server() as (port, seen),

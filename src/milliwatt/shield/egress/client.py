@@ -22,6 +22,8 @@ from .urls import ParsedURL, resolve_reference
 
 USER_AGENT = "milliwatt/0.1 (egress-guarded)"
 _REDIRECTS = {301, 302, 303, 307, 308}
+# CONNECT and TRACE would turn the peer into a tunnel or a mirror; nothing here needs them
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization")
 
 
@@ -96,6 +98,9 @@ class GuardedClient:
     ) -> GuardedResponse:
         """Send through the guard; raises EgressBlocked, EgressTimeout or EgressError."""
         deadline = time.monotonic() + self.policy.timeout
+        method = method.upper()
+        if method not in METHODS:
+            raise EgressBlocked(f"method {method!r} is not allowed ({', '.join(sorted(METHODS))})")
         current = self.guard.parse(url)
         sent_headers = {
             "user-agent": USER_AGENT,
