@@ -52,6 +52,11 @@ class Router:
         # a resolver none of whose tools the agent may use is never consulted
         self.resolvers = tuple(r for r in resolvers if r.tools & set(registry.names()))
 
+    def __call__(self, text: str, context: ToolContext) -> tuple[str, str, dict[str, Any]] | None:
+        """The agent loop's view: (answer, tool name, arguments), or None for the model."""
+        found = self.resolve(text, context)
+        return None if found is None else (found.answer, found.tool, found.arguments)
+
     def warm(self) -> None:
         """Load the unit and date parsers now (about a second) rather than on first use."""
         self.resolve("convert 1 km to m")

@@ -7,6 +7,7 @@ left-over word ("apples", "meaning") means the request is not pure arithmetic.
 
 from __future__ import annotations
 
+import ast
 import re
 
 from milliwatt.agent.resolvers.common import NUMBER, Match, Request
@@ -153,6 +154,7 @@ _REWRITES: list[tuple[re.Pattern[str], str]] = [
 _THOUSANDS = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+)(?![\d,])")
 _IDENTIFIER = re.compile(r"[a-z_][a-z_0-9]*")
 _ALLOWED = re.compile(r"[\d\s.+\-*/%(),]*")
+_IMPLICIT_PRODUCT = re.compile(r"[\d)]\s*\(")
 _OPERATION = re.compile(r"[\d)]\s*(?:\*\*|[-+*/%])\s*[-+(\d.]|[a-z_]+\(")
 
 
@@ -235,6 +237,12 @@ def _checked(expression: str) -> str | None:
         return None
     if not _OPERATION.search(expression):
         return None  # a lone number is not a question for the calculator
+    if _IMPLICIT_PRODUCT.search(expression):
+        return None  # "6/2(1+2)": people disagree on what it means
+    try:
+        ast.parse(expression, mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None  # not an expression after all ("3.5.2 + 1")
     return expression
 
 

@@ -37,7 +37,33 @@ _ARTICLES = re.compile(r"^(?:the|a|an)\s+|\s+(?:units?|please)$", re.I)
 _CALENDAR = frozenset(
     {"year", "month", "decade", "century", "millennium", "common_year", "leap_year", "julian_year"}
 )
-_BARE = frozenset({"a", "an", "one", "is", "it", "in", "to", "of", "at", "as", "on", "or", "be"})
+# words that pint reads as units but people mean otherwise: "3 pm" is a time, not picometres
+_BARE = frozenset(
+    {
+        "a",
+        "an",
+        "one",
+        "is",
+        "it",
+        "in",
+        "to",
+        "of",
+        "at",
+        "as",
+        "on",
+        "or",
+        "be",
+        "am",
+        "pm",
+        "me",
+        "us",
+        "my",
+        "do",
+        "no",
+        "hi",
+        "ok",
+    }
+)
 
 
 class UnitsResolver:
@@ -80,7 +106,22 @@ def _clean(unit: str) -> str:
 
 
 def _say(value: dict[str, Any]) -> str:
-    return (
-        f"{plain_number(value['value'])} {value['from_unit']} = "
-        f"{plain_number(value['result'])} {value['to_unit']}"
-    )
+    amount, result = value["value"], value["result"]
+    source = _spoken(value["from_name"], value["from_unit"], amount)
+    target = _spoken(value["to_name"], value["to_unit"], result)
+    return f"{plain_number(amount)} {source} = {plain_number(result)} {target}"
+
+
+_IRREGULAR = {"foot": "feet", "inch": "inches", "century": "centuries"}
+
+
+def _spoken(name: str, symbol: str, amount: float) -> str:
+    """'mile' -> 'miles', 'meter / second' -> 'meters per second'; symbols where names are
+    awkward (temperatures, powers, long compound names)."""
+    parts = name.split(" / ")
+    if "degree" in name or "**" in name or len(parts) > 2 or "_per_" in name or "100km" in name:
+        return symbol
+    head = parts[0].replace("_", " ")
+    if amount != 1:
+        head = _IRREGULAR.get(head) or (head if head.endswith(("s", "z")) else head + "s")
+    return head if len(parts) == 1 else f"{head} per {parts[1].replace('_', ' ')}"
