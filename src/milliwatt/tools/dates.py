@@ -92,9 +92,9 @@ def parse_moment(text: str) -> tuple[datetime, bool]:
     if result.date_obj is None:
         raise DateError(f"could not read {phrase!r} as a date")
     moment = result.date_obj
-    has_time = bool(_HAS_TIME.search(phrase)) or (
-        phrase.lower() in ("now",) or (moment.hour, moment.minute) != (0, 0)
-    )
+    has_time = bool(_HAS_TIME.search(phrase) or words & {"hour", "hours", "minute", "minutes"})
+    if not has_time:  # "tomorrow" is a day; dateparser adds the current time of day
+        return moment.replace(hour=0, minute=0, second=0, microsecond=0), False
     return moment.replace(microsecond=0), has_time
 
 

@@ -166,6 +166,8 @@ def convert_quantity(value: float, source: str, target: str) -> tuple[float, pin
         raise UnitError(f"cannot convert {source.strip()} to {target.strip()}: {exc}") from None
     if not math.isfinite(result):
         raise UnitError("the result is too large")
+    if _is_temperature(dst):
+        result = round(result, 10)  # offsets leave float dust: 32 degF is 0 degC, not 5.7e-14
     return float(result), src, dst
 
 

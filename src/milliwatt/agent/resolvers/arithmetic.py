@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
+from typing import Any
 
 from milliwatt.agent.resolvers.common import NUMBER, Match, Request
 from milliwatt.tools.exact import FUNCTIONS
@@ -23,7 +24,7 @@ _PREFIX = re.compile(
     r"^(?:(?:what do you get (?:if|when) you|what(?:'s| is| are| does| do| would be| will be)?"
     r"|whats|how much (?:is|are|does|do|would|will)|calculate|compute|evaluate|work out|solve"
     r"|find|figure out|determine|give me|get|and|then|now|also|the answer to|the answer of"
-    r"|the value of|the result of|the total of|the outcome of|the|if you|i need|i want)\s+)+"
+    r"|the value of|the result of|the outcome of|the|if you|i need|i want)\s+)+"
 )
 _SUFFIX = re.compile(r"\s*(?:=\s*\??|equal|equals|make|makes|come to|comes to|give|gives|is|be)$")
 _CURRENCY = re.compile(r"[$€£¥]\s*(?=[\d.])|(?<=\d)\s*(?:dollars?|bucks|euros?|usd|eur)\b")
@@ -115,7 +116,6 @@ _REWRITES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\ba dozen\b"), "12"),
     (re.compile(rf"({N}) dozen\b"), r"\1*12"),
     (re.compile(r"(?<=\d)\s*x\s*(?=[\d(])"), " * "),
-    (re.compile(r"(?<=\d)\s*(?:percent|per cent|pct)\b"), "%"),
     (re.compile(rf"({N})\s*% of\b"), r"(\1/100) *"),
     (re.compile(rf"\b({N})/({N}) of\b"), r"(\1/\2) *"),
     (re.compile(r"\b(?:one )?half of\b"), "(1/2) *"),
@@ -127,10 +127,12 @@ _REWRITES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"\b(?:the )?square root of ({A})"), r"sqrt(\1)"),
     (re.compile(rf"\b(?:the )?cube root of ({A})"), r"cbrt(\1)"),
     (re.compile(rf"\b(?:the )?({N})(?:st|nd|rd|th) root of ({A})"), r"root(\2, \1)"),
-    (re.compile(rf"(?:√|\bsqrt\s+)({A})"), r"sqrt(\1)"),
+    (re.compile(rf"(?:√|\bsqrt\s+(?:of\s+)?)({A})"), r"sqrt(\1)"),
     (re.compile(rf"({A}) squared\b"), r"(\1)**2"),
     (re.compile(rf"({A}) cubed\b"), r"(\1)**3"),
-    (re.compile(rf"({A}) (?:raised )?to the power of ({A})"), r"(\1)**(\2)"),
+    (re.compile(rf"({A}) (?:raised )?to the power(?: of)? ({A})"), r"(\1)**(\2)"),
+    (re.compile(rf"\b(?:the )?square of ({A})"), r"(\1)**2"),
+    (re.compile(rf"\b(?:the )?cube of ({A})"), r"(\1)**3"),
     (re.compile(rf"({A}) (?:raised )?to the ({N})(?:st|nd|rd|th)(?: power)?"), r"(\1)**(\2)"),
     (re.compile(rf"({A}) raised to ({A})"), r"(\1)**(\2)"),
     (re.compile(rf"\b(?:the )?factorial of ({A})"), r"factorial(\1)"),
@@ -146,11 +148,13 @@ _REWRITES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"({A}) added to ({A})"), r"(\2 + \1)"),
     (re.compile(r"\s+(?:plus|and then add|added to)\s+"), " + "),
     (re.compile(r"\s+(?:minus|less|take away)\s+"), " - "),
+    (re.compile(r"^minus\s+"), "-"),
     (re.compile(r"\s+(?:times|multiplied by|multiplied with)\s+"), " * "),
     (re.compile(r"\s+(?:divided by|over|divided into equal parts of)\s+"), " / "),
     (re.compile(r"\s+(?:mod|modulo|modulus)\s+"), " % "),
     (re.compile(r"\^"), "**"),
 ]
+_PERCENT_WORD = re.compile(r"(?<=\d)\s*(?:percent|per cent|pct)\b")
 _THOUSANDS = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+)(?![\d,])")
 _IDENTIFIER = re.compile(r"[a-z_][a-z_0-9]*")
 _ALLOWED = re.compile(r"[\d\s.+\-*/%(),]*")
@@ -187,10 +191,7 @@ class ArithmeticResolver:
         return Match(
             "math.calculate",
             {"expression": expression},
-            lambda value: (
-                f"{_pretty(expression)} = {value['result']}{unit}"
-                + ("" if value["exact"] else " (rounded)")
-            ),
+            lambda value: _say(expression, value, unit),
             errors_are_answers=True,
         )
 
@@ -199,7 +200,7 @@ def to_expression(text: str) -> tuple[str | None, str]:
     """The expression a request asks for and the answer's unit ("%" or ""), or (None, "")."""
     if not _VOCABULARY.issuperset(re.findall(r"[a-z]+", text)):
         return None, ""
-    whole = _CURRENCY.sub("", text).strip()
+    whole = _PERCENT_WORD.sub("%", _CURRENCY.sub("", text)).strip()
     s = _PREFIX.sub("", whole).strip()
     s = _SUFFIX.sub("", s).strip()
     s = _PREFIX.sub("", s).strip()
@@ -244,6 +245,12 @@ def _checked(expression: str) -> str | None:
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None  # not an expression after all ("3.5.2 + 1")
     return expression
+
+
+def _say(expression: str, value: dict[str, Any], unit: str) -> str:
+    shown = f"{value['fraction']} ≈ {value['result']}" if "fraction" in value else value["result"]
+    rounded = "" if value["exact"] else " (rounded)"
+    return f"{_pretty(expression)} = {shown}{unit}{rounded}"
 
 
 def _pretty(expression: str) -> str:

@@ -72,6 +72,10 @@ _ZONES = [
     ),
     re.compile(rf"^if it(?:'s| is) {_T} in (?P<src>{_Z}),? what time is it in (?P<dst>{_Z})$"),
     re.compile(rf"^when it(?:'s| is) {_T} in (?P<src>{_Z}),? what time is it in (?P<dst>{_Z})$"),
+    re.compile(
+        rf"^what time is it in (?P<dst>{_Z}),? (?:if|when) it(?:'s| is) {_T} in "
+        rf"(?P<src>{_Z})$"
+    ),
 ]
 _NOW = re.compile(
     rf"^(?:what(?:'s| is) )?(?:the )?(?:current |local )?time (?:is it )?"

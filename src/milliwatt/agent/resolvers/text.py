@@ -49,6 +49,11 @@ _STATS = [
         rf"^(?:what is )?the (?:number of )?{_WHAT}(?: count)? (?:in|of){_TARGET}{_BODY}$",
         re.I | re.S,
     ),
+    re.compile(
+        rf"^how many (?P<what>letters|characters|vowels) (?:does|is there in) "
+        rf"(?:the (?:word|name|string) )?{_WORD} (?:have|contain|has)$",
+        re.I,
+    ),
     # a single bare word: "how many letters are in encyclopedia"
     re.compile(
         rf"^how many (?P<what>letters|characters|vowels) (?:are |is )?(?:there )?"
