@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from milliwatt.doctor import doctor
 from milliwatt.gateway import cli as gateway_cli
 from milliwatt.gateway.mcp_cli import app as mcp_app
 from milliwatt.knowledge import cli as knowledge_cli
@@ -19,7 +20,6 @@ app = typer.Typer(
 )
 
 # Command families register below, one line each.
-app.add_typer(waf_app, name="waf")
 app.add_typer(egress_app, name="egress")
 app.add_typer(mcp_app, name="mcp")
 app.add_typer(shield_app, name="shield")
@@ -27,6 +27,7 @@ app.add_typer(waf_app, name="waf")
 
 app.command()(gateway_cli.serve)
 app.command()(gateway_cli.chat)
+app.command()(doctor)
 app.add_typer(gateway_cli.sessions_app, name="sessions")
 app.command()(knowledge_cli.ingest)
 app.add_typer(knowledge_cli.knowledge_app, name="knowledge")

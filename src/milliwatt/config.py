@@ -64,7 +64,8 @@ class AgentConfig(BaseModel):
         "You are milliwatt, a helpful assistant. Answer briefly and plainly. "
         "If you do not know, say so."
     )
-    tools: list[str] = Field(default_factory=list)  # tool names this agent may call
+    # tools this agent may call: names or patterns ("*", "math.*", "units.convert")
+    tools: list[str] = Field(default_factory=lambda: ["*"])
     models: list[str] = Field(default_factory=lambda: [BUNDLED_MODEL])  # smallest first
     max_steps: PositiveInt = 6  # model calls + tool rounds per request
     budgets: Budgets = Field(default_factory=Budgets)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from milliwatt.agent.budgets import Spent, budget_breach
 from milliwatt.agent.context import fit_to_context
+from milliwatt.agent.router import Router
 from milliwatt.config import AgentConfig
 from milliwatt.memory.sessions import SessionStore, TurnCost, check_session_name
 from milliwatt.models.base import GenerationSettings, Message, Model, ModelResponse, ToolSpec
@@ -72,14 +73,6 @@ class RunResult:
 RunEvent = TextDelta | ToolCalled | RunResult
 
 
-class ToolAnswerer(Protocol):
-    """Answers a request with a deterministic tool, or returns None to pass it on."""
-
-    def __call__(self, text: str, context: ToolContext) -> tuple[str, str, dict[str, Any]] | None:
-        """(answer, tool name, arguments) when a tool answers the request completely."""
-        ...
-
-
 class Agent:
     def __init__(
         self,
@@ -89,7 +82,7 @@ class Agent:
         tools: ToolRegistry | None = None,
         store: SessionStore | None = None,
         watts_per_core: float = 15.0,
-        router: ToolAnswerer | None = None,
+        router: Router | None = None,
         data_dir: Any = None,
     ) -> None:
         if not models:
@@ -173,14 +166,13 @@ class Agent:
         if self.router is None:
             return None
         with ledger.step("router", "router") as step:
-            found = self.router(message, context)
+            found = self.router.resolve(message, context)
             if found is not None:
-                step.name = found[1]
+                step.name = found.tool
         if found is None:
             return None
-        answer, tool_name, arguments = found
-        called = ToolCalled(tool_name, arguments, answer, True)
-        return RunResult(answer, "tool", None, session, "answer", [called], ledger)
+        called = ToolCalled(found.tool, found.arguments, found.answer, found.error is None)
+        return RunResult(found.answer, "tool", None, session, "answer", [called], ledger)
 
     def _model_loop(
         self,

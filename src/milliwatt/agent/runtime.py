@@ -8,11 +8,13 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from milliwatt.agent.router import Router
 from milliwatt.agent.runner import Agent
 from milliwatt.config import Settings
 from milliwatt.memory.sqlite import SqliteSessionStore
 from milliwatt.models.base import Model
 from milliwatt.models.loader import load_model
+from milliwatt.tools.builtin import builtin_registry, select_tools
 from milliwatt.tools.registry import ToolRegistry
 
 
@@ -26,7 +28,7 @@ class Runtime:
         self.settings = settings
         self.data_dir = Path(settings.data_dir)
         self.store = SqliteSessionStore(self.data_dir / "sessions.db")
-        self.tools = tools if tools is not None else ToolRegistry()
+        self.tools = tools if tools is not None else builtin_registry()
         self._models: dict[str, Model] = {}
         self._agents: dict[str, Agent] = {}
         self._lock = threading.Lock()
@@ -48,13 +50,12 @@ class Runtime:
                 config = self.settings.agent(name)
             except KeyError:
                 raise UnknownAgentError(name) from None
-            missing = [t for t in config.tools if t not in self.tools]
-            if missing:
-                raise ValueError(f"agent {name!r} allows unknown tools: {missing}")
+            allowed = self.tools.subset(select_tools(self.tools, config.tools))
             self._agents[name] = Agent(
                 config,
                 [self.model(m) for m in config.models],
-                tools=self.tools.subset(config.tools),
+                tools=allowed,
+                router=Router(allowed),
                 store=self.store,
                 watts_per_core=self.settings.watts_per_core,
                 data_dir=self.data_dir,

@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from starlette.applications import Starlette
@@ -55,7 +56,10 @@ def create_app(runtime: Runtime) -> Starlette:
         if chat.stream:
             sse = _sse(completion_id, chat, first, events)
             return StreamingResponse(sse, media_type="text/event-stream")
-        result = await run_in_threadpool(_drain, first, events)
+        try:
+            result = await run_in_threadpool(_drain, first, events)
+        except ApiError as exc:
+            return exc.response()
         return JSONResponse(_completion(completion_id, chat.model, result))
 
     app = Starlette(
@@ -82,8 +86,22 @@ def _agent(runtime: Runtime, name: str) -> Agent:
 
 
 def _first_event(events: Iterator[RunEvent]) -> RunEvent:
-    try:
+    with _as_api_errors():
         return next(events)
+
+
+def _drain(first: RunEvent, events: Iterator[RunEvent]) -> RunResult:
+    event = first
+    with _as_api_errors():
+        while not isinstance(event, RunResult):
+            event = next(events)
+    return event
+
+
+@contextmanager
+def _as_api_errors() -> Iterator[None]:
+    try:
+        yield
     except ValueError as exc:
         if isinstance(exc, ContextOverflowError):
             raise ApiError(
@@ -98,13 +116,6 @@ def _first_event(events: Iterator[RunEvent]) -> RunEvent:
             code="model_unavailable",
             headers={"Retry-After": RETRY_AFTER_SECONDS},
         ) from None
-
-
-def _drain(first: RunEvent, events: Iterator[RunEvent]) -> RunResult:
-    event = first
-    while not isinstance(event, RunResult):
-        event = next(events)
-    return event
 
 
 def _completion(completion_id: str, model: str, result: RunResult) -> dict[str, Any]:

@@ -32,11 +32,13 @@ def serve(
     from milliwatt.gateway.server import build_server_app
 
     settings = load_settings()
-    app = build_server_app(settings, log=err.print)
+    host = host or settings.host
+    port = settings.port if port is None else port
+    app = build_server_app(settings, log=err.print, host=host, port=port)
     uvicorn.run(
         app,
-        host=host or settings.host,
-        port=settings.port if port is None else port,
+        host=host,
+        port=port,
         log_level="warning",
         http="httptools",
     )

@@ -3,21 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from starlette.types import ASGIApp
 
 from milliwatt.agent.runtime import Runtime
 from milliwatt.config import Settings
 from milliwatt.gateway.app import create_app
+from milliwatt.shield.http import build_waf_middleware
 
 
-def build_server_app(settings: Settings, log: Callable[[str], None] = print) -> ASGIApp:
+def build_server_app(
+    settings: Settings, log: Callable[[str], None] = print, *, host: str, port: int
+) -> ASGIApp:
     runtime = Runtime(settings)
-    for name in runtime.agent_names:  # load models now, so the first request is fast
-        runtime.agent(name)
+    for name in runtime.agent_names:  # load models and tool data now: the first request is fast
+        router = runtime.agent(name).router
+        if router is not None:
+            router.warm()
     app: ASGIApp = create_app(runtime)
+    shield = settings.shield
+    if shield.waf:
+        middleware = build_waf_middleware(
+            app,
+            mode=shield.mode,
+            paranoia=shield.paranoia,
+            inbound_threshold=shield.inbound_threshold,
+            outbound_threshold=shield.outbound_threshold,
+            crs_dir=shield.crs_dir,
+            audit_log=shield.audit_log or Path(settings.data_dir) / "audit.jsonl",
+        )
+        log(f"milliwatt: WAF ({shield.mode}, paranoia {shield.paranoia}): {middleware.waf.source}")
+        app = middleware
+    else:
+        log("milliwatt: WAF disabled by configuration (shield.waf = false)")
     log(
         f"milliwatt: agents {', '.join(runtime.agent_names)}; data in {settings.data_dir}; "
-        f"http://{settings.host}:{settings.port}/v1"
+        f"http://{host}:{port}/v1"
     )
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 import uuid
@@ -85,6 +86,8 @@ class LlamaCppModel(Model):
             )
         )
         self._formatter = self._chat_formatter()
+        # respect the GGUF: SmolLM2's BOS is <|im_start|>, which its template already writes
+        self._add_bos = self._llama.metadata.get("tokenizer.ggml.add_bos_token", "true") != "false"
         self._lock = threading.Lock()  # a llama.cpp context serves one generation at a time
         self._grammars: dict[str, LlamaGrammar] = {}
 
@@ -109,7 +112,7 @@ class LlamaCppModel(Model):
     ) -> tuple[list[int], list[str]]:
         chat = _to_template_messages(messages, tools)
         rendered = self._formatter(messages=chat)
-        tokens = self._llama.tokenize(rendered.prompt.encode(), add_bos=True, special=True)
+        tokens = self._llama.tokenize(rendered.prompt.encode(), add_bos=self._add_bos, special=True)
         stop = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop or ""]
         return tokens, [s for s in stop if s]
 
@@ -204,14 +207,31 @@ def _apply_tool_choice(response: ModelResponse) -> None:
     """Turn the constrained JSON into a tool call or a plain answer."""
     try:
         choice = json.loads(response.text)
-    except json.JSONDecodeError as exc:  # only when generation hit max_tokens mid-object
-        raise ModelError(f"{response.model}: tool choice cut short ({exc})") from None
+    except json.JSONDecodeError:  # generation hit max_tokens mid-object
+        response.text = _partial_answer(response.text)
+        response.stop_reason = "length"
+        return
     if "tool" in choice:
-        call = ToolCall(
-            f"call_{uuid.uuid4().hex[:12]}", choice["tool"], choice.get("arguments", {})
-        )
-        response.tool_calls = [call]
+        call_id = f"call_{uuid.uuid4().hex[:12]}"
+        response.tool_calls = [ToolCall(call_id, choice["tool"], choice.get("arguments", {}))]
         response.text = ""
         response.stop_reason = "tool_calls"
     else:
         response.text = str(choice.get("answer", ""))
+
+
+_PARTIAL_ANSWER = re.compile(r'^\s*\{\s*"answer"\s*:\s*"(.*)$', re.DOTALL)
+
+
+def _partial_answer(text: str) -> str:
+    """The readable part of an answer cut off by the token limit ("" for a cut tool call)."""
+    match = _PARTIAL_ANSWER.match(text)
+    if match is None:
+        return ""
+    body = match.group(1)
+    for end in range(len(body), max(len(body) - 6, -1), -1):  # drop a half-written escape
+        try:
+            return str(json.loads(f'"{body[:end]}"'))
+        except json.JSONDecodeError:
+            continue
+    return ""

