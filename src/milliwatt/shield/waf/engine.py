@@ -66,7 +66,7 @@ def settings_rules(settings: WafSettings) -> str:
 
 
 class WAF:
-    def __init__(self, ruleset: RuleSet, source: str, *, prefilter: bool = False) -> None:
+    def __init__(self, ruleset: RuleSet, source: str, *, prefilter: bool = True) -> None:
         self.ruleset = ruleset
         self.source = source
         self.markers: dict[int, dict[str, int]] = {
@@ -95,7 +95,7 @@ class WAF:
         rules_dir: Path | None = None,
         settings: WafSettings | None = None,
         *,
-        prefilter: bool = False,
+        prefilter: bool = True,
     ) -> WAF:
         settings = settings or WafSettings()
         crs = find_crs(rules_dir)
@@ -122,7 +122,7 @@ class WAF:
         return cls(ruleset, f"crs {version} at {crs}", prefilter=prefilter)
 
     @classmethod
-    def from_text(cls, text: str, *, name: str = "rules", prefilter: bool = False) -> WAF:
+    def from_text(cls, text: str, *, name: str = "rules", prefilter: bool = True) -> WAF:
         """A WAF running the engine defaults plus the given SecLang (for tests and tools)."""
         ruleset = RuleSet()
         ruleset.add(parse_text(_package_text("engine.conf"), "engine.conf"))

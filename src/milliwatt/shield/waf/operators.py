@@ -54,10 +54,10 @@ class Rx(Operator):
         self.regex = Regex(argument)
 
     def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
-        if not tx.may_match(self.regex, value):
+        if not tx.may_match(self.regex, value) or not self.regex.matches(value):
             return False
         if not capture:
-            return self.regex.matches(value)
+            return True
         groups = self.regex.search(value)
         if groups is None:
             return False

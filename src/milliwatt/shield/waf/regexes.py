@@ -2,8 +2,8 @@
 
 Each pattern is compiled with RE2 (linear time) in Latin-1 mode, so it runs over the same bytes
 ModSecurity's PCRE sees; patterns RE2 cannot express (lookarounds, backreferences) go to the
-`regex` module with a per-search time limit. A Hyperscan database of all patterns, compiled in
-prefilter mode, tells in one pass over a value which patterns can possibly match it.
+`regex` module with a per-search time limit. A Hyperscan literal database of the strings each
+pattern requires tells, in one pass over a value, which patterns can possibly match it.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any
 
 import re2
 import regex
+
+from milliwatt.shield.waf.literals import required_literals
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +45,35 @@ def to_bytes_pattern(pattern: str) -> str:
     return pattern.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
+_UNANCHORED = re2._Anchor.UNANCHORED
+_NO_MATCH = (-1, -1)
+
+
+def _compile_re2(pattern: bytes, capture: bool) -> Any:
+    opts = _re2_options()
+    opts.never_capture = not capture  # without groups RE2 can answer from its DFA alone
+    compiled = re2._re2.RE2(pattern, opts)
+    if not compiled.ok():
+        raise re2.error(compiled.error())
+    return compiled
+
+
 class Regex:
     """A compiled pattern; `search` takes and returns latin-1 `str` (one char per byte)."""
 
-    __slots__ = ("_re2", "_regex", "engine", "prefilter_id", "source")
+    __slots__ = ("_groups", "_re2", "_regex", "engine", "prefilter_id", "source")
 
     def __init__(self, pattern: str, *, caseless: bool = False) -> None:
         self.source = to_bytes_pattern(pattern)
         self.prefilter_id: int | None = None
         self._re2: Any = None
+        self._groups: Any = None
         self._regex: Any = None
         flagged = ("(?i)" if caseless else "") + self.source
         try:
-            self._re2 = re2.compile(flagged.encode("latin-1"), _OPTIONS)
+            raw = flagged.encode("latin-1")
+            self._re2 = _compile_re2(raw, capture=False)
+            self._groups = _compile_re2(raw, capture=True)
             self.engine = "re2"
         except re2.error:
             try:
@@ -66,17 +84,16 @@ class Regex:
 
     def search(self, value: str) -> tuple[str, ...] | None:
         """The whole match and its groups ("" for groups that took no part), or None."""
-        if self._re2 is not None:
-            m = self._re2.search(value.encode("latin-1"))
-            if m is None:
+        if self._groups is not None:
+            data = value.encode("latin-1")
+            spans = self._groups.Match(_UNANCHORED, data, 0, len(data))
+            if spans[0] == _NO_MATCH:
                 return None
-            return tuple((g or b"").decode("latin-1") for g in (m.group(0), *m.groups()))
+            return tuple("" if sp == _NO_MATCH else value[sp[0] : sp[1]] for sp in spans)
         try:
             m = self._regex.search(value, timeout=FALLBACK_TIMEOUT_S)
         except TimeoutError:
-            log.warning(
-                "regex search over %d bytes hit its time limit: %.60s", len(value), self.source
-            )
+            log.warning("regex over %d bytes hit its time limit: %.60s", len(value), self.source)
             return None
         if m is None:
             return None
@@ -84,18 +101,21 @@ class Regex:
 
     def matches(self, value: str) -> bool:
         if self._re2 is not None:
-            return self._re2.search(value.encode("latin-1")) is not None
+            data = value.encode("latin-1")
+            return self._re2.Match(_UNANCHORED, data, 0, len(data))[0] != _NO_MATCH
         try:
             return self._regex.search(value, timeout=FALLBACK_TIMEOUT_S) is not None
         except TimeoutError:
-            log.warning(
-                "regex search over %d bytes hit its time limit: %.60s", len(value), self.source
-            )
+            log.warning("regex over %d bytes hit its time limit: %.60s", len(value), self.source)
             return False
 
 
 class Prefilter:
-    """One Hyperscan pass over a value -> the ids of the patterns that may match it."""
+    """One Hyperscan pass over a value -> the ids of the patterns that may match it.
+
+    Each pattern with a required-literal set (see literals.py) is covered; a pattern is a
+    candidate for a value when one of its literals occurs in it (case-insensitively).
+    """
 
     def __init__(self, patterns: Iterable[Regex]) -> None:
         self._db: Any = None
@@ -103,33 +123,30 @@ class Prefilter:
         self.covered = 0
         if hyperscan is None:
             return
-        flags = (
-            hyperscan.HS_FLAG_DOTALL | hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_PREFILTER
-        )
-        accepted: list[tuple[bytes, Regex]] = []
-        for rx in patterns:
-            expr = rx.source.encode("latin-1")
-            if rx.matches(""):
-                continue  # matches everything: nothing to filter
-            try:
-                probe = hyperscan.Database()
-                probe.compile(expressions=[expr], ids=[0], elements=1, flags=[flags])
-            except hyperscan.error as exc:
-                log.debug("no prefilter for %.60s: %s", rx.source, exc)
+        literal_ids: dict[str, int] = {}
+        owners: list[list[int]] = []
+        for number, rx in enumerate(patterns):
+            required = required_literals(rx.source)
+            if required is None:
                 continue
-            accepted.append((expr, rx))
-        if not accepted:
-            return
-        for number, (_, rx) in enumerate(accepted):
             rx.prefilter_id = number
+            self.covered += 1
+            for lit in required:
+                if lit not in literal_ids:
+                    literal_ids[lit] = len(owners)
+                    owners.append([])
+                owners[literal_ids[lit]].append(number)
+        if not owners:
+            return
+        self._owners = [tuple(o) for o in owners]
         self._db = hyperscan.Database()
         self._db.compile(
-            expressions=[e for e, _ in accepted],
-            ids=list(range(len(accepted))),
-            elements=len(accepted),
-            flags=[flags] * len(accepted),
+            expressions=[lit.encode("latin-1") for lit in literal_ids],
+            ids=list(range(len(owners))),
+            elements=len(owners),
+            flags=hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH,
+            literal=True,
         )
-        self.covered = len(accepted)
 
     @property
     def active(self) -> bool:
@@ -140,9 +157,10 @@ class Prefilter:
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
             scratch = self._local.scratch = hyperscan.Scratch(self._db)
+        owners = self._owners
 
-        def on_match(pattern_id: int, start: int, end: int, flags: int, ctx: object) -> None:
-            found.add(pattern_id)
+        def on_match(literal_id: int, start: int, end: int, flags: int, ctx: object) -> None:
+            found.update(owners[literal_id])
 
         self._db.scan(value.encode("latin-1"), match_event_handler=on_match, scratch=scratch)
         return found

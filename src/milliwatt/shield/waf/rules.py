@@ -62,10 +62,7 @@ class Rule:
     chain: Rule | None = None
     default_disruptive: str = "pass"
     default_status: int = 403
-
-    @property
-    def tchain(self) -> tuple[str, ...]:
-        return tuple(name for name, _ in self.transforms)
+    tchain: tuple[str, ...] = ()  # transformation names: the cache key of transformed values
 
 
 def compile_rule(
@@ -160,6 +157,7 @@ def compile_rule(
             raise ValueError(f"unsupported action {name!r}")
     assert not (METADATA | FLAGS | FLOW) - _HANDLED
     rule.transforms = tuple(transforms)
+    rule.tchain = tuple(name for name, _ in transforms)
     rule.tags = tuple(tags)
     if chained and (rule.id or saw_disruptive):
         raise ValueError("a chained rule may not carry id or a disruptive action")

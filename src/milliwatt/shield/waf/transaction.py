@@ -53,6 +53,8 @@ class Transaction:
         self._rule: Rule | None = None
         self._captures: list[tuple[str, ...]] = []
         self._tcache: dict[tuple[str, tuple[str, ...]], str] = {}
+        # (target, exclusions) -> selected pairs; cleared whenever request/response data loads
+        self._selected: dict[tuple[int, int], list[tuple[str, str]]] = {}
         self._pcache: dict[str, set[int]] = {}
         self._started = time.perf_counter()
         self._request: HttpRequest | None = None
@@ -210,8 +212,17 @@ class Transaction:
         negated, capture = rule.negated, rule.capture
         transforms, tchain = rule.transforms, rule.tchain
         cache = self._tcache
+        selected = self._selected
+        static = excluded is rule.excluded
         for target in rule.targets:
-            for name, raw in self.data.select(target, excluded):
+            if static and target.cacheable:
+                key_ = (id(target), id(excluded))
+                pairs = selected.get(key_)
+                if pairs is None:
+                    pairs = selected[key_] = self.data.select(target, excluded)
+            else:
+                pairs = self.data.select(target, excluded)
+            for name, raw in pairs:
                 if rule.multi_match:
                     value = raw
                     if op.evaluate(self, value, capture) != negated:

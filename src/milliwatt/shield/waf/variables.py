@@ -121,6 +121,7 @@ class Target:
     key: str | None = None  # lower case literal key
     key_regex: re.Pattern[str] | None = None
     count: bool = False
+    cacheable: bool = False  # request/response data, fixed between body loads
 
     def selects(self, key: str) -> bool:
         if self.key_regex is not None:
@@ -128,15 +129,23 @@ class Target:
         return self.key is None or self.key == key.lower()
 
 
+_CACHEABLE = {
+    "ARGS", "ARGS_GET", "ARGS_POST", "REQUEST_HEADERS", "REQUEST_COOKIES", "RESPONSE_HEADERS",
+    "FILES", "FILES_SIZES", "MULTIPART_PART_HEADERS", "XML", *_NAMES_OF,
+}  # fmt: skip
+
+
 def compile_target(spec: TargetSpec) -> Target:
     if spec.name not in KNOWN_VARIABLES:
         raise ValueError(f"unsupported variable {spec.name}")
+    cacheable = spec.name in _CACHEABLE
     if spec.key_is_regex and spec.key is not None:
         try:
-            return Target(spec.name, None, re.compile(spec.key, re.I), spec.count)
+            return Target(spec.name, None, re.compile(spec.key, re.I), spec.count, cacheable)
         except re.error as exc:
             raise ValueError(f"bad key regex /{spec.key}/: {exc}") from exc
-    return Target(spec.name, spec.key.lower() if spec.key is not None else None, None, spec.count)
+    key = spec.key.lower() if spec.key is not None else None
+    return Target(spec.name, key, None, spec.count, cacheable)
 
 
 @dataclass
@@ -174,7 +183,12 @@ class TxData:
     def select(self, target: Target, excluded: tuple[Target, ...] = ()) -> list[tuple[str, str]]:
         """(variable name as logged, value) pairs, less the excluded keys; counts give one pair."""
         name = target.name
-        drops = [e for e in excluded if e.name == name]
+        if name == "TX" and not excluded and target.key is not None and target.key_regex is None:
+            value = self.tx.get(target.key)  # the hot path: CRS reads TX settings constantly
+            if target.count:
+                return [(name, "0" if value is None else "1")]
+            return [] if value is None else [(f"TX:{target.key}", value)]
+        drops = [e for e in excluded if e.name == name] if excluded else ()
         if drops and any(e.key is None and e.key_regex is None for e in drops):
             return [(name, "0")] if target.count else []
         if name == "XML":
@@ -194,11 +208,14 @@ class TxData:
             if target.count:
                 return [(name, "1" if value is not None else "0")]
             return [] if value is None else [(f"TX:{target.key}", value)]
-        selected = [
-            (f"{name}:{k}", v)
-            for k, v in self.pairs(name)
-            if target.selects(k) and not any(e.selects(k) for e in drops)
-        ]
+        if target.key is None and target.key_regex is None and not drops:
+            selected = [(f"{name}:{k}", v) for k, v in self.pairs(name)]
+        else:
+            selected = [
+                (f"{name}:{k}", v)
+                for k, v in self.pairs(name)
+                if target.selects(k) and not any(e.selects(k) for e in drops)
+            ]
         if target.count:
             return [(name, str(len(selected)))]
         return selected
