@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from milliwatt.knowledge import CollectionKey, KnowledgeBase, LoadError, UnknownCollectionError
+from milliwatt.knowledge import (
+    CollectionKey,
+    KnowledgeBase,
+    LoadError,
+    UnknownCollectionError,
+    best_passage,
+    open_knowledge_base,
+)
 from milliwatt.models.embeddings import Embedder
 
 KEY = CollectionKey("default", "helper", "manuals")
@@ -96,8 +103,9 @@ def test_index_is_rebuilt_when_its_file_is_lost(
     first.ingest([docs], KEY)
     expected = [p.chunk_id for p in first.search("oil the chain", KEY, k=3)]
     first.close()
-    for path in (data / "knowledge-index").glob("*.usearch"):
-        path.write_bytes(b"damaged")
+    folders = list((data / "knowledge-index").glob("*.ivf"))
+    assert len(folders) == 1
+    (folders[0] / "vectors.npy").write_bytes(b"damaged")
     second = KnowledgeBase(data, embedder)
     assert [p.chunk_id for p in second.search("oil the chain", KEY, k=3)] == expected
     second.close()
@@ -127,7 +135,7 @@ def test_drop_collection(kb: KnowledgeBase, docs: Path) -> None:
     kb.ingest([docs], KEY)
     kb.drop(KEY)
     assert kb.collections("default", "helper") == []
-    assert not list((kb.directory / "knowledge-index").glob("*.usearch"))
+    assert not list((kb.directory / "knowledge-index").glob("*.ivf"))
     with pytest.raises(UnknownCollectionError):
         kb.drop(KEY)
 
@@ -142,3 +150,13 @@ def test_bad_requests_are_named(kb: KnowledgeBase, docs: Path) -> None:
     kb.ingest([docs], KEY)
     with pytest.raises(ValueError, match="query is empty"):
         kb.search("   ", KEY)
+
+
+def test_router_entry_point(tmp_path: Path, docs: Path) -> None:
+    data = tmp_path / "shared-data"
+    open_knowledge_base(data).ingest([docs], KEY)
+    answer = best_passage("How often should I descale the kettle?", KEY, data)
+    assert answer is not None and "vinegar" in answer.text
+    assert answer.source.endswith("kettle.txt")
+    missing = CollectionKey("default", "nobody", "none")
+    assert best_passage("How often should I descale the kettle?", missing, data) is None

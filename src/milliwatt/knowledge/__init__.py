@@ -4,6 +4,7 @@ from milliwatt.knowledge.base import (
     CollectionInfo,
     KnowledgeBase,
     UnknownCollectionError,
+    best_passage,
     open_knowledge_base,
 )
 from milliwatt.knowledge.ingest import IngestReport
@@ -19,5 +20,6 @@ __all__ = [
     "LoadError",
     "Passage",
     "UnknownCollectionError",
+    "best_passage",
     "open_knowledge_base",
 ]

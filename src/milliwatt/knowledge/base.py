@@ -32,7 +32,7 @@ class UnknownCollectionError(LookupError):
 
 
 class KnowledgeBase:
-    """Documents under `<directory>/knowledge.db`, their HNSW indexes beside it.
+    """Documents under `<directory>/knowledge.db`, their vector indexes beside it.
 
     Reads use one SQLite connection per thread (WAL lets them run during an ingest);
     ingests are serialised on a writer connection.
@@ -152,3 +152,17 @@ class KnowledgeBase:
 def open_knowledge_base(directory: Path) -> KnowledgeBase:
     """The shared KnowledgeBase of a data directory (tools and the router use this)."""
     return KnowledgeBase(directory)
+
+
+def best_passage(
+    question: str,
+    collections: store.CollectionKey | Sequence[store.CollectionKey],
+    data_dir: Path,
+) -> Passage | None:
+    """For the router: a passage that answers the question outright, with its citation.
+
+    None when no passage clearly answers (or no listed collection exists yet); then the
+    model should answer from `knowledge.search` passages instead.
+    """
+    keys = [collections] if isinstance(collections, store.CollectionKey) else list(collections)
+    return open_knowledge_base(data_dir).best_passage(question, keys)

@@ -1,4 +1,4 @@
-"""Hybrid retrieval: BM25 over FTS5 and cosine over HNSW, fused by reciprocal rank.
+"""Hybrid retrieval: BM25 over FTS5 and cosine over the IVF vector index, fused by reciprocal rank.
 
 Rank fusion needs no score calibration between the two retrievers, which is why it is
 used: BM25 scores and cosine similarities live on unrelated scales.

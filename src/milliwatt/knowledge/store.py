@@ -1,6 +1,6 @@
 """The knowledge database: collections, documents and chunks in SQLite, full text in FTS5.
 
-SQLite is the source of truth, vectors included (a float32 blob per chunk); the HNSW index
+SQLite is the source of truth, vectors included (a float32 blob per chunk); the vector index
 beside it is derived from these rows and rebuilt from them whenever it is missing or stale.
 Each collection carries a generation number, bumped in the same transaction as any change
 to its chunks, which names the index file that matches it.
