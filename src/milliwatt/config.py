@@ -48,6 +48,7 @@ class ModelConfig(BaseModel):
     threads: PositiveInt | None = None  # default: the machine's physical cores
     timeout_seconds: PositiveFloat = 120.0
     max_tokens: PositiveInt = 512  # generated tokens per call
+    ignore_eos: bool = False  # generate exactly max_tokens (benchmarks), as llama-server's option
     # energy estimates, labelled as such wherever they are shown
     joules_per_token: PositiveFloat = 0.5  # remote models: no CPU time of ours to measure
 

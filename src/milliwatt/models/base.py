@@ -111,6 +111,7 @@ class Model(ABC):
     local: bool = True
     max_tokens: int = 512  # generated tokens per call, from the model's configuration
     joules_per_token: float = 0.5  # the estimate for remote models
+    ignore_eos: bool = False  # generate exactly max_tokens: for benchmarks
 
     @abstractmethod
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()) -> int:

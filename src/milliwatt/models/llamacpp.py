@@ -150,6 +150,7 @@ class LlamaCppModel(Model):
                 seed=settings.seed,
                 stop=stop,
                 grammar=grammar,
+                logit_bias={self._llama.token_eos(): -1e9} if self.ignore_eos else None,
                 stream=True,
             ):
                 choice = part["choices"][0]

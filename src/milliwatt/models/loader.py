@@ -30,6 +30,7 @@ def load_model(name: str, config: ModelConfig) -> Model:
     model = _build(name, config)
     model.max_tokens = config.max_tokens
     model.joules_per_token = config.joules_per_token
+    model.ignore_eos = config.ignore_eos
     return model
 
 
