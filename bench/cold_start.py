@@ -85,7 +85,8 @@ def main() -> None:
             f"run {i}: ready {r:.2f} s, first tool answer {t:.2f} s, first model answer {m:.2f} s"
         )
     print(
-        f"median: ready {ready:.2f} s, tool answer {tool:.2f} s, model answer {model:.2f} s (goal <= 5 s)"
+        f"median: ready {ready:.2f} s, tool answer {tool:.2f} s, "
+        f"model answer {model:.2f} s (goal <= 5 s)"
     )
     print(
         f"runs={args.runs} crs={'yes' if args.crs else 'baseline'} ready_s={ready:.2f} "
