@@ -38,7 +38,7 @@ def tool_choice_schema(tools: Sequence[ToolSpec]) -> dict[str, Any]:
     options: list[dict[str, Any]] = [
         {
             "type": "object",
-            "properties": {"tool": {"const": t.name}, "arguments": t.parameters},
+            "properties": {"tool": {"const": t.name}, "arguments": inline_refs(t.parameters)},
             "required": ["tool", "arguments"],
         }
         for t in tools
@@ -58,3 +58,27 @@ def _type_name(schema: dict[str, Any]) -> str:
     if kind == "array":
         return f"list[{_type_name(schema.get('items', {}))}]"
     return str(kind)
+
+
+def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """Replace local `$ref`s by their `$defs` so a schema can be nested inside another.
+
+    Pydantic puts nested models in `$defs`; once a tool's schema becomes one branch of the
+    tool-choice schema, `#/$defs/...` would point at the wrong root. A recursive model is
+    cut at a small depth (its deeper levels accept any object).
+    """
+    defs: dict[str, Any] = schema.get("$defs", {})
+
+    def resolve(node: Any, depth: int) -> Any:
+        if isinstance(node, list):
+            return [resolve(item, depth) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            if depth > 4:
+                return {"type": "object"}
+            return resolve(defs[ref.removeprefix("#/$defs/")], depth + 1)
+        return {k: resolve(v, depth) for k, v in node.items() if k != "$defs"}
+
+    return resolve(schema, 0)  # type: ignore[no-any-return]
