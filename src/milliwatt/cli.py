@@ -11,6 +11,7 @@ from milliwatt.knowledge import cli as knowledge_cli
 from milliwatt.shield.cli import app as shield_app
 from milliwatt.shield.egress.cli import egress_app
 from milliwatt.shield.waf.cli import app as waf_app
+from milliwatt.tools.cli import tools_app
 
 app = typer.Typer(
     name="milliwatt",
@@ -24,6 +25,7 @@ app.add_typer(egress_app, name="egress")
 app.add_typer(mcp_app, name="mcp")
 app.add_typer(shield_app, name="shield")
 app.add_typer(waf_app, name="waf")
+app.add_typer(tools_app, name="tools")
 
 app.command()(gateway_cli.serve)
 app.command()(gateway_cli.chat)
