@@ -112,21 +112,57 @@ async def run_through_waf(requests: list[Benign], waf: object, audit: Path | Non
     return statuses
 
 
+def modsecurity_statuses(requests: list[Benign], paranoia: int) -> list[bool]:
+    """For each request, whether nginx+ModSecurity with the same CRS let it through."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    import waf_vs_modsecurity as vs  # beside this script
+
+    vs.ensure_nginx()
+    work = Path(tempfile.mkdtemp(prefix="waf-fp-"))
+    procs: list[subprocess.Popen] = []
+    try:
+        _, port = vs.start_nginx(work, paranoia, procs)
+        head = "".join(f"{k}: {v}\r\n" for k, v in HEADERS.items())
+        return [
+            vs.verdict(port, (
+                f"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n{head}"
+                f"Content-Length: {len(r.body)}\r\n\r\n"
+            ).encode() + r.body) == "passed"
+            for r in requests
+        ]  # fmt: skip
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--paranoia", type=int, default=1, choices=(1, 2, 3, 4))
     ap.add_argument("--every", type=int, default=1, help="use every K-th prompt")
     ap.add_argument("--rules", type=Path, default=CORPORA / "crs" / "rules")
     ap.add_argument("--audit-log", type=Path, default=None, help="keep the audit records here")
+    ap.add_argument(
+        "--modsecurity", action="store_true", help="also send them through nginx+ModSecurity"
+    )
+    ap.add_argument(
+        "--no-api-exclusions", action="store_true",
+        help="plain CRS, without the exclusions `milliwatt serve` loads for its chat API",
+    )  # fmt: skip
     args = ap.parse_args()
     if not CORPORA.is_dir() or not args.rules.is_dir():
         sys.exit(f"corpora or CRS rules not found ({CORPORA}, {args.rules})")
     sys.path.insert(0, str(ROOT / "src"))
     from milliwatt.shield.auditlog import read_records
-    from milliwatt.shield.http import load_waf
+    from milliwatt.shield.http import api_exclusions, load_waf
 
     audit = args.audit_log or Path(f"/tmp/milliwatt-fp-{time.time_ns()}.jsonl")
-    waf = load_waf(crs_dir=args.rules, paranoia=args.paranoia)
+    extra = "" if args.no_api_exclusions else api_exclusions()
+    waf = load_waf(crs_dir=args.rules, paranoia=args.paranoia, extra_rules=extra)
     requests = benign_requests(CORPORA, args.every)
     started = time.perf_counter()
     statuses = asyncio.run(run_through_waf(requests, waf, audit))
@@ -134,9 +170,8 @@ def main() -> None:
     per_source: dict[str, Counter] = defaultdict(Counter)
     for req, status in zip(requests, statuses, strict=True):
         per_source[req.source.split(":")[0]][status == 200] += 1
-    print(
-        f"{len(requests)} benign chat-completion requests, paranoia {args.paranoia}, {waf.source}"
-    )
+    setup = "plain CRS" if args.no_api_exclusions else "CRS + milliwatt API exclusions"
+    print(f"{len(requests)} benign chat requests, paranoia {args.paranoia}, {setup}, {waf.source}")
     for source, c in sorted(per_source.items()):
         total = c[True] + c[False]
         rate = 100 * c[False] / total
@@ -154,10 +189,24 @@ def main() -> None:
     n_blocked = sum(s != 200 for s in statuses)
     rate = 100.0 * n_blocked / max(len(statuses), 1)
     print(f"blocked rate: {rate:.3f}% ({n_blocked}/{len(statuses)}), audit log {audit}")
-    print(
+    figures = (
         f"fp_rate_pct={rate:.3f} blocked={n_blocked} total={len(statuses)} "
-        f"paranoia={args.paranoia} ms_per_request={1000 * seconds / max(len(statuses), 1):.2f}"
+        f"paranoia={args.paranoia} api_exclusions={int(not args.no_api_exclusions)} "
+        f"ms_per_request={1000 * seconds / max(len(statuses), 1):.2f}"
     )
+    if args.modsecurity:
+        passed = modsecurity_statuses(requests, args.paranoia)
+        ms_blocked = sum(not p for p in passed)
+        both = sum(not p and s != 200 for p, s in zip(passed, statuses, strict=True))
+        ms_rate = 100.0 * ms_blocked / max(len(passed), 1)
+        print(f"nginx+ModSecurity, same CRS: {ms_rate:.3f}% blocked ({ms_blocked}); "
+              f"blocked by both: {both}")  # fmt: skip
+        for req, ok, status in zip(requests, passed, statuses, strict=True):
+            if ok != (status == 200):
+                print(f"  verdicts differ on {req.source}: ModSecurity "
+                      f"{'passed' if ok else 'blocked'}, milliwatt {status}")  # fmt: skip
+        figures += f" modsecurity_fp_rate_pct={ms_rate:.3f} blocked_by_both={both}"
+    print(figures)
 
 
 if __name__ == "__main__":

@@ -149,6 +149,10 @@ def nginx_conf(work: Path, name: str, server: str) -> Path:
 def modsecurity_rules(work: Path, paranoia: int) -> Path:
     """ModSecurity's configuration, mirroring milliwatt's engine defaults and settings."""
     engine = (ROOT / "src/milliwatt/shield/waf/engine.conf").read_text()
+    # ModSecurity takes one SecDefaultAction per phase; crs-setup.conf sets them after
+    engine = "\n".join(
+        line for line in engine.splitlines() if not line.startswith("SecDefaultAction")
+    )
     main = work / "modsecurity.conf"
     main.write_text(
         f"{engine}\n"
@@ -159,6 +163,28 @@ def modsecurity_rules(work: Path, paranoia: int) -> Path:
         f"Include {CRS.resolve()}/rules/*.conf\n"
     )
     return main
+
+
+def start_nginx(work: Path, paranoia: int, procs: list[subprocess.Popen]) -> tuple[int, int]:
+    """Starts the upstream and nginx+ModSecurity in front of it; returns both ports."""
+    up, ms = free_port(), free_port()
+    upstream = nginx_conf(work, "upstream", (
+        f" server {{ listen 127.0.0.1:{up}; keepalive_requests 100000;\n"
+        "  location / { add_header X-Upstream reached always; return 200 \"ok\\n\"; } }"
+    ))  # fmt: skip
+    modsec = nginx_conf(work, "modsec", (
+        f" upstream app {{ server 127.0.0.1:{up}; keepalive 32; }}\n"
+        f" server {{ listen 127.0.0.1:{ms}; keepalive_requests 100000;\n"
+        f"  client_max_body_size 16m;\n"
+        f"  modsecurity on; modsecurity_rules_file {modsecurity_rules(work, paranoia)};\n"
+        "  location / { proxy_pass http://app; proxy_http_version 1.1;\n"
+        "   proxy_set_header Connection \"\"; } }"
+    ))  # fmt: skip
+    for conf in (upstream, modsec):
+        procs.append(subprocess.Popen(["nginx", "-c", str(conf), "-e", str(work / "boot.log")]))
+    wait_port(up, procs[-2])
+    wait_port(ms, procs[-1])
+    return up, ms
 
 
 def cpu_seconds(pid: int) -> float:
@@ -271,20 +297,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="waf-bench-"))
     procs: list[subprocess.Popen] = []
     try:
-        up, ms, mw = free_port(), free_port(), free_port()
-        upstream = nginx_conf(work, "upstream", (
-            f" server {{ listen 127.0.0.1:{up}; keepalive_requests 100000;\n"
-            "  location / { add_header X-Upstream reached always; return 200 \"ok\\n\"; } }"
-        ))  # fmt: skip
-        modsec = nginx_conf(work, "modsec", (
-            f" upstream app {{ server 127.0.0.1:{up}; keepalive 32; }}\n"
-            f" server {{ listen 127.0.0.1:{ms}; keepalive_requests 100000;\n"
-            f"  modsecurity on; modsecurity_rules_file {modsecurity_rules(work, args.paranoia)};\n"
-            "  location / { proxy_pass http://app; proxy_http_version 1.1;\n"
-            "   proxy_set_header Connection \"\"; } }"
-        ))  # fmt: skip
-        for conf in (upstream, modsec):
-            procs.append(subprocess.Popen(["nginx", "-c", str(conf), "-e", str(work / "boot.log")]))
+        up, ms = start_nginx(work, args.paranoia, procs)
+        mw = free_port()
         env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
         procs.append(subprocess.Popen(
             [sys.executable, "-c", "from milliwatt.shield.cli import app; app()", "proxy",
@@ -293,8 +307,7 @@ def main() -> None:
              "--audit-log", str(work / "milliwatt_audit.jsonl")],
             env=env, stderr=(work / "milliwatt.log").open("w"),
         ))  # fmt: skip
-        for port, proc in zip((up, ms, mw), procs, strict=True):
-            wait_port(port, proc)
+        wait_port(mw, procs[2])
         print(f"{len(probes)} probes from the CRS regression tests, paranoia {args.paranoia}")
 
         verdicts = {name: [verdict(port, p.raw) for p in probes] for name, port in

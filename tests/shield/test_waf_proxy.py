@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import http.server
-import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from waf_loopback import BIG, Upstream, free_port
 
 from milliwatt.shield.auditlog import read_records
 
@@ -21,54 +19,10 @@ RULES = r"""
 SecRule ARGS|REQUEST_BODY "@contains attack" \
     "id:1001,phase:2,deny,status:403,log,msg:'attack',logdata:'%{MATCHED_VAR}'"
 """
-BIG = bytes(range(256)) * 8192  # 2 MiB, not text: streamed, not inspected
-
-
-class Upstream(http.server.ThreadingHTTPServer):
-    """Records what reaches it; answers with a JSON echo, or 2 MiB of bytes at /big."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.seen: list[dict] = []
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: Upstream
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length).decode("latin-1")
-        self.server.seen.append(
-            {"method": self.command, "path": self.path, "body": body, "headers": dict(self.headers)}
-        )
-        if self.path == "/big":
-            out, ctype = BIG, "application/octet-stream"
-        else:
-            out, ctype = json.dumps({"path": self.path, "body": body}).encode(), "application/json"
-        self.send_response(200)
-        self.send_header("content-type", ctype)
-        self.send_header("content-length", str(len(out)))
-        self.send_header("x-upstream", "yes")
-        self.end_headers()
-        self.wfile.write(out)
-
-    do_GET = do_POST = do_PUT = _serve
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start_proxy(upstream: str, rules: Path, audit: Path) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-c", "from milliwatt.cli import app; app()", "shield", "proxy",
          "--upstream", upstream, "--listen", f"127.0.0.1:{port}", "--rules", str(rules),
@@ -92,11 +46,8 @@ def _start_proxy(upstream: str, rules: Path, audit: Path) -> tuple[subprocess.Po
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[Upstream]:
-    server = Upstream()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
+    with Upstream.running() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +114,7 @@ def test_malformed_http_gets_400(upstream: Upstream, proxy: dict, raw: bytes) ->
 
 
 def test_upstream_down_gets_502(proxy: dict, tmp_path: Path) -> None:
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     proc, port = _start_proxy(dead, proxy["rules"], tmp_path / "audit.jsonl")
     try:
         r = httpx.get(f"http://127.0.0.1:{port}/anything")

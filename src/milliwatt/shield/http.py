@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -228,6 +229,12 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+def api_exclusions() -> str:
+    """SecLang that keeps CRS's interpreter-specific rules off the free text of milliwatt's
+    chat API (milliwatt-api.conf says which fields, and why)."""
+    return resources.files("milliwatt.shield").joinpath("milliwatt-api.conf").read_text()
+
+
 def load_waf(
     *,
     mode: Literal["blocking", "detection"] = "blocking",
@@ -235,12 +242,16 @@ def load_waf(
     inbound_threshold: int = 5,
     outbound_threshold: int = 4,
     crs_dir: Path | None = None,
+    extra_rules: str = "",
 ) -> WAF:
-    """Loads the rules; warns loudly when only the small baseline set could be found."""
+    """Loads the rules (`extra_rules` before CRS's); warns loudly when no CRS is found."""
     settings = WafSettings(
-        mode=mode, paranoia=paranoia,
-        inbound_threshold=inbound_threshold, outbound_threshold=outbound_threshold,
-    )  # fmt: skip
+        mode=mode,
+        paranoia=paranoia,
+        inbound_threshold=inbound_threshold,
+        outbound_threshold=outbound_threshold,
+        extra_rules=extra_rules,
+    )
     waf = WAF.load(crs_dir, settings)
     if waf.source.startswith("baseline"):
         log.warning(
@@ -250,8 +261,10 @@ def load_waf(
             waf.rule_count,
         )
     else:
-        log.info("WAF loaded %d rules from %s (%s mode, paranoia %d)",
-                 waf.rule_count, waf.source, mode, paranoia)  # fmt: skip
+        log.info(
+            "WAF loaded %d rules from %s (%s mode, paranoia %d)",
+            waf.rule_count, waf.source, mode, paranoia,
+        )  # fmt: skip
     return waf
 
 
@@ -264,10 +277,16 @@ def build_waf_middleware(
     outbound_threshold: int = 4,
     crs_dir: Path | None = None,
     audit_log: Path | None = None,
+    milliwatt_api: bool = True,
 ) -> WafMiddleware:
-    """`app` behind the WAF, configured from plain values (the fields of ShieldConfig)."""
+    """`app` behind the WAF, configured from plain values (the fields of ShieldConfig).
+    `milliwatt_api` adds the exclusions for milliwatt's own chat API (api_exclusions)."""
     waf = load_waf(
-        mode=mode, paranoia=paranoia, inbound_threshold=inbound_threshold,
-        outbound_threshold=outbound_threshold, crs_dir=crs_dir,
-    )  # fmt: skip
+        mode=mode,
+        paranoia=paranoia,
+        inbound_threshold=inbound_threshold,
+        outbound_threshold=outbound_threshold,
+        crs_dir=crs_dir,
+        extra_rules=api_exclusions() if milliwatt_api else "",
+    )
     return WafMiddleware(app, waf, audit_log)
