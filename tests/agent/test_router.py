@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,35 @@ def test_shipped_workload_precision_and_recall(router: Router, tmp_path: Path) -
     problems = [(m.prompt, m.expected, m.answer) for m in report.wrong_answers + report.intruded]
     assert report.precision >= 0.99, problems
     assert report.recall >= 0.90, [m.prompt for m in report.missed]
+
+
+_LONG = 1990
+HOSTILE = [
+    "what is " + "1" * _LONG,
+    "what is " + "1+" * (_LONG // 2),
+    "what is " + "(" * (_LONG // 2) + "1" + ")" * (_LONG // 2),
+    "what is the sum of " + "1," * (_LONG // 2) + "x",
+    "what is " + "2 squared " * (_LONG // 10),
+    "what is " + "1% of " * (_LONG // 6) + "2",
+    "average of " + "1 and " * (_LONG // 6) + "2",
+    "how many times does '" + "a' " * (_LONG // 3),
+    "count the occurrences of 'a' in '" + "'a" * (_LONG // 2),
+    "how many words are in: " + "'" * _LONG,
+    "convert 5 " + "km " * (_LONG // 3) + "to m",
+    "how many days between " + "1 " * (_LONG // 2) + "and 2",
+    "what is 3pm in " + "new york " * (_LONG // 9) + "in tokyo",
+    "shortest path from " + "a " * (_LONG // 2) + "to b",
+    "find all matches of /" + "a/" * (_LONG // 2) + " in: x",
+    "one " * (_LONG // 4),
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
+def test_long_crafted_requests_cannot_stall_the_router(
+    router: Router, context: ToolContext, text: str
+) -> None:
+    # a hang guard, not a speed figure (bench/router.py measures speed): the patterns are
+    # possessive or bounded, so even 2,000-character inputs take milliseconds
+    started = time.process_time()
+    router.resolve(text, context)
+    assert time.process_time() - started < 2.0

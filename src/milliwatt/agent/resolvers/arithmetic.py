@@ -137,7 +137,7 @@ _REWRITES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"({A}) raised to ({A})"), r"(\1)**(\2)"),
     (re.compile(rf"\b(?:the )?factorial of ({A})"), r"factorial(\1)"),
     (re.compile(rf"({A}) factorial\b"), r"factorial(\1)"),
-    (re.compile(r"(\d+)!(?!=)"), r"factorial(\1)"),
+    (re.compile(r"(?<!\d)(\d++)!(?!=)"), r"factorial(\1)"),
     (
         re.compile(rf"\b(?:the )?remainder (?:of|when|after) ({A}) (?:is )?divided by ({A})"),
         r"(\1 % \2)",
@@ -156,6 +156,7 @@ _REWRITES: list[tuple[re.Pattern[str], str]] = [
 ]
 _PERCENT_WORD = re.compile(r"(?<=\d)\s*(?:percent|per cent|pct)\b")
 _THOUSANDS = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+)(?![\d,])")
+_EXPONENT = re.compile(r"(?<![\d.])\d++(?:\.\d++)?e[-+]?\d++")  # 1e6 is a number, not a name
 _IDENTIFIER = re.compile(r"[a-z_][a-z_0-9]*")
 _ALLOWED = re.compile(r"[\d\s.+\-*/%(),]*")
 _IMPLICIT_PRODUCT = re.compile(r"[\d)]\s*\(")
@@ -231,7 +232,7 @@ def _list_args(text: str) -> str:
 def _checked(expression: str) -> str | None:
     expression = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), expression)
     expression = " ".join(expression.split())
-    names = set(_IDENTIFIER.findall(re.sub(r"\d+(?:\.\d+)?e[-+]?\d+", "", expression)))
+    names = set(_IDENTIFIER.findall(_EXPONENT.sub("", expression)))
     if names - FUNCTIONS.keys():
         return None  # a word is left over: not pure arithmetic
     if not _ALLOWED.fullmatch(_IDENTIFIER.sub("", expression)):
