@@ -17,6 +17,13 @@ def crs_rules() -> Path:
 
 
 @pytest.fixture(scope="session")
+def crs_tests() -> Path:
+    if not CRS_TESTS.is_dir():
+        pytest.skip(f"CRS regression tests not found at {CRS_TESTS} (shared corpora absent)")
+    return CRS_TESTS
+
+
+@pytest.fixture(scope="session")
 def crs_waf(crs_rules: Path):  # type: ignore[no-untyped-def]
     from milliwatt.shield.waf import WAF, WafSettings
 

@@ -151,6 +151,11 @@ _MULTIPART_FLAGS = (
 )  # fmt: skip
 
 
+_BAD_PART_HEADER = (
+    "Multipart parsing error: Multipart: Invalid part header (contains invalid character)."
+)
+
+
 def _parse_part(chunk: str, result: BodyResult, flags: dict[str, str]) -> bool:
     """One part after its boundary line; False (with result.error set) stops parsing."""
     if chunk.startswith("\r\n"):
@@ -188,7 +193,7 @@ def _parse_part(chunk: str, result: BodyResult, flags: dict[str, str]) -> bool:
             or any(c in key for c in " \t")
             or not all(0x21 <= ord(c) <= 0x7E for c in key)
         ):
-            result.error = "Multipart parsing error: Multipart: Invalid part header (contains invalid character)."
+            result.error = _BAD_PART_HEADER
             flags["MULTIPART_INVALID_PART"] = "1"
             return False
         if key.lower() == "content-disposition":

@@ -104,7 +104,8 @@ class WAF:
         if crs is None:
             log.warning(
                 "NO OWASP CRS FOUND (looked at MILLIWATT_CRS_DIR and %s): running the small "
-                "milliwatt baseline rule set only. Install modsecurity-crs or set MILLIWATT_CRS_DIR.",
+                "milliwatt baseline rule set only. "
+                "Install modsecurity-crs or set MILLIWATT_CRS_DIR.",
                 DEBIAN_CRS,
             )
             ruleset.add(parse_text(settings_rules(settings), "settings"))

@@ -8,6 +8,7 @@ pattern requires tells, in one pass over a value, which patterns can possibly ma
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterable
@@ -205,10 +206,8 @@ class PhraseSet:
             hit.append(pattern_id)
             return 1  # stop at the first phrase found
 
-        try:
+        with contextlib.suppress(hyperscan.error):  # raised when the callback stops the scan
             self._db.scan(value.encode("latin-1"), match_event_handler=on_match, scratch=scratch)
-        except hyperscan.error:
-            pass  # raised when the callback stops the scan
         if not hit:
             return None
         start, pid = hit[0], hit[1]

@@ -115,7 +115,7 @@ class Transaction:
                     "phase": m.phase,
                 }
                 for m in self.matched_rules
-            ],  # fmt: skip
+            ],
             "anomaly_score": {
                 "inbound": int(tx.get("blocking_inbound_anomaly_score", "0") or 0),
                 "outbound": int(tx.get("blocking_outbound_anomaly_score", "0") or 0),
@@ -265,8 +265,9 @@ class Transaction:
         if rule.log or rule.auditlog:
             msg = self.expand(rule.msg) if rule.msg else ""
             data = self.expand(rule.logdata) if rule.logdata else ""
-            entry = MatchedRule(rule.id, msg, data[:_DATA_LIMIT * 4], rule.severity, rule.tags, rule.phase,
-                                self.data.scalars.get("MATCHED_VAR_NAME", ""))  # fmt: skip
+            var = self.data.scalars.get("MATCHED_VAR_NAME", "")
+            data = data[: _DATA_LIMIT * 4]  # the log line keeps more than the audit record
+            entry = MatchedRule(rule.id, msg, data, rule.severity, rule.tags, rule.phase, var)
             self.matched_rules.append(entry)
             if rule.log:
                 self.log_lines.append(entry.log_line())

@@ -1,0 +1,79 @@
+"""The CRS regression suite (go-ftw YAML) is the engine's contract."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from milliwatt.shield.waf import WAF, ftw
+from milliwatt.shield.waf.literals import required_literals
+from milliwatt.shield.waf.transformations import TRANSFORMATIONS
+
+
+@pytest.mark.slow
+def test_crs_regression_suite_passes(crs_rules: Path, crs_tests: Path) -> None:
+    report = ftw.run([crs_tests], crs_rules)
+    total = report.passed + report.failed
+    assert total > 3000
+    failures = {
+        rule: [o.test_id for o in items] for rule, items in report.failures_by_rule().items()
+    }
+    assert report.passed / total >= 0.99, failures
+    assert len(report.skipped) <= 10
+
+
+def test_ftw_cli_prints_failures_by_rule_and_summary(crs_rules: Path, crs_tests: Path) -> None:
+    from typer.testing import CliRunner
+
+    from milliwatt.shield.waf.cli import app
+
+    files = [crs_tests / "REQUEST-913-SCANNER-DETECTION" / "913100.yaml"]
+    result = CliRunner().invoke(app, ["ftw", *map(str, files), "--rules", str(crs_rules)])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^\d+ passed, 0 failed$", result.output.strip().splitlines()[-1])
+
+
+def test_ftw_reports_a_failing_test(tmp_path: Path, crs_rules: Path) -> None:
+    case = {
+        "rule_id": 942100,
+        "tests": [
+            {"test_id": 1, "stages": [{"input": {"uri": "/?a=hello", "headers": {"Host": "localhost"}},  # noqa: E501
+                                       "output": {"log": {"expect_ids": [942100]}}}]},
+            {"test_id": 2, "stages": [{"input": {"uri": "/x y", "headers": {"Host": "localhost"}},
+                                       "output": {"status": 400}}]},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "942100.yaml"
+    path.write_text(yaml.safe_dump(case))
+    report = ftw.run([path], crs_rules)
+    assert (report.passed, report.failed) == (1, 1)
+    assert report.failures_by_rule()[942100][0].problems == ["expected ids [942100] did not fire"]
+
+
+def test_prefilter_never_hides_a_match(crs_waf: WAF, crs_tests: Path) -> None:
+    """Every CRS pattern that matches a regression payload contains one of its literals."""
+    from milliwatt.shield.waf.engine import _regexes
+
+    values: list[str] = []
+    for path in sorted(crs_tests.rglob("*.yaml"))[::3]:
+        for test in yaml.safe_load(path.read_text()).get("tests", []):
+            for stage in test.get("stages", []):
+                data = stage.get("input", {})
+                for raw in (str(data.get("uri", "")), str(data.get("data", ""))):
+                    raw = raw.encode("utf-8", "surrogateescape").decode("latin-1")
+                    decoded = TRANSFORMATIONS["urldecodeuni"](raw)
+                    values += [raw, decoded, decoded.lower()]
+    checked = 0
+    for rx in _regexes(crs_waf.ruleset.rules()):
+        literals = required_literals(rx.source)
+        if literals is None:
+            continue
+        for value in values:
+            if rx.matches(value):
+                checked += 1
+                low = value.lower()
+                assert any(lit in low for lit in literals), (rx.source[:80], value[:80])
+    assert checked > 200
