@@ -59,6 +59,15 @@ class ModelConfig(BaseModel):
         return self
 
 
+class ToolSelectionConfig(BaseModel):
+    """Which tools the model is offered: the top_k most similar to the request, if similar
+    enough (cosine of all-MiniLM-L6-v2 embeddings); none above the bar -> a plain answer."""
+
+    enabled: bool = True
+    top_k: PositiveInt = 3
+    min_similarity: float = Field(0.35, ge=-1.0, le=1.0)
+
+
 class AgentConfig(BaseModel):
     name: str = DEFAULT_AGENT
     instructions: str = (
@@ -69,6 +78,10 @@ class AgentConfig(BaseModel):
     tools: list[str] = Field(default_factory=lambda: ["*"])
     models: list[str] = Field(default_factory=lambda: [BUNDLED_MODEL])  # smallest first
     max_steps: PositiveInt = 6  # model calls + tool rounds per request
+    tool_selection: ToolSelectionConfig = Field(default_factory=ToolSelectionConfig)
+    # escalate to the next model when a reply's mean token log-probability is below this
+    # (None: escalate only on invalid replies); see docs/cascade.md for measured values
+    confidence_threshold: float | None = Field(None, le=0.0)
     budgets: Budgets = Field(default_factory=Budgets)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from milliwatt.agent.router import Router
 from milliwatt.agent.runner import Agent
+from milliwatt.agent.tool_selection import tool_selector
 from milliwatt.config import Settings
 from milliwatt.memory.sqlite import SqliteSessionStore
 from milliwatt.models.base import Model
@@ -59,6 +60,7 @@ class Runtime:
                 store=self.store,
                 watts_per_core=self.settings.watts_per_core,
                 data_dir=self.data_dir,
+                selector=tool_selector(config.tool_selection),
             )
         return self._agents[name]
 

@@ -17,7 +17,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from llama_cpp import Llama, LlamaGrammar
+import numpy as np
+from llama_cpp import Llama, LlamaGrammar, LogitsProcessorList
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from milliwatt.models.base import (
@@ -140,6 +141,7 @@ class LlamaCppModel(Model):
         schema = tool_choice_schema(tools) if tools else json_schema
         grammar = self._grammar(schema) if schema is not None else None
         deadline = time.monotonic() + self.timeout_seconds
+        confidence = TokenLogprobs(len(tokens))
         with self._lock:
             pieces: list[str] = []
             finish = "stop"
@@ -152,6 +154,7 @@ class LlamaCppModel(Model):
                 grammar=grammar,
                 logit_bias={self._llama.token_eos(): -1e9} if self.ignore_eos else None,
                 stream=True,
+                logits_processor=LogitsProcessorList([confidence]),
             ):
                 choice = part["choices"][0]
                 text = choice["text"]
@@ -169,6 +172,7 @@ class LlamaCppModel(Model):
             text=text,
             usage=usage,
             stop_reason="length" if finish == "length" else "stop",
+            mean_logprob=confidence.mean(),
         )
         if tools:
             _apply_tool_choice(response)
@@ -178,6 +182,34 @@ class LlamaCppModel(Model):
 
     def close(self) -> None:
         self._llama.close()
+
+
+class TokenLogprobs:
+    """A logits processor that records how sure the model was of each token it produced.
+
+    llama.cpp hands it the raw logits of each step (before the grammar masks them), and the
+    token chosen at one step is the last input of the next, so each chosen token's
+    log-probability under the model's own distribution is known one step later. A token the
+    grammar forced against the model's preference scores low, which is the point. The final
+    token (end of text, or the closing brace the grammar requires) is not scored.
+    Cheaper than llama.cpp's own logprobs, which need logits kept for every position.
+    """
+
+    def __init__(self, prompt_tokens: int) -> None:
+        self.prompt_tokens = prompt_tokens
+        self.logprobs: list[float] = []
+        self._previous: np.ndarray | None = None
+
+    def __call__(self, input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        if self._previous is not None and len(input_ids) > self.prompt_tokens:
+            self.logprobs.append(float(self._previous[int(input_ids[-1])]))
+        top = float(scores.max())
+        log_total = top + float(np.log(np.exp(scores - top).sum()))
+        self._previous = scores - log_total  # a copy: llama.cpp reuses its buffer
+        return scores
+
+    def mean(self) -> float | None:
+        return sum(self.logprobs) / len(self.logprobs) if self.logprobs else None
 
 
 def _to_template_messages(

@@ -1,0 +1,206 @@
+"""The model loop over a cascade of models, smallest first.
+
+Each reply of the current model is accepted, retried or escalated to the next model:
+- a tool call whose arguments fail the tool's validation goes back to the same model once,
+  with the error; a second invalid call escalates;
+- an empty reply (a call cut off by the token limit) escalates;
+- a reply whose mean token log-probability is below the agent's confidence_threshold
+  escalates before any tool it asks for runs, and its text is held back meanwhile.
+Budgets are checked before every model call, escalations included: an escalation the budget
+does not allow is not made. With no model left, an invalid reply ends the run with a plain
+statement that it cannot be answered; a doubtful answer from the last model stands.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from milliwatt.agent.budgets import Spent, budget_breach
+from milliwatt.agent.context import fit_to_context
+from milliwatt.agent.events import RunEvent, RunResult, TextDelta, ToolCalled
+from milliwatt.agent.tool_selection import ToolSelector
+from milliwatt.config import AgentConfig
+from milliwatt.memory.sessions import TurnCost
+from milliwatt.models.base import GenerationSettings, Message, Model, ModelResponse, ToolSpec
+from milliwatt.telemetry.ledger import Ledger
+from milliwatt.tools.registry import ToolContext, ToolError, ToolRegistry, UnknownToolError
+
+
+@dataclass
+class _Tier:
+    """Where the current model stands: its place in the cascade and its one retry."""
+
+    index: int
+    retry_left: bool = True
+    invalid: set[int] = field(default_factory=set)  # id()s of its failed exchanges
+
+
+def cannot_answer(model: Model, reason: str, agent: str) -> str:
+    return (
+        f"I cannot answer this reliably: {model.name} {reason}, and agent {agent!r} has no "
+        f"larger model to ask. List one after {model.name} in the agent's models to "
+        "escalate such requests."
+    )
+
+
+class ModelCascade:
+    def __init__(
+        self,
+        config: AgentConfig,
+        models: Sequence[Model],
+        tools: ToolRegistry,
+        selector: ToolSelector | None = None,
+    ) -> None:
+        self.config = config
+        self.models = list(models)
+        self.tools = tools
+        self.selector = selector
+
+    def offered_tools(self, message: str, ledger: Ledger) -> list[ToolSpec]:
+        """The tools shown to the model: all of them, or the few the selector picks."""
+        tools = list(self.tools)
+        if self.selector is not None and tools:
+            with ledger.step("router", "tool_selection"):
+                tools = self.selector.select(message, tools)
+        return [ToolSpec(t.name, t.description, t.parameters) for t in tools]
+
+    def run(
+        self,
+        prior: list[Message],
+        turn: list[Message],
+        context: ToolContext,
+        ledger: Ledger,
+        session: str | None,
+        started: float,
+        session_cost: TurnCost | None,
+    ) -> Iterator[RunEvent]:
+        """The model loop; yields events and returns the RunResult (not yielded)."""
+        specs = self.offered_tools(turn[0].content, ledger)
+        called: list[ToolCalled] = []
+        tier = _Tier(0)
+        doubtful: tuple[str, str] | None = None  # a held-back answer and its model's name
+        for _ in range(self.config.max_steps):
+            model = self.models[tier.index]
+            escalable = tier.index + 1 < len(self.models)
+            settings = GenerationSettings(max_tokens=model.max_tokens)
+            messages = [Message("system", self.config.instructions), *prior, *turn]
+            prompt = fit_to_context(messages, model, specs, settings.max_tokens)
+            spent = Spent(ledger.tokens, ledger.model_calls, time.monotonic() - started)
+            breach = budget_breach(
+                self.config.budgets, spent, session_cost, model.count_tokens(prompt, specs)
+            )
+            if breach is not None and doubtful is not None:
+                yield TextDelta(doubtful[0])
+                return RunResult(
+                    doubtful[0], "model", doubtful[1], session, "answer", called, ledger
+                )
+            if breach is not None:
+                yield TextDelta(breach)
+                return RunResult(breach, "model", model.name, session, "budget", called, ledger)
+            held: list[str] = []
+            response = yield from self._call_model(model, prompt, specs, settings, ledger, held)
+            reason = self._doubt(response) if escalable else None
+            if not response.tool_calls and not response.text.strip():
+                reason = "gave an empty reply"
+                if not escalable:
+                    answer = cannot_answer(model, reason, self.config.name)
+                    yield TextDelta(answer)
+                    return RunResult(answer, "model", model.name, session, "answer", called, ledger)
+            if reason is not None:
+                if not response.tool_calls and response.text.strip():
+                    doubtful = (response.text, model.name)
+                tier = self._escalate(tier, turn)
+                continue
+            if not response.tool_calls:
+                if held:
+                    yield TextDelta("".join(held))
+                return RunResult(
+                    response.text, "model", model.name, session, "answer", called, ledger
+                )
+            exchange = [Message("assistant", response.text, response.tool_calls)]
+            invalid_error = ""
+            for call in response.tool_calls:
+                done, invalid = self._run_tool(call.name, call.arguments, context, ledger)
+                called.append(done)
+                yield done
+                exchange.append(Message("tool", done.result, tool_call_id=call.id, name=call.name))
+                invalid_error = invalid_error or invalid
+            turn.extend(exchange)
+            if not invalid_error:
+                continue
+            tier.invalid.update(id(m) for m in exchange)
+            if tier.retry_left:
+                tier.retry_left = False  # the model sees the error in its next prompt
+                continue
+            if not escalable:
+                answer = cannot_answer(
+                    model, f"made an invalid tool call ({invalid_error})", self.config.name
+                )
+                yield TextDelta(answer)
+                return RunResult(answer, "model", model.name, session, "answer", called, ledger)
+            tier = self._escalate(tier, turn)
+        stop = f"Stopped after {self.config.max_steps} steps without a final answer."
+        yield TextDelta(stop)
+        return RunResult(
+            stop, "model", self.models[tier.index].name, session, "steps", called, ledger
+        )
+
+    def _doubt(self, response: ModelResponse) -> str | None:
+        """Why a reply is not trusted enough to accept from a model that has a successor."""
+        threshold = self.config.confidence_threshold
+        if threshold is None or response.mean_logprob is None:
+            return None
+        if response.mean_logprob < threshold:
+            return f"was unsure (mean token log-probability {response.mean_logprob:.2f})"
+        return None
+
+    @staticmethod
+    def _escalate(tier: _Tier, turn: list[Message]) -> _Tier:
+        """Move to the next model; it does not see the failed exchanges of the one before."""
+        turn[:] = [m for m in turn if id(m) not in tier.invalid]
+        return _Tier(tier.index + 1)
+
+    def _call_model(
+        self,
+        model: Model,
+        prompt: list[Message],
+        specs: list[ToolSpec],
+        settings: GenerationSettings,
+        ledger: Ledger,
+        held: list[str],
+    ) -> Iterator[RunEvent]:
+        """Stream the reply; text of a model that may still be overruled is only held."""
+        hold = model is not self.models[-1] and self.config.confidence_threshold is not None
+        response: ModelResponse | None = None
+        with ledger.step("model", model.name) as step:
+            for chunk in model.stream(prompt, tools=specs, settings=settings):
+                if chunk.text and hold:
+                    held.append(chunk.text)
+                elif chunk.text:
+                    yield TextDelta(chunk.text)
+                if chunk.response is not None:
+                    response = chunk.response
+            assert response is not None, "a model stream must end with its response"
+            step.prompt_tokens = response.usage.prompt_tokens
+            step.completion_tokens = response.usage.completion_tokens
+            if not model.local:
+                step.joules_est = response.usage.total_tokens * model.joules_per_token
+        return response
+
+    def _run_tool(
+        self, name: str, arguments: dict[str, object], context: ToolContext, ledger: Ledger
+    ) -> tuple[ToolCalled, str]:
+        """Run one call; the second value is the validation error when its arguments are bad."""
+        with ledger.step("tool", name):
+            try:
+                tool = self.tools.get(name)
+            except UnknownToolError as exc:
+                return ToolCalled(name, dict(arguments), f"error: {exc}", False), ""
+            try:
+                tool.validate(arguments)
+            except ToolError as exc:
+                return ToolCalled(name, dict(arguments), f"error: {exc}", False), str(exc)
+            result = tool.call(arguments, context)
+        return ToolCalled(name, dict(arguments), result.text(), result.ok), ""

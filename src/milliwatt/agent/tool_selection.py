@@ -1,0 +1,116 @@
+"""Tool preselection: offer the model only the few tools that match the request.
+
+Every tool in the prompt costs prompt tokens (a 135M model reads a few hundred a second on
+one core) and gives a small model one more wrong choice. Each tool is described by its name,
+description and examples; each of those texts is embedded once with the bundled
+all-MiniLM-L6-v2, and a tool's score for a request is the best cosine over its texts.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+import numpy as np
+
+from milliwatt.config import ToolSelectionConfig
+
+Embed = Callable[[Sequence[str]], np.ndarray]  # texts -> L2-normalised rows
+
+DEFAULT_TOP_K = 3
+# measured on the built-in tools: requests meant for a tool score 0.45-0.93 against it,
+# most chat requests ("write a haiku about rain") stay under 0.35 (docs/cascade.md)
+DEFAULT_MIN_SIMILARITY = 0.35
+
+
+class Describable(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+
+T = TypeVar("T", bound=Describable)
+
+
+@dataclass(frozen=True)
+class Scored:
+    name: str
+    score: float
+
+
+def tool_texts(item: Describable) -> list[str]:
+    """What a tool is matched on: 'unit convert: description' and each example request."""
+    words = re.sub(r"[._]+", " ", item.name).strip()
+    examples = getattr(item, "examples", ()) or ()
+    return [f"{words}: {item.description}", *(str(e) for e in examples)]
+
+
+class ToolSelector:
+    """Ranks tools against a request; the text vectors are cached for the selector's life."""
+
+    def __init__(
+        self,
+        *,
+        top_k: int = DEFAULT_TOP_K,
+        min_similarity: float = DEFAULT_MIN_SIMILARITY,
+        embed: Embed | None = None,
+    ) -> None:
+        if top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {top_k}")
+        if not -1.0 <= min_similarity <= 1.0:
+            raise ValueError(f"min_similarity must be a cosine in [-1, 1], got {min_similarity}")
+        self.top_k = top_k
+        self.min_similarity = min_similarity
+        self._embed = embed
+        self._vectors: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if self._embed is None:
+            # loaded on first use: agents that never reach the model loop never pay for it
+            from milliwatt.models.embeddings import get_embedder
+
+            self._embed = get_embedder().embed
+        return self._embed(texts)
+
+    def rank(self, request: str, tools: Sequence[Describable]) -> list[Scored]:
+        """Every tool with its best similarity to the request, best first."""
+        if not request.strip():
+            raise ValueError("request: the request is empty")
+        if not tools:
+            return []
+        texts = [tool_texts(t) for t in tools]
+        self._cache([text for group in texts for text in group])
+        query = self.embed([request])[0]
+        scored = [
+            Scored(t.name, float(max(self._vectors[text] @ query for text in group)))
+            for t, group in zip(tools, texts, strict=True)
+        ]
+        return sorted(scored, key=lambda s: -s.score)
+
+    def select(self, request: str, tools: Sequence[T]) -> list[T]:
+        """The top-k tools scoring at least min_similarity ([] means: answer without tools)."""
+        by_name = {t.name: t for t in tools}
+        return [
+            by_name[s.name]
+            for s in self.rank(request, tools)[: self.top_k]
+            if s.score >= self.min_similarity
+        ]
+
+    def _cache(self, texts: list[str]) -> None:
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+            if missing:
+                self._vectors.update(zip(missing, self.embed(missing), strict=True))
+
+
+def tool_selector(config: ToolSelectionConfig) -> ToolSelector | None:
+    """The selector an agent's configuration asks for (None: offer every tool)."""
+    if not config.enabled:
+        return None
+    return ToolSelector(top_k=config.top_k, min_similarity=config.min_similarity)

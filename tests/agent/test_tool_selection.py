@@ -1,0 +1,110 @@
+"""Tool preselection with the bundled all-MiniLM-L6-v2: the few relevant tools, or none."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from milliwatt.agent.runner import Agent
+from milliwatt.agent.tool_selection import ToolSelector, tool_selector, tool_texts
+from milliwatt.config import AgentConfig, ToolSelectionConfig
+from milliwatt.models.base import Message, ToolSpec
+from milliwatt.models.embeddings import EmbeddingModelMissingError, get_embedder
+from milliwatt.models.fake import FakeModel
+from milliwatt.tools.builtin import builtin_registry
+
+
+@pytest.fixture(scope="module")
+def embed():  # type: ignore[no-untyped-def]
+    try:
+        return get_embedder().embed
+    except EmbeddingModelMissingError as exc:
+        pytest.skip(f"the bundled embedding model is not installed: {exc}")
+
+
+class CountingEmbed:
+    def __init__(self, embed) -> None:  # type: ignore[no-untyped-def]
+        self.embed = embed
+        self.texts: list[str] = []
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        self.texts.extend(texts)
+        return self.embed(texts)  # type: ignore[no-any-return]
+
+
+def test_a_request_gets_the_tool_made_for_it(embed) -> None:  # type: ignore[no-untyped-def]
+    tools = list(builtin_registry())
+    selector = ToolSelector(embed=embed)
+    cases = {
+        "convert 3 furlongs to metres please": "units.convert",
+        "is 7919 prime": "math.is_prime",
+        "shortest path from A to C in my graph": "graph.shortest_path",
+        "book a meeting tomorrow at 10": "calendar.book",
+        "search the web for the weather in Oslo": "web.search",
+    }
+    for request, wanted in cases.items():
+        chosen = selector.select(request, tools)
+        assert 1 <= len(chosen) <= 3, request
+        assert chosen[0].name == wanted, (request, [t.name for t in chosen])
+
+
+def test_chat_requests_get_no_tools(embed) -> None:  # type: ignore[no-untyped-def]
+    selector = ToolSelector(embed=embed)
+    tools = list(builtin_registry())
+    for request in ["write a haiku about rain", "explain photosynthesis", "tell me a joke"]:
+        assert selector.select(request, tools) == [], request
+
+
+def test_tool_texts_are_embedded_once(embed) -> None:  # type: ignore[no-untyped-def]
+    counting = CountingEmbed(embed)
+    tools = list(builtin_registry())
+    selector = ToolSelector(embed=counting)
+    selector.select("what is 2 + 2", tools)
+    first = len(counting.texts)
+    assert first == sum(len(tool_texts(t)) for t in tools) + 1
+    selector.select("convert 5 miles to km", tools)
+    assert len(counting.texts) == first + 1  # only the new request
+
+
+def test_top_k_and_threshold_are_respected(embed) -> None:  # type: ignore[no-untyped-def]
+    tools = list(builtin_registry())
+    ranked = ToolSelector(embed=embed).rank("how many days from 2024-02-01 to 2024-03-01", tools)
+    assert [s.score for s in ranked] == sorted((s.score for s in ranked), reverse=True)
+    assert len(ToolSelector(top_k=1, embed=embed).select("is 2024 a leap year", tools)) == 1
+    strict = ToolSelector(min_similarity=0.99, embed=embed)
+    assert strict.select("will 2028 have a 29th of February", tools) == []
+    assert strict.select("is 2024 a leap year", tools)[0].name == "dates.is_leap_year"  # an example
+
+
+def test_bad_settings_and_input_are_refused() -> None:
+    with pytest.raises(ValueError, match="top_k"):
+        ToolSelector(top_k=0)
+    with pytest.raises(ValueError, match="min_similarity"):
+        ToolSelector(min_similarity=1.5)
+    with pytest.raises(ValueError, match="request"):
+        ToolSelector(embed=lambda texts: np.zeros((len(texts), 2))).rank("  ", [])
+    assert tool_selector(ToolSelectionConfig(enabled=False)) is None
+    configured = tool_selector(ToolSelectionConfig(top_k=2, min_similarity=0.5))
+    assert configured is not None and (configured.top_k, configured.min_similarity) == (2, 0.5)
+
+
+def test_the_agent_offers_the_model_only_the_selected_tools(embed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    offered: list[list[str]] = []
+
+    def reply(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> str:
+        offered.append([t.name for t in tools])
+        return "ok"
+
+    registry = builtin_registry()
+    agent = Agent(
+        AgentConfig(), [FakeModel(reply)], tools=registry, selector=ToolSelector(embed=embed)
+    )
+    agent.run("please convert this recipe's cups into grams for me")
+    agent.run("write a haiku about rain")
+    assert "units.convert" in offered[0] and len(offered[0]) <= 3
+    assert offered[1] == []
+    entries = [e.name for e in agent.run("tell me a joke").ledger.entries]
+    assert entries[0] == "tool_selection"  # its cost is in the ledger
