@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from milliwatt.doctor import doctor
+from milliwatt.evals.cli import app as eval_app
 from milliwatt.gateway import cli as gateway_cli
 from milliwatt.gateway.mcp_cli import app as mcp_app
 from milliwatt.knowledge import cli as knowledge_cli
@@ -22,6 +23,7 @@ app = typer.Typer(
 
 # Command families register below, one line each.
 app.add_typer(egress_app, name="egress")
+app.add_typer(eval_app, name="eval")
 app.add_typer(mcp_app, name="mcp")
 app.add_typer(shield_app, name="shield")
 app.add_typer(waf_app, name="waf")

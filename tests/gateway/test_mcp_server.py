@@ -203,4 +203,4 @@ def test_milliwatt_client_uses_milliwatt_server(http_url: str, env: dict[str, st
 def test_cli_refuses_bad_options(args: list[str], message: str) -> None:
     result = CliRunner().invoke(mcp_app, ["serve", "--no-agents", *args])
     assert result.exit_code == 2
-    assert message in " ".join(result.output.split())
+    assert message in " ".join(result.output.replace("│", " ").split())
