@@ -160,3 +160,22 @@ def test_router_entry_point(tmp_path: Path, docs: Path) -> None:
     assert answer.source.endswith("kettle.txt")
     missing = CollectionKey("default", "nobody", "none")
     assert best_passage("How often should I descale the kettle?", missing, data) is None
+
+
+def test_prune_drops_files_gone_from_the_folder(kb: KnowledgeBase, docs: Path) -> None:
+    kb.ingest([docs], KEY)
+    kb.ingest([docs / "widget.md"], CollectionKey("default", "helper", "other"))
+    (docs / "home" / "kettle.txt").unlink()
+    kept = kb.ingest([docs], KEY)  # without --prune nothing is dropped
+    assert kept.pruned == [] and kb.collections("default", "helper")[0].documents == 3
+    pruned = kb.ingest([docs], KEY, prune=True)
+    assert pruned.pruned == [str((docs / "home" / "kettle.txt").resolve())]
+    assert all("kettle" not in p.text for p in kb.search("descale the kettle", KEY, k=10))
+    counts = {c.key.name: c.documents for c in kb.collections("default", "helper")}
+    assert counts == {"manuals": 2, "other": 1}
+    # pruning one subfolder leaves documents from elsewhere alone
+    (docs / "home" / "bicycle.html").unlink()
+    assert kb.ingest([docs / "home"], KEY, prune=True).pruned == [
+        str((docs / "home" / "bicycle.html").resolve())
+    ]
+    assert kb.collections("default", "helper")[0].documents == 1

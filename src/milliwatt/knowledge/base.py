@@ -61,6 +61,7 @@ class KnowledgeBase:
         *,
         fetch_url: UrlFetcher | None = None,
         progress: ProgressCallback | None = None,
+        prune: bool = False,
     ) -> IngestReport:
         with self._write_lock:
             return ingest(
@@ -71,6 +72,7 @@ class KnowledgeBase:
                 sources,
                 fetch_url=fetch_url,
                 progress=progress,
+                prune=prune,
             )
 
     def search(

@@ -68,6 +68,9 @@ def ingest(
         list[str] | None,
         typer.Option("--allow-network", help="CIDR a URL may resolve to, e.g. 10.0.0.0/8."),
     ] = None,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Drop documents no longer in the named folders.")
+    ] = False,
 ) -> None:
     """Ingest Markdown, text, HTML and PDF documents so that agents can search and cite them.
 
@@ -95,7 +98,11 @@ def ingest(
 
         try:
             report = kb.ingest(
-                sources, key, fetch_url=guarded_fetcher(GuardedClient(policy)), progress=advance
+                sources,
+                key,
+                fetch_url=guarded_fetcher(GuardedClient(policy)),
+                progress=advance,
+                prune=prune,
             )
         except (LoadError, ValueError) as exc:
             progress.stop()
@@ -104,7 +111,8 @@ def ingest(
             kb.close()
     print(
         f"{key}: {len(report.added)} added, {len(report.replaced)} replaced, "
-        f"{len(report.unchanged)} unchanged, {len(report.empty)} without text; "
+        f"{len(report.unchanged)} unchanged, {len(report.empty)} without text, "
+        f"{len(report.pruned)} pruned; "
         f"{report.chunks} chunks in {report.seconds:.1f} s"
     )
 

@@ -33,6 +33,7 @@ class IngestReport:
     replaced: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     empty: list[str] = field(default_factory=list)  # no text to index
+    pruned: list[str] = field(default_factory=list)  # gone from an ingested folder
     chunks: int = 0  # chunks written
     seconds: float = 0.0
 
@@ -67,7 +68,10 @@ def ingest(
     *,
     fetch_url: UrlFetcher | None = None,
     progress: ProgressCallback | None = None,
+    prune: bool = False,
 ) -> IngestReport:
+    """Store the sources in the collection; with prune, also drop documents that were
+    ingested from one of the named folders and are no longer in it."""
     began = time.perf_counter()
     items = expand_sources(sources)
     report = IngestReport(str(key))
@@ -96,6 +100,14 @@ def ingest(
                     (report.added if previous is None else report.replaced).append(document.source)
             if progress is not None:
                 progress(document.source, done, len(items))
+        if prune:
+            folders = [Path(s).resolve() for s in sources if not is_url(s) and Path(s).is_dir()]
+            present = {str(item) for item in items}
+            for source in store.document_sources(conn, before.id):
+                inside = any(Path(source).is_relative_to(folder) for folder in folders)
+                if inside and source not in present:
+                    removed += store.delete_document(conn, before.id, source)
+                    report.pruned.append(source)
         after = before
         if removed or added:
             generation = store.bump_generation(conn, before.id)

@@ -178,6 +178,13 @@ def document_hash(conn: sqlite3.Connection, collection_id: int, source: str) -> 
     return row[0] if row else None
 
 
+def document_sources(conn: sqlite3.Connection, collection_id: int) -> list[str]:
+    rows = conn.execute(
+        "SELECT source FROM documents WHERE collection_id = ? ORDER BY source", (collection_id,)
+    )
+    return [r[0] for r in rows]
+
+
 def delete_document(conn: sqlite3.Connection, collection_id: int, source: str) -> list[int]:
     """Remove a document and its chunks; returns the removed chunk ids."""
     row = conn.execute(
