@@ -60,6 +60,21 @@ def expression(text: str) -> str | None:
         ("what does 6 times 7 equal", "6 * 7"),
         ("what is 48/2 = ?", "48/2"),
         ("I need 12-9", "12-9"),
+        ("what is 15 divided by 4, rounded to 2 decimal places", "round(15 / 4, 2)"),
+        ("what is 22 / 7 rounded to the nearest whole number", "round(22 / 7, 0)"),
+        ("what is 5 more than 12", "12 + 5"),
+        ("what is 7 less than 20", "20 - 7"),
+        ("what is the value of pi times 2", "pi * 2"),
+        ("calculate (4 + 5) x 3", "(4 + 5) * 3"),
+        ("what is the mean of the numbers 4, 8, 6", "mean(4, 8, 6)"),
+        ("find the median of these numbers: 3, 9, 4", "median(3, 9, 4)"),
+        ("how much is 1/8 as a decimal", "1/8"),
+        ("sqrt of 49", "sqrt(49)"),
+        ("what is the total of 12, 18 and 30", "sum(12, 18, 30)"),
+        ("what is the square of 12", "(12)**2"),
+        ("what is 5 to the power 3", "(5)**(3)"),
+        ("what is minus 5 times 3", "-5 * 3"),
+        ("what is 10 percent off 200", "200 * (1 - 10/100)"),
     ],
 )
 def test_phrasing_becomes_an_expression(text: str, expected: str) -> None:
@@ -85,6 +100,11 @@ def test_phrasing_becomes_an_expression(text: str, expected: str) -> None:
         "what is 2 and 2",
         "__import__('os').system('ls')",
         "what is open('/etc/passwd')",
+        "what is pi",
+        "what is e",
+        "what is 3x + 5",
+        "is 5 more than 3",
+        "what is the sum total of my fears",
     ],
 )
 def test_non_arithmetic_is_refused(text: str) -> None:
@@ -146,7 +166,8 @@ def test_whole_number_questions(text: str, tool: str, arguments: dict[str, objec
         "name 3 prime numbers",
         "is 2.5 prime",
         "what is 10 in base 1",
-        "convert ff to decimal",  # which base is ff in? hexadecimal is a guess
+        "convert 12 to decimal",  # which base is 12 in? only hex digits name their base
+        "what is face in decimal",
         "convert 12 to roman numerals",
         "what is 255 in decimal",  # already decimal
         "is prime 7 a good movie",
@@ -154,3 +175,10 @@ def test_whole_number_questions(text: str, tool: str, arguments: dict[str, objec
 )
 def test_whole_number_near_misses(text: str) -> None:
     assert NumbersResolver().match(Request.of(text), ToolContext()) is None
+
+
+def test_hex_digits_name_their_base() -> None:
+    for text, digits in (("what is FF in decimal", "ff"), ("convert 1a to decimal", "1a")):
+        found = NumbersResolver().match(Request.of(text), ToolContext())
+        assert found is not None
+        assert found.arguments == {"number": digits, "from_base": 16, "to_base": 10}

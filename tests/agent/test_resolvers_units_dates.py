@@ -104,6 +104,31 @@ def test_unit_near_misses(text: str) -> None:
         ),
         ("what time is it in Tokyo", "dates.now", {"zone_name": "Asia/Tokyo"}),
         ("current time in new york", "dates.now", {"zone_name": "America/New_York"}),
+        (
+            "what day of the week will it be on March 15, 2027",
+            "dates.weekday",
+            {"date": "march 15, 2027"},
+        ),
+        (
+            "how many days in February 2024",
+            "dates.difference",
+            {"start": "2024-02-01", "end": "2024-03-01"},
+        ),
+        (
+            "how many days does December 2026 have",
+            "dates.difference",
+            {"start": "2026-12-01", "end": "2027-01-01"},
+        ),
+        (
+            "what time is 5pm GMT in Sydney",
+            "dates.convert_timezone",
+            {"time": "5pm", "from_zone": "UTC", "to_zone": "Australia/Sydney"},
+        ),
+        (
+            "what time is it in London if it is 12:00 in Tokyo",
+            "dates.convert_timezone",
+            {"time": "12:00", "from_zone": "Asia/Tokyo", "to_zone": "Europe/London"},
+        ),
     ],
 )
 def test_date_requests(text: str, tool: str, arguments: dict[str, object]) -> None:
@@ -114,7 +139,7 @@ def test_date_requests(text: str, tool: str, arguments: dict[str, object]) -> No
     "text",
     [
         "what time is it",
-        "what day is it today",
+        "what day is it at the office",
         "what time is it in Narnia",
         "what day of the week is my birthday",
         "how many days until my vacation",

@@ -137,7 +137,7 @@ NEAR_MISSES = [
     "what are the prime numbers between 1 and 20",
     "is 2024 going to be a good year?",
     "what time is it",
-    "what day is it today",
+    "what day is it at the office",
     "what time does the sun rise in Tokyo",
     "what is the date of Easter 2027",
     "what day of the week is my birthday",

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from milliwatt.agent.resolvers.common import NUMBER, Match, Request
-from milliwatt.tools.exact import FUNCTIONS
+from milliwatt.tools.exact_functions import CONSTANTS, FUNCTIONS
 from milliwatt.tools.registry import ToolContext
 
 N = rf"(?:{NUMBER})"
@@ -26,7 +26,16 @@ _PREFIX = re.compile(
     r"|find|figure out|determine|give me|get|and|then|now|also|the answer to|the answer of"
     r"|the value of|the result of|the outcome of|the|if you|i need|i want)\s+)+"
 )
-_SUFFIX = re.compile(r"\s*(?:=\s*\??|equal|equals|make|makes|come to|comes to|give|gives|is|be)$")
+_SUFFIX = re.compile(
+    r"\s*(?:=\s*\??|equal|equals|make|makes|come to|comes to|give|gives|is|be|as a decimal"
+    r"|as a decimal number|in decimal form)$"
+)
+# "... rounded to 2 decimal places" after any expression
+_ROUNDED = re.compile(
+    r",?\s*(?:and )?(?:rounded|round(?:ed)? it|round the answer|round the result|) ?to "
+    r"(?:(\d{1,2}) (?:decimal places?|decimals|dp|places?)|(?:the )?nearest (?:whole number"
+    r"|integer))$"
+)
 _CURRENCY = re.compile(r"[$€£¥]\s*(?=[\d.])|(?<=\d)\s*(?:dollars?|bucks|euros?|usd|eur)\b")
 
 # whole-request templates: (pattern, expression template, unit of the answer)
@@ -40,6 +49,8 @@ _TEMPLATES: list[tuple[re.Pattern[str], str, str]] = [
     (re.compile(rf"^({A}) (?:plus|\+|increased by) ({N})\s*%$"), r"\1 * (1 + \2/100)", ""),
     (re.compile(rf"^({A}) (?:minus|-|less|decreased by) ({N})\s*%$"), r"\1 * (1 - \2/100)", ""),
     (re.compile(rf"^({N})\s*% off(?: of)? ({A})$"), r"\2 * (1 - \1/100)", ""),
+    (re.compile(rf"^({A}) more than ({A})$"), r"\2 + \1", ""),
+    (re.compile(rf"^({A}) (?:less|fewer) than ({A})$"), r"\2 - \1", ""),
     (re.compile(rf"^({A}) is what (?:percent|percentage|%) of ({A})$"), r"\1 / \2 * 100", "%"),
     (re.compile(rf"^what (?:percent|percentage|%) of ({A}) is ({A})$"), r"\2 / \1 * 100", "%"),
     (
@@ -106,8 +117,10 @@ _LISTS = {
     "max": r"maximum|max|largest|biggest|greatest",
     "min": r"minimum|min|smallest|lowest",
 }
+_OF_NUMBERS = r"(?:the )?(?:(?:following|these) )?(?:numbers|values)?:?\s*"
 _LIST_CALLS = [
-    (re.compile(rf"\b(?:the )?(?:{words}) of ({LIST})"), name) for name, words in _LISTS.items()
+    (re.compile(rf"\b(?:the )?(?:{words}) of {_OF_NUMBERS}({LIST})"), name)
+    for name, words in _LISTS.items()
 ]
 _LIST_SEPARATOR = re.compile(r"\s*,?\s*(?:and|&)\s+|\s*,\s*|\s+")
 
@@ -115,7 +128,7 @@ _LIST_SEPARATOR = re.compile(r"\s*,?\s*(?:and|&)\s+|\s*,\s*|\s+")
 _REWRITES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\ba dozen\b"), "12"),
     (re.compile(rf"({N}) dozen\b"), r"\1*12"),
-    (re.compile(r"(?<=\d)\s*x\s*(?=[\d(])"), " * "),
+    (re.compile(r"(?<=[\d)])\s*x\s*(?=[\d(])"), " * "),
     (re.compile(rf"({N})\s*% of\b"), r"(\1/100) *"),
     (re.compile(rf"\b({N})/({N}) of\b"), r"(\1/\2) *"),
     (re.compile(r"\b(?:one )?half of\b"), "(1/2) *"),
@@ -160,7 +173,7 @@ _EXPONENT = re.compile(r"(?<![\d.])\d++(?:\.\d++)?e[-+]?\d++")  # 1e6 is a numbe
 _IDENTIFIER = re.compile(r"[a-z_][a-z_0-9]*")
 _ALLOWED = re.compile(r"[\d\s.+\-*/%(),]*")
 _IMPLICIT_PRODUCT = re.compile(r"[\d)]\s*\(")
-_OPERATION = re.compile(r"[\d)]\s*(?:\*\*|[-+*/%])\s*[-+(\d.]|[a-z_]+\(")
+_OPERATION = re.compile(r"[\w)]\s*(?:\*\*|[-+*/%])\s*[-+(\w.]|[a-z_]+\(")
 
 
 # every word any phrasing above can consume; a request with another word is not arithmetic,
@@ -170,12 +183,14 @@ _VOCABULARY = frozenset(
     for source in (
         _PREFIX.pattern,
         _SUFFIX.pattern,
+        _ROUNDED.pattern,
         _CURRENCY.pattern,
         _ROUND_NEAREST.pattern,
         *(p.pattern for p, _, _ in _TEMPLATES),
         *(p.pattern for p, _ in _LIST_CALLS),
         *(p.pattern for p, _ in _REWRITES),
         *FUNCTIONS,
+        *CONSTANTS,
         *_NEAREST_PLACES,
     )
     for word in re.findall(r"[a-z]+", source)
@@ -205,8 +220,18 @@ def to_expression(text: str) -> tuple[str | None, str]:
     s = _PREFIX.sub("", whole).strip()
     s = _SUFFIX.sub("", s).strip()
     s = _PREFIX.sub("", s).strip()
+    places: str | None = None
+    if (rounded := _ROUNDED.search(s)) and not s.startswith("round "):
+        places, s = rounded.group(1) or "0", s[: rounded.start()].strip()
     if not s or not any(c.isdigit() for c in s):
         return None, ""
+    expression, unit = _expression(whole, s)
+    if expression is not None and places is not None:
+        expression = _checked(f"round({expression}, {places})")
+    return expression, unit
+
+
+def _expression(whole: str, s: str) -> tuple[str | None, str]:
     for pattern, template, unit in _TEMPLATES:
         for candidate in (whole, s):  # some templates begin with "what"
             if pattern.fullmatch(candidate):
@@ -233,7 +258,7 @@ def _checked(expression: str) -> str | None:
     expression = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), expression)
     expression = " ".join(expression.split())
     names = set(_IDENTIFIER.findall(_EXPONENT.sub("", expression)))
-    if names - FUNCTIONS.keys():
+    if names - FUNCTIONS.keys() - CONSTANTS.keys():
         return None  # a word is left over: not pure arithmetic
     if not _ALLOWED.fullmatch(_IDENTIFIER.sub("", expression)):
         return None

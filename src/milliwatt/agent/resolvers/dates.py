@@ -17,8 +17,9 @@ from milliwatt.tools.timezones import find_zone_name
 D = r"(?P<date>[\w ,./:-]{3,60}?)"
 _WEEKDAY = [
     re.compile(
-        rf"^(?:on )?what (?:day(?: of the week)?|weekday) (?:is|was|will be|falls on|"
-        rf"does|did|will) {D}(?: fall on| fall| be| land on| land)?$"
+        rf"^(?:on )?what (?:day(?: of the week)?|weekday) (?:will it be on|was it on|is it on|"
+        rf"will it be|was it|is it|is|was|will be|falls on|does|did|will) {D}"
+        rf"(?: fall on| fall| be| land on| land)?$"
     ),
     re.compile(rf"^(?:which|what) (?:day of the week|weekday) (?:is|was|will be|falls on) {D}$"),
     re.compile(rf"^(?:the )?day of the week (?:of|for|on) {D}$"),
@@ -67,7 +68,7 @@ _T = r"(?P<time>\d{1,2}(?::\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.)?|noon|midnight)"
 _Z = r"[a-z][a-z /_.-]{1,30}?"
 _ZONES = [
     re.compile(
-        rf"^(?:what(?:'s| is) |convert )?{_T} (?:in )?(?P<src>{_Z}) (?:time )?"
+        rf"^(?:what(?:'s| is) |what time is |convert )?{_T} (?:in )?(?P<src>{_Z}) (?:time )?"
         rf"(?:in|to|into) (?P<dst>{_Z})(?: time)?$"
     ),
     re.compile(rf"^if it(?:'s| is) {_T} in (?P<src>{_Z}),? what time is it in (?P<dst>{_Z})$"),
@@ -77,6 +78,11 @@ _ZONES = [
         rf"(?P<src>{_Z})$"
     ),
 ]
+_MONTH_DAYS = re.compile(
+    r"^how many days (?:are there |are |does |is )?(?:in )?(?P<month>january|february|march|april|"
+    r"may|june|july|august|september|october|november|december)(?: of)? (?P<year>\d{4})"
+    r"(?: have)?$"
+)
 _NOW = re.compile(
     rf"^(?:what(?:'s| is) )?(?:the )?(?:current |local )?time (?:is it )?"
     rf"(?:right now |now )?in (?P<zone>{_Z})(?: right now| now)?$"
@@ -117,7 +123,35 @@ class DatesResolver:
                     {"start": start, "end": m.group("b")},
                     lambda v, unit=unit: _say_span(v, unit),
                 )
+        if m := _MONTH_DAYS.fullmatch(text):
+            return _month_length(m.group("month"), int(m.group("year")))
         return _zones(text)
+
+
+def _month_length(month: str, year: int) -> Match | None:
+    number = _MONTHS.index(month) + 1
+    if not 1 <= year <= 9998:
+        return None
+    following = f"{year + (number == 12)}-{number % 12 + 1:02d}-01"
+    arguments = {"start": f"{year}-{number:02d}-01", "end": following}
+    name = f"{month.capitalize()} {year}"
+    return Match("dates.difference", arguments, lambda v: f"{name} has {v['days']} days.")
+
+
+_MONTHS = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
 
 
 def _is_date(text: str) -> bool:

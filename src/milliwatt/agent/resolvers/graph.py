@@ -14,29 +14,25 @@ from milliwatt.tools.graph import find_node, load_graph
 from milliwatt.tools.registry import ToolContext
 
 _NODE = r"[\w .'&-]{1,80}?"
+_KIND = r"(?:(?:the )?(?:node|city|station|stop|town|place) )?"
+A = rf"{_KIND}(?P<a>{_NODE})"
+B = rf"{_KIND}(?P<b>{_NODE})"
+_WHERE = r"(?: in my graph| on my graph| in the graph| on the map)?"
 _PATTERNS = [
     re.compile(
-        rf"^(?:what(?:'s| is) |find |show me |give me |compute )?(?:the )?"
-        rf"(?:shortest|quickest|fastest|cheapest|best) (?:path|route|way|distance)"
-        rf"(?: length)? (?:from|between) (?P<a>{_NODE}) (?:to|and) (?P<b>{_NODE})"
-        rf"(?: in my graph| on my graph| in the graph)?$",
+        rf"^(?:what(?:'s| is) |find |show me |give me |compute |tell me )?(?:the )?"
+        rf"(?:shortest|quickest|fastest|cheapest|best) (?:path|route|way|distance|road)"
+        rf"(?: length)?(?: to get| to go)? (?:from|between) {A} (?:to|and) {B}{_WHERE}$",
         re.I,
     ),
+    re.compile(rf"^how (?:far|long) is it (?:from )?{A} to {B}{_WHERE}$", re.I),
+    re.compile(rf"^how far is {B} from {A}{_WHERE}$", re.I),
     re.compile(
-        rf"^how (?:far|long) is it (?:from )?(?P<a>{_NODE}) to (?P<b>{_NODE})"
-        rf"(?: in my graph| on my graph| in the graph)?$",
+        rf"^(?:what(?:'s| is) )?(?:the )?(?:shortest )?distance (?:from|between) {A} "
+        rf"(?:to|and) {B}{_WHERE}$",
         re.I,
     ),
-    re.compile(
-        rf"^(?:what(?:'s| is) )?(?:the )?distance (?:from|between) (?P<a>{_NODE}) "
-        rf"(?:to|and) (?P<b>{_NODE})(?: in my graph| on my graph| in the graph)?$",
-        re.I,
-    ),
-    re.compile(
-        rf"^how do i get from (?P<a>{_NODE}) to (?P<b>{_NODE})"
-        rf"(?: in my graph| on my graph| in the graph)?$",
-        re.I,
-    ),
+    re.compile(rf"^how (?:do|can|should) i (?:get|go|travel) from {A} to {B}{_WHERE}$", re.I),
 ]
 
 

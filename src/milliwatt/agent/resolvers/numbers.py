@@ -19,6 +19,7 @@ _BASES = {
     "hexadecimal": 16,
 }
 _BASE = r"(binary|bin|octal|oct|decimal|denary|hex|hexadecimal|base[ -]?(\d{1,2}))"
+_HEX_ONLY = re.compile(r"(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{2,16}|f{2,8}")
 _PREFIXED = {"0x": 16, "0b": 2, "0o": 8}
 
 _PRIME = [
@@ -67,7 +68,10 @@ class NumbersResolver:
                 return None  # the source base named twice
             named = before if before[0] else after
             if not named[0]:
-                return None  # "ff to decimal": the source base is a guess; leave it
+                # digits alone name no base, except hex digits beside letters ("1a", "ff")
+                if not _HEX_ONLY.fullmatch(digits):
+                    return None
+                return _convert(digits, 16, _base(*target))
             return _convert(digits, _base(*named), _base(*target))
         return None
 

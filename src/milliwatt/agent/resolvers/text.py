@@ -27,6 +27,11 @@ _LETTER = [
         re.I,
     ),
     re.compile(
+        rf"^in {_IN[3:]}{_WORD},? how many {_Q}?(?P<ch>[^\W\d_]){_Q}?(?:'s|s)? "
+        rf"(?:are there|are|is there|does it have)$",
+        re.I,
+    ),
+    re.compile(
         rf"^count (?:the |all the )?(?:number of )?(?:letter )?{_Q}?(?P<ch>[^\W\d_])"
         rf"{_Q}?(?:'s|s)? {_IN}{_WORD}$",
         re.I,
@@ -34,6 +39,7 @@ _LETTER = [
 ]
 _SUBSTRING = re.compile(
     r"^(?:how many times (?:does|do|is) |count (?:the )?(?:occurrences|instances) of )"
+    r"(?:the (?:word|phrase|string|substring|letter) )?"
     r"(?P<q1>[\"'`])(?P<sub>.{1,100}?)(?P=q1) (?:appears? |occurs? |used )?in:?\s*"
     r"(?P<q2>[\"'`])(?P<text>.+)(?P=q2)$",
     re.I | re.S,
@@ -61,6 +67,11 @@ _STATS = [
         re.I,
     ),
 ]
+_LENGTH = re.compile(
+    r"^(?:what(?:'s| is) the length of|how long is)(?: the (?:string|word|text|phrase))?"
+    r"(?:\s+(?P<q>[\"'`])(?P<quoted>.+)(?P=q)|:\s*(?P<rest>.+))(?: in characters)?$",
+    re.I | re.S,
+)
 _KIND = {
     "email": "emails",
     "e-mail": "emails",
@@ -113,6 +124,9 @@ class TextResolver:
                 return Match(
                     "text.stats", {"text": body}, lambda v, w=what: f"{v[w]} {w.replace('_', ' ')}."
                 )
+        if m := _LENGTH.fullmatch(text):
+            body = m.group("quoted") or m.group("rest")
+            return Match("text.stats", {"text": body}, lambda v: f"{v['characters']} characters.")
         if m := _EXTRACT.fullmatch(text):
             kind = _KIND[m.group("kind").lower()]
             return Match("text.extract", {"text": m.group("text"), "kind": kind}, _say_found)
