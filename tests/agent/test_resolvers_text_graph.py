@@ -73,6 +73,19 @@ def text(request: str) -> tuple[str, dict[str, object]] | None:
             "text.regex",
             {"pattern": "[A-Z]+", "text": "ABC def GHI"},
         ),
+        (
+            "In the word 'banana', how many a's are there?",
+            "text.count",
+            {"text": "banana", "substring": "a"},
+        ),
+        (
+            "how many times does the word 'the' appear in 'the cat and the hat'",
+            "text.count",
+            {"text": "the cat and the hat", "substring": "the"},
+        ),
+        ("what is the length of 'hello world'", "text.stats", {"text": "hello world"}),
+        ('how long is the string "abc"', "text.stats", {"text": "abc"}),
+        ("how many letters does the word strawberry have", "text.stats", {"text": "strawberry"}),
     ],
 )
 def test_text_requests(request_text: str, tool: str, arguments: dict[str, object]) -> None:
@@ -127,6 +140,9 @@ def test_graph_resolver_answers_only_for_nodes_of_a_loaded_graph(tmp_path: Path)
         "how far is it from oslo to berlin",
         "distance between Berlin and Oslo",
         "how do I get from Rome to Oslo",
+        "how far is Rome from Oslo",
+        "what's the fastest way to get from Oslo to Rome",
+        "shortest distance between city Oslo and city Rome",
     ):
         assert resolver.match(Request.of(other), context) is not None, other
     for miss in (
