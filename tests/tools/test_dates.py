@@ -156,3 +156,13 @@ def test_now_reads_the_clock_in_the_zone() -> None:
 def test_parse_moment_reports_whether_a_time_was_given() -> None:
     assert parse_moment("March 1, 2026")[1] is False
     assert parse_moment("9:30 am on June 5, 2026") == (datetime(2026, 6, 5, 9, 30), True)
+
+
+@pytest.mark.parametrize("day", ["03/04/2026", "4.3.2026", "1/2/26"])
+def test_slashed_dates_that_read_both_ways_are_refused(day: str) -> None:
+    assert "day-first or month-first" in (weekday.call({"date": day}).error or "")
+
+
+def test_slashed_dates_that_read_one_way_are_accepted() -> None:
+    assert ok(weekday.call({"date": "3/13/2026"}))["date"] == "2026-03-13"
+    assert ok(weekday.call({"date": "04/04/2026"}))["date"] == "2026-04-04"

@@ -38,6 +38,7 @@ _DATE_WORDS = frozenset(_DATE_VOCABULARY.split())
 _HAS_TIME = re.compile(r"\d:\d{2}|\b\d{1,2}\s*[ap]\.?m\b|\bnoon\b|\bmidnight\b|\bnow\b", re.I)
 
 
+_SLASHED = re.compile(r"\b(\d{1,2})[/.](\d{1,2})[/.]\d{2,4}\b")
 _ORDINAL = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)\b", re.IGNORECASE)
 _DAY_FORMATS = (
     "%B %d %Y",
@@ -82,6 +83,11 @@ def parse_moment(text: str) -> tuple[datetime, bool]:
         return datetime.fromisoformat(phrase), "T" in phrase or ":" in phrase
     except ValueError:
         pass
+    if (slashed := _SLASHED.search(phrase)) and _ambiguous(*slashed.groups()):
+        raise DateError(
+            f"{slashed.group(0)} could be read day-first or month-first; write it as "
+            "2026-03-04 or March 4, 2026"
+        )
     fast = _common_format(phrase)
     if fast is not None:
         return fast
@@ -96,6 +102,10 @@ def parse_moment(text: str) -> tuple[datetime, bool]:
     if not has_time:  # "tomorrow" is a day; dateparser adds the current time of day
         return moment.replace(hour=0, minute=0, second=0, microsecond=0), False
     return moment.replace(microsecond=0), has_time
+
+
+def _ambiguous(first: str, second: str) -> bool:
+    return first != second and int(first) <= 12 and int(second) <= 12
 
 
 def _common_format(phrase: str) -> tuple[datetime, bool] | None:

@@ -210,14 +210,17 @@ def _say_leap(value: dict[str, Any]) -> str:
 
 
 def _say_span(value: dict[str, Any], unit: str) -> str:
+    days = value["days"]
     amount = {
-        "days": value["days"],
-        "weeks": value["weeks"],
-        "months": value["whole_months"],
-        "years": value["whole_years"],
+        "days": plain_number(days),
+        "weeks": f"{plain_number(value['weeks'])} weeks ({days // 7} weeks and "
+        f"{days % 7} day{'s' if days % 7 != 1 else ''})",
+        "months": f"{value['whole_months']} whole months",
+        "years": f"{value['whole_years']} whole years",
     }[unit]
-    span = f"There are {plain_number(amount)} {unit} from {value['start']['text']} to "
-    return span + f"{value['end']['text']}."
+    if unit == "days":
+        amount += " days"
+    return f"There are {amount} from {value['start']['text']} to {value['end']['text']}."
 
 
 def _say_zone(value: dict[str, Any]) -> str:

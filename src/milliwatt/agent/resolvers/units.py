@@ -34,8 +34,22 @@ _PATTERNS = [
     re.compile(rf"^(?:convert|change) (?:from )?(?P<src>{U}) to (?P<dst>{U}):? {N}$", re.I),
 ]
 _ARTICLES = re.compile(r"^(?:the|a|an)\s+|\s+(?:units?|please)$", re.I)
-_CALENDAR = frozenset(
-    {"year", "month", "decade", "century", "millennium", "common_year", "leap_year", "julian_year"}
+# units whose size depends on the calendar or the country: "a ton" is 907, 1000 or 1016 kg
+_AMBIGUOUS = frozenset(
+    {
+        "year",
+        "month",
+        "decade",
+        "century",
+        "millennium",
+        "common_year",
+        "leap_year",
+        "julian_year",
+        "ton",
+        "short_ton",
+        "long_ton",
+        "hundredweight",
+    }
 )
 # words that pint reads as units but people mean otherwise: "3 pm" is a time, not picometres
 _BARE = frozenset(
@@ -92,7 +106,7 @@ def _reading(m: re.Match[str]) -> Match | None:
     except UnitError:
         return None
     names = {str(u) for u in (src_unit, dst_unit)}
-    if any(part in _CALENDAR for name in names for part in re.split(r"[ */]+", name)):
+    if any(part in _AMBIGUOUS for name in names for part in re.split(r"[ */]+", name)):
         return None
     return Match(
         "units.convert",
