@@ -16,9 +16,11 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 EXACT_BELOW = 20_000  # an exact scan of this many 384-d vectors takes about a millisecond
 PROBE_FRACTION = 1 / 12  # share of the groups a query scans (bench/rag.py: recall@10 >= 0.95)
@@ -45,6 +47,12 @@ class IvfIndex:
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(keys, cosine similarities) of the k nearest vectors, nearest first."""
+        # one BLAS thread: the products are small, and on busy cores a second OpenBLAS
+        # thread spins against other work (measured 10x slower at p50, bench/rag.py)
+        with _blas().limit(limits=1, user_api="blas"):
+            return self._search(query, k)
+
+    def _search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         groups = len(self.centroids)
         if groups == 1:
             scores, keys = self.vectors @ query, self.keys
@@ -112,6 +120,11 @@ class IvfIndex:
         if len(index) != meta["size"] or index.offsets[-1] != len(index):
             raise ValueError(f"{path}: the index files disagree with each other")
         return index
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
 
 
 def build(keys: np.ndarray, vectors: np.ndarray, dimension: int, seed: int = 0) -> IvfIndex:
