@@ -11,7 +11,7 @@ from milliwatt.tools.registry import ToolContext
 
 
 def expression(text: str) -> str | None:
-    return to_expression(Request.of(text).lower)[0]
+    return to_expression(Request.of(text).every)[0]
 
 
 @pytest.mark.parametrize(
@@ -75,6 +75,12 @@ def expression(text: str) -> str | None:
         ("what is 5 to the power 3", "(5)**(3)"),
         ("what is minus 5 times 3", "-5 * 3"),
         ("what is 10 percent off 200", "200 * (1 - 10/100)"),
+        ("what is one times one", "1 * 1"),
+        ("what is a hundred and one minus one", "101 - 1"),
+        ("what is one half plus one quarter", "(1/2) + (1/4)"),
+        ("what is three point one four times two", "3.14 * 2"),
+        ("evaluate: 5*3", "5*3"),
+        ("compute the following: 2+2", "2+2"),
     ],
 )
 def test_phrasing_becomes_an_expression(text: str, expected: str) -> None:
@@ -89,6 +95,8 @@ def test_phrasing_becomes_an_expression(text: str, expected: str) -> None:
         "what is 42",
         "42",
         "what is pi",
+        "what is one",
+        "I want one of those",
         "what is x + 5",
         "what is 6/2(1+2)",  # implicit products are read differently by different people
         "what is 3.5.2 + 1",
@@ -101,6 +109,8 @@ def test_phrasing_becomes_an_expression(text: str, expected: str) -> None:
         "__import__('os').system('ls')",
         "what is open('/etc/passwd')",
         "what is pi",
+        "what is one",
+        "I want one of those",
         "what is e",
         "what is 3x + 5",
         "is 5 more than 3",

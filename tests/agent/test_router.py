@@ -233,3 +233,20 @@ def test_long_crafted_requests_cannot_stall_the_router(
     started = time.process_time()
     router.resolve(text, context)
     assert time.process_time() - started < 2.0
+
+
+def test_a_failing_resolver_or_tool_hands_the_request_to_the_model(
+    registry: ToolRegistry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken:
+        tools = frozenset({"math.calculate"})
+
+        def match(self, request: object, context: object) -> None:
+            raise RuntimeError("bug")
+
+    assert Router(registry, [Broken()]).resolve("what is 2 + 2") is None
+    assert "resolver Broken failed" in caplog.text
+    # the graph database is not a database: the tool raises, the model answers
+    (tmp_path / "graphs.sqlite").write_bytes(b"not a database" * 100)
+    damaged = ToolContext(user="ada", data_dir=tmp_path)
+    assert Router(registry).resolve("shortest path from A to D", damaged) is None

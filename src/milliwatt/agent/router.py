@@ -7,6 +7,7 @@ sure about, or one whose tool is not in the registry, returns None and goes to t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ from milliwatt.agent.resolvers.numbers import NumbersResolver
 from milliwatt.agent.resolvers.text import TextResolver
 from milliwatt.agent.resolvers.units import UnitsResolver
 from milliwatt.tools.registry import ToolContext, ToolRegistry
+
+_log = logging.getLogger(__name__)
 
 # most specific first: "255 in binary" is a base conversion before anything else
 DEFAULT_RESOLVERS: tuple[Resolver, ...] = (
@@ -70,12 +73,20 @@ class Router:
         context = context or ToolContext()
         request = Request.of(text)
         for resolver in self.resolvers:
-            found = resolver.match(request, context)
+            try:
+                found = resolver.match(request, context)
+            except Exception:  # a resolver's failure must not fail the request: the model answers
+                _log.exception("resolver %s failed on a request", type(resolver).__name__)
+                return None
             if found is None:
                 continue
             if found.tool not in self.registry:
                 return None  # recognised, but this agent may not use that tool
-            result = self.registry.call(found.tool, found.arguments, context)
+            try:
+                result = self.registry.call(found.tool, found.arguments, context)
+            except Exception:  # e.g. a locked or damaged SQLite file: the model answers
+                _log.exception("tool %s failed", found.tool)
+                return None
             if result.ok:
                 return ToolAnswer(
                     found.tool, found.arguments, result.value, found.sentence(result.value)

@@ -24,7 +24,8 @@ _PREFIX = re.compile(
     r"^(?:(?:what do you get (?:if|when) you|what(?:'s| is| are| does| do| would be| will be)?"
     r"|whats|how much (?:is|are|does|do|would|will)|calculate|compute|evaluate|work out|solve"
     r"|find|figure out|determine|give me|get|and|then|now|also|the answer to|the answer of"
-    r"|the value of|the result of|the outcome of|the|if you|i need|i want)\s+)+"
+    r"|the value of|the result of|the outcome of|the following|the|if you|i need|i want|simplify"
+    r"|quick math|math)(?:\s*:\s*|\s+))+"
 )
 _SUFFIX = re.compile(
     r"\s*(?:=\s*\??|equal|equals|make|makes|come to|comes to|give|gives|is|be|as a decimal"
@@ -127,6 +128,10 @@ _LIST_SEPARATOR = re.compile(r"\s*,?\s*(?:and|&)\s+|\s*,\s*|\s+")
 # phrasings rewritten in place, in this order, until only an expression is left
 _REWRITES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\ba dozen\b"), "12"),
+    (re.compile(r"\ba (?=\d)"), ""),
+    (re.compile(r"\b(\d+) (?:halves|half)\b"), r"(\1/2)"),
+    (re.compile(r"\b(\d+) (?:thirds?|3rds?)\b"), r"(\1/3)"),
+    (re.compile(r"\b(\d+) (?:quarters?|4ths?|fourths?)\b"), r"(\1/4)"),
     (re.compile(rf"({N}) dozen\b"), r"\1*12"),
     (re.compile(r"(?<=[\d)])\s*x\s*(?=[\d(])"), " * "),
     (re.compile(rf"({N})\s*% of\b"), r"(\1/100) *"),
@@ -201,7 +206,7 @@ class ArithmeticResolver:
     tools = frozenset({"math.calculate"})
 
     def match(self, request: Request, context: ToolContext) -> Match | None:
-        expression, unit = to_expression(request.lower)
+        expression, unit = to_expression(request.every)
         if expression is None:
             return None
         return Match(

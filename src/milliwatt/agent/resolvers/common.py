@@ -43,6 +43,9 @@ _ARTICLE_NUMBER = re.compile(r"\b(?:a|one) (100|1000|1000000|1000000000)\b")
 _FRACTION_WORD = re.compile(r"\b(?:a|an|1|one) (3rd|4th|5th|6th|7th|8th|9th|10th)s? of\b")
 _FRACTION_WORDS = re.compile(r"\b(\d+) (\d+)(?:rd|th)s of\b")
 _SCALED = re.compile(r"\b(\d+(?:\.\d+)?) (1000|1000000|1000000000|1000000000000)\b")
+_SMALL_NUMBER_WORD = re.compile(
+    r"\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten)\b", re.IGNORECASE
+)
 _NEGATIVE = re.compile(r"\bnegative (\d)")
 
 
@@ -54,6 +57,9 @@ class Request:
     plain: str  # politeness stripped and symbols unified, words untouched (for text tools)
     text: str  # the same with number words as digits; case kept
     lower: str  # the same, lowercased
+    # lowercased with every number word as digits, even a lone "one" (kept as a word above,
+    # since "one of those" is not a number); for arithmetic, where any word left over fails
+    every: str
 
     @classmethod
     def of(cls, raw: str) -> Request:
@@ -65,12 +71,13 @@ class Request:
                 break
             text = stripped
         digits = _digits(text)
-        return cls(raw=raw, plain=text, text=digits, lower=digits.lower())
+        every = _digits(text, threshold=0).lower() if _SMALL_NUMBER_WORD.search(text) else None
+        return cls(raw, text, digits, digits.lower(), every or digits.lower())
 
 
-def _digits(text: str) -> str:
+def _digits(text: str, threshold: int = 3) -> str:
     try:
-        converted = alpha2digit(text, "en")
+        converted = alpha2digit(text, "en", threshold=threshold)
     except Exception:  # the converter is a native extension; never let it break routing
         return text
     converted = _ARTICLE_NUMBER.sub(r"\1", converted)
