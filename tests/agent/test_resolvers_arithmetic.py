@@ -96,6 +96,7 @@ def test_phrasing_becomes_an_expression(text: str, expected: str) -> None:
         "42",
         "what is pi",
         "what is one",
+        "what is 3,5 + 1",
         "I want one of those",
         "what is x + 5",
         "what is 6/2(1+2)",  # implicit products are read differently by different people
@@ -110,6 +111,7 @@ def test_phrasing_becomes_an_expression(text: str, expected: str) -> None:
         "what is open('/etc/passwd')",
         "what is pi",
         "what is one",
+        "what is 3,5 + 1",
         "I want one of those",
         "what is e",
         "what is 3x + 5",

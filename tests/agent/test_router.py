@@ -75,6 +75,12 @@ def test_a_refusal_is_the_answer_for_arithmetic(router: Router, context: ToolCon
         assert found.answer.startswith("That cannot be computed")
 
 
+def test_a_bad_user_pattern_is_explained(router: Router, context: ToolContext) -> None:
+    found = router.resolve(r"find all matches of /(\w)\1/ in: aa bb", context)
+    assert found is not None and found.tool == "text.regex"
+    assert found.answer.startswith("That pattern cannot be used: invalid regular expression")
+
+
 def test_a_refusal_elsewhere_sends_the_request_to_the_model(
     router: Router, context: ToolContext
 ) -> None:

@@ -96,7 +96,7 @@ class Router:
                     found.tool,
                     found.arguments,
                     None,
-                    f"That cannot be computed: {result.error}.",
+                    found.refusal.format(result.error),
                     result.error,
                 )
             return None

@@ -272,9 +272,11 @@ def _checked(expression: str) -> str | None:
     if _IMPLICIT_PRODUCT.search(expression):
         return None  # "6/2(1+2)": people disagree on what it means
     try:
-        ast.parse(expression, mode="eval")
+        tree = ast.parse(expression, mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None  # not an expression after all ("3.5.2 + 1")
+    if isinstance(tree.body, ast.Tuple):
+        return None  # "3,5 + 1": a decimal comma, or a list; either way not one number
     return expression
 
 

@@ -108,6 +108,7 @@ class Match:
     # when the tool refuses (division by zero, a number too large), its reason is the answer;
     # otherwise a refusal means the reading was wrong and the model should answer instead
     errors_are_answers: bool = False
+    refusal: str = "That cannot be computed: {}."  # how a refusal is put to the user
     extra: dict[str, Any] = field(default_factory=dict)
 
 

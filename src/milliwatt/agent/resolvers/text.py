@@ -137,6 +137,7 @@ class TextResolver:
                 {"pattern": pattern_text, "text": m.group("text")},
                 _say_matches,
                 errors_are_answers=True,
+                refusal="That pattern cannot be used: {}.",
             )
         return None
 
