@@ -6,6 +6,7 @@ transaction it is given supplies macro expansion, capture storage and the prefil
 
 from __future__ import annotations
 
+import ctypes
 import ipaddress
 import re
 from collections.abc import Callable
@@ -208,26 +209,61 @@ class Lt(_NumericOperator):
         return a < b
 
 
-def _as_text(value: str) -> str:
-    """The binding re-encodes text as UTF-8: hand it the bytes' UTF-8 reading so they survive."""
-    return value if value.isascii() else value.encode("latin-1").decode("utf-8", "replace")
+def _load_libinjection() -> tuple[Callable[[bytes], str | None], Callable[[bytes], bool]]:
+    """libinjection's own C entry points (as ModSecurity calls them) from the binding's library.
+
+    Calling `libinjection_sqli(s, len, fingerprint)` directly passes the exact bytes (NULs and
+    all) and costs half of the binding's Python wrapper, which also builds a token list.
+    """
+    try:
+        lib = ctypes.CDLL(libinjection.__file__)
+        sqli = lib.libinjection_sqli
+        sqli.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p]
+        sqli.restype = ctypes.c_int
+        xss = lib.libinjection_xss
+        xss.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+        xss.restype = ctypes.c_int
+    except (OSError, AttributeError):  # pragma: no cover - a binding built without the symbols
+
+        def sqli_text(data: bytes) -> str | None:
+            out = libinjection.is_sql_injection(data.decode("utf-8", "replace"))
+            return str(out["fingerprint"]) if out["is_sqli"] else None
+
+        def xss_text(data: bytes) -> bool:
+            return bool(libinjection.is_xss(data.decode("utf-8", "replace"))["is_xss"])
+
+        return sqli_text, xss_text
+
+    def sqli_c(data: bytes) -> str | None:
+        fingerprint = ctypes.create_string_buffer(8)
+        if not sqli(data, len(data), fingerprint):
+            return None
+        return fingerprint.value.decode("latin-1")
+
+    def xss_c(data: bytes) -> bool:
+        return bool(xss(data, len(data)))
+
+    return sqli_c, xss_c
+
+
+_sqli, _xss = _load_libinjection()
 
 
 @operator("detectSQLi")
 class DetectSQLi(Operator):
     def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
-        result = libinjection.is_sql_injection(_as_text(value))
-        if not result["is_sqli"]:
+        fingerprint = _sqli(value.encode("latin-1"))
+        if fingerprint is None:
             return False
         if capture:
-            tx.set_captures((str(result["fingerprint"]),))
+            tx.set_captures((fingerprint,))
         return True
 
 
 @operator("detectXSS")
 class DetectXSS(Operator):
     def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
-        return bool(libinjection.is_xss(_as_text(value))["is_xss"])
+        return _xss(value.encode("latin-1"))
 
 
 @operator("unconditionalMatch")

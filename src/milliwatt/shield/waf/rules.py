@@ -63,6 +63,7 @@ class Rule:
     default_disruptive: str = "pass"
     default_status: int = 403
     tchain: tuple[str, ...] = ()  # transformation names: the cache key of transformed values
+    tprefixes: tuple[tuple[str, ...], ...] = ()  # tchain[:1], tchain[:2], ... tchain
 
 
 def compile_rule(
@@ -158,6 +159,7 @@ def compile_rule(
     assert not (METADATA | FLAGS | FLOW) - _HANDLED
     rule.transforms = tuple(transforms)
     rule.tchain = tuple(name for name, _ in transforms)
+    rule.tprefixes = tuple(rule.tchain[: i + 1] for i in range(len(rule.tchain)))
     rule.tags = tuple(tags)
     if chained and (rule.id or saw_disruptive):
         raise ValueError("a chained rule may not carry id or a disruptive action")

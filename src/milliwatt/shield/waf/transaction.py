@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from milliwatt.shield.waf.api import HttpRequest, HttpResponse, Interruption, MatchedRule
 from milliwatt.shield.waf.macros import Macro
+from milliwatt.shield.waf.operators import Rx
 from milliwatt.shield.waf.regexes import Regex
 from milliwatt.shield.waf.request_data import load_request, load_request_body, load_response
 from milliwatt.shield.waf.rules import Rule
@@ -214,6 +215,10 @@ class Transaction:
         cache = self._tcache
         selected = self._selected
         static = excluded is rule.excluded
+        prefilter, pcache = self.waf.prefilter, self._pcache
+        pid = None
+        if prefilter is not None and not negated and isinstance(op, Rx):
+            pid = op.regex.prefilter_id
         for target in rule.targets:
             if static and target.cacheable:
                 key_ = (id(target), id(excluded))
@@ -237,19 +242,37 @@ class Transaction:
                             break
                     continue
                 if transforms:
-                    key = (raw, tchain)
-                    value = cache.get(key)  # type: ignore[assignment]
+                    value = cache.get((raw, tchain))  # type: ignore[assignment]
                     if value is None:
-                        value = raw
-                        for _, fn in transforms:
-                            value = fn(value)
-                        cache[key] = value
+                        value = self._transform(raw, rule)
                 else:
                     value = raw
+                if pid is not None:  # inline prefilter: most values are ruled out here
+                    ids = pcache.get(value)
+                    if ids is None:
+                        ids = pcache[value] = prefilter.candidates(value)  # type: ignore[union-attr]
+                    if pid not in ids:
+                        continue
                 if op.evaluate(self, value, capture) != negated:
                     found.append((name, value))
                     self._keep_captures(capture)
         return found
+
+    def _transform(self, raw: str, rule: Rule) -> str:
+        """Applies the rule's chain, reusing the longest prefix already computed for this value."""
+        cache = self._tcache
+        prefixes = rule.tprefixes
+        start, value = 0, raw
+        for i in range(len(prefixes) - 2, -1, -1):
+            hit = cache.get((raw, prefixes[i]))
+            if hit is not None:
+                start, value = i + 1, hit
+                break
+        transforms = rule.transforms
+        for i in range(start, len(transforms)):
+            value = transforms[i][1](value)
+            cache[(raw, prefixes[i])] = value
+        return value
 
     def _keep_captures(self, capture: bool) -> None:
         """Actions run per match after matching: each needs the captures of its own match."""
