@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -146,11 +147,17 @@ async def test_body_over_the_limit_is_refused(app: EchoApp, audit: Path) -> None
     async with _client(WafMiddleware(app, waf, audit)) as client:
         small = await client.post("/", content=b"a" * 64)
         big = await client.post("/", content=b"a" * 65)
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
+            for _ in range(5):
+                yield b"b" * 20
+
+        streamed = await client.post("/", content=chunks())
     assert small.status_code == 200
-    assert big.status_code == 413
+    assert big.status_code == 413 and streamed.status_code == 413
     assert "larger" in big.json()["error"]
-    (record,) = read_records(audit)
-    assert record["status"] == 413
+    assert [r["status"] for r in read_records(audit)] == [413, 413]
+    assert app.seen == [("/", b"a" * 64)]
 
 
 async def test_unparseable_json_body_gets_400(app: EchoApp, audit: Path) -> None:

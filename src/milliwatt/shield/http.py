@@ -17,7 +17,14 @@ from typing import Any, Literal
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from milliwatt.shield.auditlog import AuditLog
-from milliwatt.shield.waf import WAF, HttpRequest, HttpResponse, Interruption, WafSettings
+from milliwatt.shield.waf import (
+    WAF,
+    HttpRequest,
+    HttpResponse,
+    Interruption,
+    Transaction,
+    WafSettings,
+)
 from milliwatt.shield.waf.api import MalformedRequest
 
 log = logging.getLogger(__name__)
@@ -79,13 +86,16 @@ class WafMiddleware:
             self._audit(tx, refusal)
 
     async def _exchange(
-        self, tx: Any, scope: Scope, receive: Receive, send: Send
+        self, tx: Transaction, scope: Scope, receive: Receive, send: Send
     ) -> tuple[int, str] | None:
         """Serves one exchange; returns (status, reason) when the WAF itself refused it."""
         headers = [(_text(k), _text(v)) for k, v in scope["headers"]]
         body = b""
-        if getattr(tx, "request_body_access", True):
-            body, too_large = await self._read_body(receive)
+        if tx.request_body_access:
+            declared = _header(headers, "content-length")
+            too_large = declared.isdigit() and int(declared) > self.body_limit
+            if not too_large:  # a declared size over the limit is refused unread
+                body, too_large = await self._read_body(receive)
             if too_large:
                 return await self._refuse(
                     send, tx, 413, "request body larger than the WAF inspects"
@@ -124,7 +134,7 @@ class WafMiddleware:
                 break
         return b"".join(chunks), False
 
-    async def _block(self, send: Send, tx: Any, verdict: Interruption) -> None:
+    async def _block(self, send: Send, tx: Transaction, verdict: Interruption) -> None:
         rid = (b"x-request-id", tx.request_id.encode())
         if verdict.action == "redirect" and verdict.redirect_url:
             location = (b"location", verdict.redirect_url.encode("latin-1", "replace"))
@@ -137,12 +147,14 @@ class WafMiddleware:
         }
         await _answer(send, verdict.status or 403, payload, rid)
 
-    async def _refuse(self, send: Send, tx: Any, status: int, reason: str) -> tuple[int, str]:
+    async def _refuse(
+        self, send: Send, tx: Transaction, status: int, reason: str
+    ) -> tuple[int, str]:
         await _answer(send, status, {"error": reason, "request_id": tx.request_id},
                       (b"x-request-id", tx.request_id.encode()))  # fmt: skip
         return status, reason
 
-    def _audit(self, tx: Any, refusal: tuple[int, str] | None) -> None:
+    def _audit(self, tx: Transaction, refusal: tuple[int, str] | None) -> None:
         try:
             record = tx.finish()
         except Exception:
@@ -157,7 +169,7 @@ class WafMiddleware:
 class _ResponseInspector:
     """The `send` the app gets: phases 3-4 run before the response leaves."""
 
-    def __init__(self, owner: WafMiddleware, tx: Any, send: Send) -> None:
+    def __init__(self, owner: WafMiddleware, tx: Transaction, send: Send) -> None:
         self.owner, self.tx, self.send = owner, tx, send
         self.start: Message | None = None
         self.buffer: bytearray | None = None
@@ -177,7 +189,7 @@ class _ResponseInspector:
     async def _on_start(self, message: Message) -> None:
         headers = [(_text(k), _text(v)) for k, v in message.get("headers", [])]
         ctype = _header(headers, "content-type").split(";", 1)[0].strip().lower()
-        if getattr(self.tx, "response_body_access", False) and ctype in self.owner.response_types:
+        if self.tx.response_body_access and ctype in self.owner.response_types:
             self.start, self.buffer = message, bytearray()
             return
         if await self._inspect(HttpResponse(message["status"], headers)):
