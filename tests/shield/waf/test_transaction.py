@@ -175,3 +175,50 @@ def test_concurrent_transactions_keep_their_own_state(crs_waf: WAF) -> None:
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_body_over_the_limit_is_refused_in_blocking_mode() -> None:
+    from milliwatt.shield.waf import WafSettings
+
+    waf = WAF.from_text("SecRequestBodyLimit 10\n")
+    it = waf.transaction().process_request(req("/", "POST", b"x" * 11, Content_Type="text/plain"))
+    assert it is not None and it.status == 413
+    assert (
+        waf.transaction().process_request(req("/", "POST", b"x" * 10, Content_Type="text/plain"))
+        is None
+    )
+    assert WafSettings(request_body_limit=5).request_body_limit == 5
+
+
+def test_hostile_input_never_crashes_the_engine(crs_waf: WAF) -> None:
+    import random
+
+    rng = random.Random(1)
+    ctypes_ = [
+        "application/json",
+        "multipart/form-data; boundary=b",
+        "text/xml",
+        "application/x-www-form-urlencoded",
+        "",
+        "multipart/form-data",
+    ]  # noqa: E501
+    alphabet = "%&=;<>\"'\\/\x00\xff{}[]--#ab\r\n \t\u0100\u2028"
+    for i in range(120):
+        junk = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+        headers = [
+            ("Host", "x"),
+            ("Content-Type", ctypes_[i % len(ctypes_)]),
+            ("Cookie", junk),
+            (junk or "X", junk),
+        ]
+        request = HttpRequest(
+            rng.choice(["GET", "POST", "\u00e9", ""]),
+            "/" + junk,
+            "HTTP/1.1",
+            headers,
+            junk.encode("utf-8", "surrogatepass"),
+        )  # noqa: E501
+        tx = crs_waf.transaction()
+        tx.process_request(request)
+        tx.process_response(HttpResponse(200, [("Content-Type", "text/html")], junk.encode()))
+        assert json.dumps(tx.finish())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from milliwatt.shield.waf.api import HttpRequest, HttpResponse
+from milliwatt.shield.waf.api import HttpRequest, HttpResponse, Interruption
 from milliwatt.shield.waf.bodyprocessors import PROCESSORS, parse_urlencoded
 
 _PERCENT = re.compile(r"%([0-9a-fA-F]{2})")
@@ -100,6 +100,9 @@ def load_request_body(tx: Transaction, body: bytes) -> None:
         return
     if len(body) > limit:
         s["INBOUND_DATA_ERROR"] = "1"
+        if tx.engine == "on":  # what is past the limit would go uninspected: refuse, as ModSecurity
+            tx.interruption = Interruption(413, 0, "deny", f"request body over {limit} bytes")
+            return
         body = body[:limit]
     text = body.decode("latin-1")
     processor = tx.body_processor
