@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,10 +17,11 @@ from milliwatt.tools.dates import (
     parse_moment,
     weekday,
 )
+from milliwatt.tools.registry import ToolResult
 from milliwatt.tools.timezones import find_zone_name
 
 
-def ok(outcome):  # type: ignore[no-untyped-def]
+def ok(outcome: ToolResult) -> Any:
     assert outcome.ok, outcome.error
     return outcome.value
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
+from milliwatt.tools.registry import ToolResult
 from milliwatt.tools.text import count, extract, regex, stats
 
 
-def ok(outcome):  # type: ignore[no-untyped-def]
+def ok(outcome: ToolResult) -> Any:
     assert outcome.ok, outcome.error
     return outcome.value
 

@@ -99,7 +99,7 @@ class UnitError(ValueError):
 @cache
 def unit_registry() -> pint.UnitRegistry:
     # built once per process (about 0.3 s); conversions afterwards take microseconds
-    registry = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+    registry: pint.UnitRegistry = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
     registry.define("liter_per_100km = liter / (100 * kilometer) = L_100km")
     return registry
 
@@ -122,7 +122,7 @@ def parse_unit(text: str, temperature: bool = False) -> pint.Unit:
     unit = _pint_unit(phrase) or _pint_unit(phrase.lower())  # "Celsius", "Miles"
     if unit is None:
         raise UnitError(f"unknown unit {text.strip()!r}")
-    if any(abs(power) > MAX_EXPONENT for power in unit._units.values()):
+    if any(abs(complex(power)) > MAX_EXPONENT for power in unit._units.values()):
         raise UnitError(f"unit exponents are limited to ±{MAX_EXPONENT}")
     return unit
 

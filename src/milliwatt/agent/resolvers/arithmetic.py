@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
+from functools import partial
 from typing import Any
 
 from milliwatt.agent.resolvers.common import NUMBER, Match, Request
@@ -245,10 +246,14 @@ def _expression(whole: str, s: str) -> tuple[str | None, str]:
         places = _NEAREST_PLACES[nearest.group(2)]
         return _checked(f"round({nearest.group(1)}, {places})"), ""
     for pattern, name in _LIST_CALLS:
-        s = pattern.sub(lambda m, name=name: f"{name}({_list_args(m.group(1))})", s)
+        s = pattern.sub(partial(_call, name), s)
     for pattern, replacement in _REWRITES:
         s = pattern.sub(replacement, s)
     return _checked(s), ""
+
+
+def _call(name: str, m: re.Match[str]) -> str:
+    return f"{name}({_list_args(m.group(1))})"
 
 
 def _list_args(text: str) -> str:

@@ -7,6 +7,7 @@ check); a phrase it cannot read sends the request to the model.
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any
 
 from milliwatt.agent.resolvers.common import Match, Request, plain_number
@@ -121,7 +122,7 @@ class DatesResolver:
                 return Match(
                     "dates.difference",
                     {"start": start, "end": m.group("b")},
-                    lambda v, unit=unit: _say_span(v, unit),
+                    partial(_say_span, unit=unit),
                 )
         if m := _MONTH_DAYS.fullmatch(text):
             return _month_length(m.group("month"), int(m.group("year")))

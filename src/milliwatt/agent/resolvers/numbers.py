@@ -58,12 +58,13 @@ class NumbersResolver:
             if m := pattern.fullmatch(text):
                 return Match("math.is_prime", {"number": int(m.group(1))}, _say_prime)
         if m := _TO_BASE[0].fullmatch(text):
-            digits, target = m.group(1), _base(m.group(2), m.group(3))
+            digits = m.group(1)
             source = _PREFIXED.get(digits[:2], 10)
-            return _convert(digits, source, target)
+            return _convert(digits, source, _base(m.group(2), m.group(3)))
         if m := _TO_BASE[1].fullmatch(text):
             groups = m.groups()
-            before, digits, after, target = groups[0:2], groups[2], groups[3:5], groups[5:7]
+            before, after, wanted = groups[0:2], groups[3:5], groups[5:7]
+            digits = groups[2]
             if before[0] and after[0]:
                 return None  # the source base named twice
             named = before if before[0] else after
@@ -71,8 +72,8 @@ class NumbersResolver:
                 # digits alone name no base, except hex digits beside letters ("1a", "ff")
                 if not _HEX_ONLY.fullmatch(digits):
                     return None
-                return _convert(digits, 16, _base(*target))
-            return _convert(digits, _base(*named), _base(*target))
+                return _convert(digits, 16, _base(*wanted))
+            return _convert(digits, _base(*named), _base(*wanted))
         return None
 
 

@@ -6,6 +6,7 @@ The text to work on must be unmistakable: a single word, or quoted, or after a c
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any
 
 from milliwatt.agent.resolvers.common import Match, Request
@@ -108,22 +109,20 @@ class TextResolver:
                 return Match(
                     "text.count",
                     {"text": word, "substring": ch},
-                    lambda v, w=word: _say_count(v, w),
+                    partial(_say_count, word=word),
                 )
         if m := _SUBSTRING.fullmatch(text):
             return Match(
                 "text.count",
                 {"text": m.group("text"), "substring": m.group("sub")},
-                lambda v: _say_count(v, None),
+                partial(_say_count, word=None),
             )
         for pattern in _STATS:
             if m := pattern.fullmatch(text):
                 groups = m.groupdict()
                 body = groups.get("word") or groups.get("quoted") or groups.get("rest")
                 what = _STAT_FIELD[m.group("what").lower()]
-                return Match(
-                    "text.stats", {"text": body}, lambda v, w=what: f"{v[w]} {w.replace('_', ' ')}."
-                )
+                return Match("text.stats", {"text": body}, partial(_say_stat, field=what))
         if m := _LENGTH.fullmatch(text):
             body = m.group("quoted") or m.group("rest")
             return Match("text.stats", {"text": body}, lambda v: f"{v['characters']} characters.")
@@ -152,6 +151,10 @@ _STAT_FIELD = {
     "sentences": "sentences",
     "lines": "lines",
 }
+
+
+def _say_stat(value: dict[str, Any], field: str) -> str:
+    return f"{value[field]} {field.replace('_', ' ')}."
 
 
 def _say_count(value: dict[str, Any], word: str | None) -> str:
