@@ -151,6 +151,8 @@ def test_audit_record_truncates_data() -> None:
     entry = record["matched_rules"][0]
     assert record["request_id"] == "req-1" and tx.request_id == "req-1"
     assert len(entry["data"]) == 200 and entry["tags"] == ["t1"] and entry["severity"] == "CRITICAL"
+    assert entry["matched_var"] == "ARGS:a" and entry["matched_value"] == "x" * 200
+    assert waf.request_body_limit > 0 and "text/html" in waf.response_mime_types
 
 
 def test_concurrent_transactions_keep_their_own_state(crs_waf: WAF) -> None:
@@ -201,7 +203,7 @@ def test_hostile_input_never_crashes_the_engine(crs_waf: WAF) -> None:
         "application/x-www-form-urlencoded",
         "",
         "multipart/form-data",
-    ]  # noqa: E501
+    ]
     alphabet = "%&=;<>\"'\\/\x00\xff{}[]--#ab\r\n \t\u0100\u2028"
     for i in range(120):
         junk = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
@@ -217,7 +219,7 @@ def test_hostile_input_never_crashes_the_engine(crs_waf: WAF) -> None:
             "HTTP/1.1",
             headers,
             junk.encode("utf-8", "surrogatepass"),
-        )  # noqa: E501
+        )
         tx = crs_waf.transaction()
         tx.process_request(request)
         tx.process_response(HttpResponse(200, [("Content-Type", "text/html")], junk.encode()))

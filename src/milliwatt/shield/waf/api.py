@@ -53,7 +53,8 @@ class MatchedRule:
     severity: str
     tags: tuple[str, ...]
     phase: int
-    matched_var: str = ""
+    matched_var: str = ""  # the variable's name, e.g. ARGS:q
+    matched_value: str = ""  # what it held after transformations
 
     def log_line(self) -> str:
         """One line in the shape of ModSecurity's error log, which regression tests grep."""

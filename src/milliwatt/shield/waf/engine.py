@@ -89,6 +89,24 @@ class WAF:
     def rule_count(self) -> int:
         return self.ruleset.rule_count
 
+    @property
+    def request_body_limit(self) -> int:
+        """Bytes of request body inspected; a longer body is refused (413) when blocking."""
+        return self.ruleset.request_body_limit
+
+    @property
+    def response_body_limit(self) -> int:
+        return self.ruleset.response_body_limit
+
+    @property
+    def response_mime_types(self) -> tuple[str, ...]:
+        """Response bodies of these types are inspected (SecResponseBodyMimeType)."""
+        return self.ruleset.response_mime_types
+
+    @property
+    def response_body_access(self) -> bool:
+        return self.ruleset.response_body_access
+
     @classmethod
     def load(
         cls,

@@ -114,6 +114,8 @@ class Transaction:
                     "severity": m.severity,
                     "tags": list(m.tags),
                     "phase": m.phase,
+                    "matched_var": m.matched_var[:_DATA_LIMIT],
+                    "matched_value": m.matched_value[:_DATA_LIMIT],
                 }
                 for m in self.matched_rules
             ],
@@ -289,8 +291,11 @@ class Transaction:
             msg = self.expand(rule.msg) if rule.msg else ""
             data = self.expand(rule.logdata) if rule.logdata else ""
             var = self.data.scalars.get("MATCHED_VAR_NAME", "")
+            value = self.data.scalars.get("MATCHED_VAR", "")[: _DATA_LIMIT * 4]
             data = data[: _DATA_LIMIT * 4]  # the log line keeps more than the audit record
-            entry = MatchedRule(rule.id, msg, data, rule.severity, rule.tags, rule.phase, var)
+            entry = MatchedRule(
+                rule.id, msg, data, rule.severity, rule.tags, rule.phase, var, value
+            )
             self.matched_rules.append(entry)
             if rule.log:
                 self.log_lines.append(entry.log_line())
