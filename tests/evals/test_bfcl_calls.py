@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,8 +16,15 @@ from milliwatt.evals.bfcl import BfclCase, run_bfcl
 from milliwatt.evals.bfcl_ast import Call
 from milliwatt.evals.bfcl_calls import make_call_fn, parse_calls, pipeline_call_fn, raw_call_fn
 from milliwatt.evals.cli import app as eval_app
-from milliwatt.models.base import Message, ModelResponse, ToolCall, ToolSpec, Usage
-from milliwatt.models.fake import FakeModel
+from milliwatt.models.base import (
+    GenerationSettings,
+    Message,
+    ModelResponse,
+    StreamChunk,
+    ToolSpec,
+    Usage,
+)
+from milliwatt.models.fake import FakeModel, Reply
 
 BFCL = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpora" / "bfcl"
 
@@ -54,6 +62,28 @@ def bag_of_words(texts: Sequence[str]) -> np.ndarray:
     return rows / np.where(norms == 0, 1, norms)
 
 
+DEFAULT_SETTINGS = GenerationSettings()
+
+
+class SchemaRecordingModel(FakeModel):
+    """Also keeps the JSON schema each generation was constrained to."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(reply)
+        self.schemas: list[dict[str, Any] | None] = []
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        json_schema: dict[str, Any] | None = None,
+        settings: GenerationSettings = DEFAULT_SETTINGS,
+    ) -> Iterator[StreamChunk]:
+        self.schemas.append(json_schema)
+        yield from super().stream(messages, tools=tools, json_schema=json_schema, settings=settings)
+
+
 def test_parse_calls_reads_python_and_json() -> None:
     assert parse_calls('[math.hypot(x=4, y=5), f(s="a b", l=[1, 2.5], d={"k": True})]') == [
         Call("math.hypot", {"x": 4, "y": 5}),
@@ -85,20 +115,40 @@ def test_raw_mode_prompts_with_the_functions_and_parses_text() -> None:
     assert attempt.tokens == 59 and attempt.route == "fake:raw"
 
 
-def test_pipeline_offers_only_close_functions_and_constrains_the_call() -> None:
-    offered: list[list[str]] = []
-
+def test_pipeline_calls_the_closest_function_with_constrained_arguments() -> None:
     def reply(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> ModelResponse:
-        offered.append([t.name for t in tools])
-        assert tools[0].parameters["properties"]["base"] == {"type": "integer"}
-        call = ToolCall("1", tools[0].name, {"base": 10, "height": 5})
-        return ModelResponse("fake", tool_calls=[call], usage=Usage(30, 8))
+        assert not tools and "geometry.triangle_area(base: integer" in messages[0].content
+        return ModelResponse("fake", '{"base": 10, "height": 5}', usage=Usage(30, 8))
 
-    call_fn = pipeline_call_fn(FakeModel(reply), bag_of_words, top_k=1)
-    attempt = call_fn(QUESTION, [BMI, AREA])
-    assert offered == [["geometry.triangle_area"]]
+    model = SchemaRecordingModel(reply)
+    attempt = pipeline_call_fn(model, bag_of_words)(QUESTION, [BMI, AREA])
     assert attempt.calls == [Call("geometry.triangle_area", {"base": 10, "height": 5})]
     assert attempt.tokens == 38 and attempt.route == "fake:constrained"
+    assert model.schemas == [
+        {
+            "type": "object",
+            "properties": {"base": {"type": "integer"}, "height": {"type": "integer"}},
+            "additionalProperties": False,
+            "required": ["base", "height"],
+        }
+    ]
+
+
+def test_pipeline_offers_only_required_parameters() -> None:
+    area = {**AREA, "parameters": {**AREA["parameters"]}}
+    area["parameters"]["properties"] = {
+        **AREA["parameters"]["properties"],
+        "unit": {"type": "string"},
+    }  # type: ignore[index]
+    seen: list[str] = []
+
+    def reply(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> str:
+        seen.append(messages[0].content)
+        return '{"base": 1, "height": 2'  # cut off by the token limit
+
+    attempt = pipeline_call_fn(FakeModel(reply), bag_of_words)(QUESTION, [area])
+    assert "unit" not in seen[0]
+    assert attempt.calls == [] and attempt.route == "fake:cut"
 
 
 def test_pipeline_abstains_without_a_close_function() -> None:
@@ -110,11 +160,12 @@ def test_pipeline_abstains_without_a_close_function() -> None:
     assert attempt.calls == [] and attempt.route == "preselect:none" and attempt.tokens == 0
 
 
-def test_pipeline_answer_means_no_call() -> None:
-    model = FakeModel(lambda m, t: "I cannot do that with these tools.")
-    case = BfclCase("irrelevance_x", "irrelevance", QUESTION, [AREA], None)
+def test_pipeline_scores_through_the_runner() -> None:
+    model = FakeModel(lambda m, t: '{"base": 10, "height": 5}')
+    expected = [{"geometry.triangle_area": {"base": [10], "height": [5]}}]
+    case = BfclCase("simple_x", "simple_python", QUESTION, [AREA], expected)
     report = run_bfcl([case], make_call_fn("pipeline", model, embed=bag_of_words))
-    assert report.correct == 1
+    assert report.correct == 1 and report.results[0].route == "fake:constrained"
 
 
 def test_unknown_mode_is_refused() -> None:

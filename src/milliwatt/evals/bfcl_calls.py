@@ -3,8 +3,8 @@
 raw: the functions are described in the prompt and the model writes calls as free text
 (`[f(a=1), g(b="x")]`, BFCL's prompting format), parsed afterwards.
 pipeline: the question is matched to the functions by embedding similarity; when none is
-close enough no call is made, otherwise only the few closest are offered to the model, whose
-output is constrained to a call that fits one of their schemas, or to an answer.
+close enough no call is made, otherwise the closest one is called and the model only writes
+its arguments, constrained to the function's JSON schema.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import numpy as np
 
 from milliwatt.evals.bfcl import Attempt, CallFn, tool_specs
 from milliwatt.evals.bfcl_ast import Call
-from milliwatt.models.base import GenerationSettings, Message, Model
+from milliwatt.models.base import GenerationSettings, Message, Model, ToolSpec
+from milliwatt.models.tool_prompt import compact_signature
 
 Mode = Literal["raw", "pipeline"]
 Embed = Callable[[Sequence[str]], np.ndarray]  # texts -> L2-normalised rows
@@ -32,10 +33,10 @@ RAW_INSTRUCTIONS = (
     "Here are the functions, in JSON:\n"
 )
 PIPELINE_INSTRUCTIONS = (
-    "Call the tool that answers the user's request, with argument values taken from the "
-    "request. If no tool fits the request, answer instead."
+    "Write the JSON arguments of this function call for the user's request, with values "
+    "taken from the request:"
 )
-_GENERATION = GenerationSettings(max_tokens=256, temperature=0.0, seed=0)
+_GENERATION = GenerationSettings(max_tokens=128, temperature=0.0, seed=0)
 
 
 def make_call_fn(mode: Mode, model: Model, *, embed: Embed | None = None) -> CallFn:
@@ -61,10 +62,13 @@ def raw_call_fn(model: Model) -> CallFn:
     return call
 
 
-def pipeline_call_fn(
-    model: Model, embed: Embed, *, top_k: int = 3, min_similarity: float = 0.35
-) -> CallFn:
-    """Preselect by similarity, then one schema-constrained call (or an answer)."""
+def pipeline_call_fn(model: Model, embed: Embed, *, min_similarity: float = 0.4) -> CallFn:
+    """Preselect by similarity, then fill the chosen function's arguments under its schema.
+
+    The relevance decision is the preselection's: below `min_similarity` no call is made.
+    Otherwise the closest function is called and the model only writes its required
+    arguments, constrained to their JSON schema, so the call always parses and fits.
+    """
     cache: dict[str, np.ndarray] = {}
 
     def call(messages: list[dict[str, str]], functions: list[dict[str, Any]]) -> Attempt:
@@ -76,14 +80,28 @@ def pipeline_call_fn(
         similarity = np.stack([cache[t] for t in texts]) @ embed([question])[0]
         if float(similarity.max()) < min_similarity:
             return Attempt([], 0, "preselect:none")
-        chosen = [functions[i] for i in np.argsort(-similarity)[:top_k]]
-        prompt = [Message("system", PIPELINE_INSTRUCTIONS), *_messages(messages)]
-        response = model.complete(prompt, tools=tool_specs(chosen), settings=_GENERATION)
-        calls = [Call(c.name, dict(c.arguments)) for c in response.tool_calls]
+        spec = tool_specs([functions[int(similarity.argmax())]])[0]
+        schema = _required_only(spec.parameters)
+        signature = compact_signature(ToolSpec(spec.name, spec.description, schema))
+        guide = f"{PIPELINE_INSTRUCTIONS}\n{signature}"
+        prompt = [Message("system", guide), *_messages(messages)]
+        response = model.complete(prompt, json_schema=schema, settings=_GENERATION)
+        try:
+            arguments = json.loads(response.text)
+        except json.JSONDecodeError:  # cut off by the token limit
+            return Attempt([], response.usage.total_tokens, f"{model.name}:cut", response.text)
         route = f"{model.name}:constrained"
-        return Attempt(calls, response.usage.total_tokens, route, response.text)
+        return Attempt([Call(spec.name, arguments)], response.usage.total_tokens, route)
 
     return call
+
+
+def _required_only(schema: dict[str, Any]) -> dict[str, Any]:
+    """Small models fill every property they are shown; BFCL marks most optional ones as
+    left out, so only the required ones are offered."""
+    required = schema.get("required", [])
+    properties = {k: v for k, v in schema.get("properties", {}).items() if k in required}
+    return {**schema, "properties": properties, "required": required}
 
 
 def parse_calls(text: str) -> list[Call]:
