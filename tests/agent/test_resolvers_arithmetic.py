@@ -81,6 +81,10 @@ def expression(text: str) -> str | None:
         ("what is three point one four times two", "3.14 * 2"),
         ("evaluate: 5*3", "5*3"),
         ("compute the following: 2+2", "2+2"),
+        ("I'd like to know what 81 divided by 3 is", "81 / 3"),
+        ("A 15% tip on $80 is how much?", "(15/100) * 80"),
+        ("average these numbers: 10, 15, 20", "mean(10, 15, 20)"),
+        ("add up 3, 4 and 5", "sum(3, 4, 5)"),
     ],
 )
 def test_phrasing_becomes_an_expression(text: str, expected: str) -> None:
@@ -97,6 +101,9 @@ def test_phrasing_becomes_an_expression(text: str, expected: str) -> None:
         "what is pi",
         "what is one",
         "what is 3,5 + 1",
+        "average",
+        "add up the bill",
+        "what is a 15% tip on a good meal",
         "I want one of those",
         "what is x + 5",
         "what is 6/2(1+2)",  # implicit products are read differently by different people
@@ -112,6 +119,9 @@ def test_phrasing_becomes_an_expression(text: str, expected: str) -> None:
         "what is pi",
         "what is one",
         "what is 3,5 + 1",
+        "average",
+        "add up the bill",
+        "what is a 15% tip on a good meal",
         "I want one of those",
         "what is e",
         "what is 3x + 5",

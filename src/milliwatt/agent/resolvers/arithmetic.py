@@ -29,7 +29,8 @@ _PREFIX = re.compile(
     r"|quick math|math)(?:\s*:\s*|\s+))+"
 )
 _SUFFIX = re.compile(
-    r"\s*(?:=\s*\??|equal|equals|make|makes|come to|comes to|give|gives|is|be|as a decimal"
+    r"\s*(?:=\s*\??|equal|equals|make|makes|come to|comes to|give|gives|is|be|is how much"
+    r"|as a decimal"
     r"|as a decimal number|in decimal form)$"
 )
 # "... rounded to 2 decimal places" after any expression
@@ -120,6 +121,19 @@ _LISTS = {
     "min": r"minimum|min|smallest|lowest",
 }
 _OF_NUMBERS = r"(?:the )?(?:(?:following|these) )?(?:numbers|values)?:?\s*"
+# a verb before the list: "average these numbers: 10, 15, 20", "add up 3, 4 and 5"
+_LIST_VERBS = {
+    "mean": r"average|find the average of|take the average of",
+    "sum": r"add up|sum up|sum|total",
+    "product": r"multiply together",
+}
+_VERB_CALLS = [
+    (
+        re.compile(rf"^(?:{verbs}) (?:(?:these|the following) )?(?:numbers|values)?:?\s*({LIST})$"),
+        name,
+    )
+    for name, verbs in _LIST_VERBS.items()
+]
 _LIST_CALLS = [
     (re.compile(rf"\b(?:the )?(?:{words}) of {_OF_NUMBERS}({LIST})"), name)
     for name, words in _LISTS.items()
@@ -136,6 +150,10 @@ _REWRITES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"({N}) dozen\b"), r"\1*12"),
     (re.compile(r"(?<=[\d)])\s*x\s*(?=[\d(])"), " * "),
     (re.compile(rf"({N})\s*% of\b"), r"(\1/100) *"),
+    (
+        re.compile(rf"({N})\s*% (?:tip|tax|discount|commission|markup|service charge) (?:on|of)\b"),
+        r"(\1/100) *",
+    ),
     (re.compile(rf"\b({N})/({N}) of\b"), r"(\1/\2) *"),
     (re.compile(r"\b(?:one )?half of\b"), "(1/2) *"),
     (re.compile(r"\b(?:a )?quarter of\b"), "(1/4) *"),
@@ -194,6 +212,7 @@ _VOCABULARY = frozenset(
         _ROUND_NEAREST.pattern,
         *(p.pattern for p, _, _ in _TEMPLATES),
         *(p.pattern for p, _ in _LIST_CALLS),
+        *(p.pattern for p, _ in _VERB_CALLS),
         *(p.pattern for p, _ in _REWRITES),
         *FUNCTIONS,
         *CONSTANTS,
@@ -245,6 +264,9 @@ def _expression(whole: str, s: str) -> tuple[str | None, str]:
     if nearest := _ROUND_NEAREST.fullmatch(s):
         places = _NEAREST_PLACES[nearest.group(2)]
         return _checked(f"round({nearest.group(1)}, {places})"), ""
+    for pattern, name in _VERB_CALLS:
+        if verb := pattern.fullmatch(s):
+            return _checked(_call(name, verb)), ""
     for pattern, name in _LIST_CALLS:
         s = pattern.sub(partial(_call, name), s)
     for pattern, replacement in _REWRITES:

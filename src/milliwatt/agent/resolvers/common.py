@@ -28,7 +28,8 @@ _LEADING = re.compile(
     r"^(?:(?:hey|hi|hello|ok|okay|so|quick question|quick|question|yo)\b[,:!]?\s*"
     r"|(?:please|kindly)\s+"
     r"|(?:can|could|would|will) you(?: please)?(?: help me)?\s+"
-    r"|(?:i (?:want|need|would like|'d like) (?:you )?to|help me|let's|lets)\s+"
+    r"|(?:i(?: want| need| would like|'d like| wanna) (?:you )?to(?: know)?|help me|let's"
+    r"|lets)\s+"
     r"|(?:(?:do you know|tell me|show me|i wonder|i'm wondering|i am wondering)\b,?\s*)"
     r"|(?:quickly|exactly|just)\s+)+",
     re.IGNORECASE,

@@ -23,7 +23,7 @@ _WEEKDAY = [
         rf"(?: fall on| fall| be| land on| land)?$"
     ),
     re.compile(rf"^(?:which|what) (?:day of the week|weekday) (?:is|was|will be|falls on) {D}$"),
-    re.compile(rf"^(?:the )?day of the week (?:of|for|on) {D}$"),
+    re.compile(rf"^(?:what (?:is|was|will be) )?(?:the )?day of the week (?:of|for|on) {D}$"),
 ]
 _LEAP = [
     re.compile(r"^(?:is|was|will) (?:the year )?(?P<year>\d{1,4}) (?:be )?a leap year$"),
@@ -55,6 +55,10 @@ _BETWEEN = [
     re.compile(
         rf"^(?:the )?(?:number of )?{_SPAN_UNITS} between (?P<a>[\w ,./-]{{3,60}}?) "
         r"and (?P<b>[\w ,./-]{3,60}?)$"
+    ),
+    re.compile(
+        rf"^how many {_SPAN_UNITS} (?:are there |are |is it )?(?:until|till|to) "
+        r"(?P<b>[\w ,./-]{3,60}?) (?:from|since|starting) (?P<a>[\w ,./-]{3,60}?)$"
     ),
     re.compile(
         rf"^how many {_SPAN_UNITS} (?:are )?(?:there )?(?:left )?(?:until|till|before) "

@@ -36,7 +36,8 @@ _PRIME = [
 _TO_BASE = [
     # "255 in binary", "convert 255 to hex", "what is 255 in base 7"
     re.compile(
-        rf"^(?:what(?:'s| is) |convert |write |express )?(?:the (?:decimal )?number )?"
+        rf"^(?:what(?:'s| is) |convert |write |express |how (?:do|would|can) (?:you|i) "
+        rf"(?:write|express|represent) )?(?:the (?:decimal )?number )?"
         rf"(-?\d{{1,400}}|0x[0-9a-f]{{1,400}}|0b[01]{{1,1300}}|0o[0-7]{{1,500}})"
         rf"(?: \(?(?:in )?decimal\)?)? (?:in|to|into|as) {_BASE}(?: notation| form)?$"
     ),
