@@ -48,7 +48,7 @@ class IvfIndex:
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(keys, cosine similarities) of the k nearest vectors, nearest first."""
         # one BLAS thread: the products are small, and on busy cores a second OpenBLAS
-        # thread spins against other work (measured 10x slower at p50, bench/rag.py)
+        # thread only spins against other work
         with _blas().limit(limits=1, user_api="blas"):
             return self._search(query, k)
 
