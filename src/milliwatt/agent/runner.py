@@ -58,6 +58,14 @@ class Agent:
     def model(self) -> Model:
         return self.models[0]
 
+    def warm(self) -> None:
+        """Load the router's parsers and the tool embeddings now rather than on first use."""
+        if self.router is not None:
+            self.router.warm()
+        selector = self.cascade.selector
+        if selector is not None and len(self.tools):
+            selector.select("warm up", list(self.tools))
+
     def run(
         self,
         message: str,

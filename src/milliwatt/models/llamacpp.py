@@ -123,7 +123,9 @@ class LlamaCppModel(Model):
     def _grammar(self, schema: dict[str, Any]) -> LlamaGrammar:
         key = json.dumps(schema, sort_keys=True)
         if key not in self._grammars:
-            self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
+            # the grammar writes properties in the schema's order: "tool" before "arguments",
+            # so the model names the tool before it fills the arguments (not sorted keys)
+            self._grammars[key] = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
         return self._grammars[key]
 
     def stream(
