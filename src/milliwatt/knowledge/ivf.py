@@ -4,9 +4,9 @@ Vectors are grouped by their nearest of ~2*sqrt(n) centroids and stored contiguo
 group. A query scores the centroids, then scans only the closest groups with one matrix
 product each. Below EXACT_BELOW vectors there is a single group, so search is exact.
 
-Plain numpy rather than a native ANN library: the HNSW wheels carry their own C++ runtime,
-and loading one in the same process as llama.cpp breaks the model load (see
-docs/knowledge.md). The arrays are saved as .npy files and memory-mapped on load.
+Plain numpy rather than a native ANN library: usearch's HNSW wheel carries its own C++
+runtime, and importing it before llama.cpp loads a model in the same process breaks that
+load (see docs/knowledge.md). The arrays are saved as .npy files and memory-mapped on load.
 """
 
 from __future__ import annotations
