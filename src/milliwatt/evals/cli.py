@@ -11,8 +11,10 @@ import typer
 from milliwatt.config import BUNDLED_MODEL, load_settings
 from milliwatt.evals.bfcl import BfclResult, load_category, run_bfcl
 from milliwatt.evals.bfcl_calls import Mode, make_call_fn
+from milliwatt.evals.frugal_cli import frugal
 
 app = typer.Typer(no_args_is_help=True)
+app.command()(frugal)
 
 
 @app.callback()
