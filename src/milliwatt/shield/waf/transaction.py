@@ -230,48 +230,46 @@ class Transaction:
             else:
                 pairs = self.data.select(target, excluded)
             for name, raw in pairs:
-                if rule.multi_match:
-                    value = raw
+                if rule.multi_match:  # every stage whose value changed is a candidate
+                    stages = [raw]
+                    for prefix in rule.tprefixes:
+                        value = cache.get((raw, prefix))  # type: ignore[assignment]
+                        if value is None:
+                            value = self._transform(raw, rule, len(prefix))
+                        if value != stages[-1]:
+                            stages.append(value)
+                elif transforms:
+                    value = cache.get((raw, tchain))  # type: ignore[assignment]
+                    stages = [value if value is not None else self._transform(raw, rule)]
+                else:
+                    stages = [raw]
+                for value in stages:
+                    if pid is not None:  # inline prefilter: most values are ruled out here
+                        ids = pcache.get(value)
+                        if ids is None:
+                            ids = pcache[value] = prefilter.candidates(value)  # type: ignore[union-attr]
+                        if pid not in ids:
+                            continue
                     if op.evaluate(self, value, capture) != negated:
                         found.append((name, value))
                         self._keep_captures(capture)
-                        continue
-                    for _, fn in transforms:
-                        value = fn(value)
-                        if op.evaluate(self, value, capture) != negated:
-                            found.append((name, value))
-                            self._keep_captures(capture)
-                            break
-                    continue
-                if transforms:
-                    value = cache.get((raw, tchain))  # type: ignore[assignment]
-                    if value is None:
-                        value = self._transform(raw, rule)
-                else:
-                    value = raw
-                if pid is not None:  # inline prefilter: most values are ruled out here
-                    ids = pcache.get(value)
-                    if ids is None:
-                        ids = pcache[value] = prefilter.candidates(value)  # type: ignore[union-attr]
-                    if pid not in ids:
-                        continue
-                if op.evaluate(self, value, capture) != negated:
-                    found.append((name, value))
-                    self._keep_captures(capture)
+                        break
         return found
 
-    def _transform(self, raw: str, rule: Rule) -> str:
-        """Applies the rule's chain, reusing the longest prefix already computed for this value."""
+    def _transform(self, raw: str, rule: Rule, upto: int | None = None) -> str:
+        """Applies the rule's first `upto` transformations (all by default), reusing the
+        longest prefix of them already computed for this value."""
         cache = self._tcache
         prefixes = rule.tprefixes
+        end = len(prefixes) if upto is None else upto
         start, value = 0, raw
-        for i in range(len(prefixes) - 2, -1, -1):
+        for i in range(end - 2, -1, -1):
             hit = cache.get((raw, prefixes[i]))
             if hit is not None:
                 start, value = i + 1, hit
                 break
         transforms = rule.transforms
-        for i in range(start, len(transforms)):
+        for i in range(start, end):
             value = transforms[i][1](value)
             cache[(raw, prefixes[i])] = value
         return value
