@@ -132,6 +132,11 @@ def test_upstream_down_gets_502(proxy: dict, tmp_path: Path) -> None:
         (["--upstream", "http://127.0.0.1:9", "--listen", "nowhere"], "HOST:PORT"),
         (["--upstream", "http://127.0.0.1:9", "--mode", "loud"], "blocking"),
         (["--upstream", "http://127.0.0.1:9", "--paranoia", "5"], "paranoia"),
+        (["--upstream", "http://127.0.0.1:9", "--rules", "/nonexistent/rules"], "not a folder"),
+        (
+            ["--upstream", "http://127.0.0.1:9", "--rules", str(Path(__file__).parent)],
+            "no CRS rule",
+        ),
     ],
 )
 def test_bad_options_are_named(args: list[str], message: str) -> None:
@@ -141,3 +146,14 @@ def test_bad_options_are_named(args: list[str], message: str) -> None:
     )  # fmt: skip
     assert out.returncode != 0
     assert message in out.stdout + out.stderr
+
+
+def test_rules_command_reports_what_loads(proxy: dict, tmp_path: Path) -> None:
+    run = [sys.executable, "-c", "from milliwatt.cli import app; app()", "shield", "rules"]
+    ok = subprocess.run([*run, str(proxy["rules"])], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0
+    assert str(proxy["rules"]) in ok.stdout and " rules from " in ok.stdout
+    (tmp_path / "REQUEST-901-BAD.conf").write_text('SecRule ARGS "@nosuchop x" "id:1,deny"\n')
+    bad = subprocess.run([*run, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1
+    assert "REQUEST-901-BAD.conf:1" in bad.stderr

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import typer
 
 from milliwatt.shield.proxy import ProxySettings, parse_listen, serve
+from milliwatt.shield.waf import RuleLoadError
 
 app = typer.Typer(name="shield", help="The web application firewall.", no_args_is_help=True)
 
@@ -58,7 +59,11 @@ def proxy(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     typer.echo(f"milliwatt shield: {listen} -> {upstream} ({mode}, paranoia {paranoia})", err=True)
-    serve(settings, listen, workers)
+    try:
+        serve(settings, listen, workers)
+    except (RuleLoadError, FileNotFoundError) as exc:
+        typer.echo(f"error: cannot load the rules: {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 @app.command()
@@ -68,11 +73,10 @@ def rules(
 ) -> None:
     """Load the rules and say where they came from and how many there are."""
     from milliwatt.shield.http import load_waf
-    from milliwatt.shield.waf import RuleLoadError
 
     try:
         waf = load_waf(crs_dir=rules, paranoia=paranoia)
-    except RuleLoadError as exc:
+    except (RuleLoadError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"{waf.rule_count} rules from {waf.source}")

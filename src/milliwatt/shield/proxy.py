@@ -208,8 +208,9 @@ def serve(settings: ProxySettings, listen: str, workers: int = 1) -> None:
         host=host, port=port, http="httptools", loop="uvloop", lifespan="on",
         access_log=False, server_header=False, log_level="warning",
     )  # fmt: skip
+    app = build_proxy(settings)  # rule errors surface here, before any worker starts
     if workers == 1:
-        uvicorn.run(build_proxy(settings), **common)  # type: ignore[arg-type]
+        uvicorn.run(app, **common)  # type: ignore[arg-type]
         return
     # worker processes import the app by name and read the settings from the environment
     os.environ[_CONFIG_VARIABLE] = json.dumps(asdict(settings))
