@@ -69,6 +69,8 @@ class WAF:
     def __init__(self, ruleset: RuleSet, source: str, *, prefilter: bool = True) -> None:
         self.ruleset = ruleset
         self.source = source
+        self.transform_cache: dict[tuple[str, tuple[str, ...]], str] = {}
+        self.candidate_cache: dict[str, set[int]] = {}
         self.markers: dict[int, dict[str, int]] = {
             phase: {item: i + 1 for i, item in enumerate(items) if isinstance(item, str)}
             for phase, items in ruleset.phases.items()

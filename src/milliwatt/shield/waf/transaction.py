@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from milliwatt.shield.waf.engine import WAF
 
 _DATA_LIMIT = 200  # characters of matched data kept per audit entry
+_SHARED_CACHE_ENTRIES = 50_000
 
 
 class Transaction:
@@ -53,10 +54,15 @@ class Transaction:
         self._allowed_through = 0  # phases up to this one are skipped after an allow
         self._rule: Rule | None = None
         self._captures: list[tuple[str, ...]] = []
-        self._tcache: dict[tuple[str, tuple[str, ...]], str] = {}
+        # transformed values and prefilter verdicts are pure functions of the value: shared by
+        # all transactions (header values repeat across requests), bounded by a periodic reset
+        if len(waf.transform_cache) > _SHARED_CACHE_ENTRIES:
+            waf.transform_cache.clear()
+            waf.candidate_cache.clear()
+        self._tcache = waf.transform_cache
         # (target, exclusions) -> selected pairs; cleared whenever request/response data loads
         self._selected: dict[tuple[int, int], list[tuple[str, str]]] = {}
-        self._pcache: dict[str, set[int]] = {}
+        self._pcache = waf.candidate_cache
         self._started = time.perf_counter()
         self._request: HttpRequest | None = None
         self._finished = False
