@@ -6,7 +6,7 @@ evaluation here agrees with it. A few GSM8K word problems become model rows (the
 reasoning, not one calculation). The hand-written rows in scripts/frugal_rows.jsonl cover
 the other tool families and the model's share. The output is the same on every run.
 
-    python scripts/make_frugal_workload.py [--gsm8k PATH] [--steps 120]
+    python scripts/make_frugal_workload.py [--gsm8k PATH] [--steps 120] [--output PATH]
 """
 
 from __future__ import annotations
@@ -122,6 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gsm8k", type=Path, default=GSM8K)
     parser.add_argument("--steps", type=int, default=120)
+    parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
     if not args.gsm8k.is_file():
         raise SystemExit(f"GSM8K not found at {args.gsm8k}")
@@ -132,11 +133,11 @@ def main() -> None:
     rows += [{"prompt": q, "expected": "", "route": "model"} for q in rng.sample(problems, 12)]
     rows += [json.loads(line) for line in HAND_ROWS.read_text(encoding="utf-8").splitlines()]
     rng.shuffle(rows)
-    with OUTPUT.open("w", encoding="utf-8") as out:
+    with args.output.open("w", encoding="utf-8") as out:
         for row in rows:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
     tools = sum(r["route"] == "tool" for r in rows)
-    print(f"{OUTPUT.relative_to(ROOT)}: {len(rows)} rows ({tools} tool, {len(rows) - tools} model)")
+    print(f"{args.output}: {len(rows)} rows ({tools} tool, {len(rows) - tools} model)")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,3 +109,25 @@ def test_shipped_workload_is_well_formed() -> None:
     assert len(rows) >= 300
     assert len({r.prompt for r in rows}) == len(rows), "duplicate prompts"
     assert sum(r.route == "model" for r in rows) >= 80
+
+
+def test_the_shipped_workload_is_what_the_script_builds(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    gsm8k = repo / ".." / "shared" / "corpora" / "gsm8k" / "test.jsonl"
+    if not gsm8k.is_file():
+        pytest.skip(f"GSM8K not found at {gsm8k}")
+    rebuilt = tmp_path / "frugal.jsonl"
+    subprocess.run(
+        [
+            sys.executable,
+            str(repo / "scripts" / "make_frugal_workload.py"),
+            "--gsm8k",
+            str(gsm8k),
+            "--output",
+            str(rebuilt),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    assert rebuilt.read_text(encoding="utf-8") == default_workload().read_text(encoding="utf-8")
