@@ -12,7 +12,8 @@ from milliwatt.tools.registry import ToolContext
 
 
 @pytest.fixture
-def context(tmp_path: Path) -> ToolContext:
+def context(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ToolContext:
+    monkeypatch.chdir(tmp_path)  # the tool reads files in the working or data directory
     return ToolContext(user="ada", data_dir=tmp_path / "data")
 
 
@@ -129,3 +130,18 @@ def _binary(tmp_path: Path) -> Path:
     path = tmp_path / "bin.csv"
     path.write_bytes(b"\xff\xfe\x00bad")
     return path
+
+
+def test_files_outside_the_working_and_data_directories_are_refused(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, context: ToolContext
+) -> None:
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "secret.csv"
+    elsewhere.write_text("root,x,0\n")
+    (tmp_path / "link.csv").symlink_to(elsewhere)
+    for path in (str(elsewhere), str(tmp_path / "link.csv"), "../../../etc/hostname", "~/x.csv"):
+        outcome = load.call({"path": path}, context)
+        assert "only files in the working or data directory" in (outcome.error or ""), path
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data" / "mine.csv").write_text("a,b,2\n")
+    assert load.call({"path": str(tmp_path / "data" / "mine.csv")}, context).ok
+    assert load.call({"path": "data/mine.csv"}, context).ok

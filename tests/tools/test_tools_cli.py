@@ -42,6 +42,15 @@ def test_load_graph_then_route(env: Path) -> None:
     assert code == 1
 
 
+def test_operators_may_load_a_graph_from_anywhere(
+    env: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "roads.csv"
+    elsewhere.write_text("A,B,1\n")
+    code, out = run("load-graph", str(elsewhere), "--user", "ada")
+    assert code == 0 and "2 nodes, 1 edges" in out
+
+
 def test_call_errors(env: Path) -> None:
     code, out = run("call", "math.calculate", '{"expression": "9**9**9**9"}')
     assert code == 1 and "too large" in out

@@ -189,6 +189,19 @@ def find_node(graph: nx.Graph, name: str) -> str | None:
     return folded[0] if len(folded) == 1 else None
 
 
+def _readable(path: str, context: ToolContext) -> Path:
+    """A path the tool may read: inside the working or data directory, after links resolve.
+
+    The path may come from a model that read a hostile document; it must not be a way to pull
+    /etc/passwd or ~/.ssh into a graph whose node names are then shown (operators load other
+    files with `milliwatt tools load-graph`)."""
+    resolved = Path(path).expanduser().resolve()
+    roots = (Path.cwd().resolve(), context.data_dir.expanduser().resolve())
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise GraphError(f"{path}: only files in the working or data directory can be loaded")
+    return resolved
+
+
 @tool(
     effects={Effect.WRITES},
     name="graph.load",
@@ -201,12 +214,13 @@ def load(
     name: str = "default",
     directed: bool = False,
 ) -> dict[str, Any]:
-    """Load a weighted graph for this user from a CSV/TSV/JSON file of edges or a list of
-    edges (source, target, weight >= 0), replacing any graph of the same name."""
+    """Load a weighted graph for this user from a CSV/TSV/JSON file of edges (in the working
+    directory or the user's data directory) or a list of edges (source, target, weight >= 0),
+    replacing any graph of the same name."""
     if (path is None) == (edges is None):
         raise ToolError("give either path or edges")
     try:
-        loaded = read_edges(Path(path)) if path is not None else list(edges or [])
+        loaded = read_edges(_readable(path, context)) if path is not None else list(edges or [])
         store_graph(context, name, loaded, directed)
     except (GraphError, UnicodeDecodeError, OSError) as exc:
         raise ToolError(
