@@ -182,7 +182,7 @@ class ToolRegistry:
 
 
 def _arguments_model(fn: Callable[..., Any]) -> tuple[type[BaseModel], str | None]:
-    hints = get_type_hints(fn)
+    hints = get_type_hints(fn, include_extras=True)  # keep Annotated bounds (Field(ge=...))
     fields: dict[str, Any] = {}
     context_param = None
     for param in inspect.signature(fn).parameters.values():
