@@ -18,6 +18,8 @@ from milliwatt.knowledge import (
 )
 from milliwatt.models.embeddings import Embedder
 
+from .pdf_maker import make_pdf
+
 KEY = CollectionKey("default", "helper", "manuals")
 
 
@@ -179,3 +181,25 @@ def test_prune_drops_files_gone_from_the_folder(kb: KnowledgeBase, docs: Path) -
         str((docs / "home" / "bicycle.html").resolve())
     ]
     assert kb.collections("default", "helper")[0].documents == 1
+
+
+def test_a_second_process_sees_each_new_generation(
+    tmp_path: Path, embedder: Embedder, docs: Path
+) -> None:
+    data = tmp_path / "data"
+    writer, reader = KnowledgeBase(data, embedder), KnowledgeBase(data, embedder)
+    writer.ingest([docs], KEY)
+    assert "vinegar" in reader.search("descale the kettle", KEY, k=1)[0].text
+    (docs / "home" / "kettle.txt").write_text("Descale it with citric acid.", encoding="utf-8")
+    writer.ingest([docs], KEY)
+    assert "citric acid" in reader.search("descale the kettle", KEY, k=1)[0].text
+    writer.close()
+    reader.close()
+
+
+def test_pdf_passages_cite_their_page(kb: KnowledgeBase, tmp_path: Path) -> None:
+    pdf = tmp_path / "guide.pdf"
+    pdf.write_bytes(make_pdf(["Welcome to the guide.", "The warranty lasts five years."]))
+    kb.ingest([pdf], KEY)
+    top = kb.search("how long is the warranty", KEY, k=1)[0]
+    assert top.heading == "page 2" and "five years" in top.text
