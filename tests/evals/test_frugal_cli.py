@@ -99,3 +99,17 @@ def test_bad_input_is_named(cli: typer.Typer, tmp_path: Path) -> None:
     assert missing.exit_code != 0 and "none.jsonl" in missing.output
     unknown = CliRunner().invoke(cli, ["frugal", "--model", "gpt-99"])
     assert unknown.exit_code != 0 and "unknown model 'gpt-99'" in unknown.output
+
+
+def test_routing_only_scores_the_router_without_a_model(cli: typer.Typer, tmp_path: Path) -> None:
+    rows = [*ROWS, {"prompt": "what is 2 + 2", "expected": "5", "route": "tool"}]
+    args = ["frugal", "--data", str(workload(tmp_path, rows)), "--routing-only", "--json"]
+    result = CliRunner().invoke(cli, [*args, "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [r["route"] for r in lines[:-1]] == ["tool", "tool", "tool", "model", "tool"]
+    assert [r["correct"] for r in lines[:-1]] == [True, True, True, True, False]
+    assert all(r["tokens"] == 0 for r in lines[:-1])
+    totals = lines[-1]["totals"]
+    assert totals["tool_precision"] == 0.75 and totals["wrong_tool_answers"] == 1
+    assert totals["llm_only"]["rows"] == 0

@@ -16,7 +16,14 @@ import typer
 from milliwatt.agent.runtime import Runtime
 from milliwatt.config import load_settings
 from milliwatt.evals.frugal import WorkloadError, default_workload, load_rows
-from milliwatt.evals.frugal_run import RowRun, run_model_alone, run_pipeline, spread, totals
+from milliwatt.evals.frugal_run import (
+    RowRun,
+    run_model_alone,
+    run_pipeline,
+    run_routing_only,
+    spread,
+    totals,
+)
 
 
 def frugal(
@@ -27,10 +34,16 @@ def frugal(
         bool, typer.Option("--json", help="one JSON line per row, then one with the totals")
     ] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="only the first N rows")] = None,
+    sample: Annotated[
+        int | None, typer.Option(min=1, help="only N rows, spread evenly over the workload")
+    ] = None,
     llm_rows: Annotated[
         int | None,
         typer.Option(min=0, help="rows the model alone answers, spread evenly (default: all)"),
     ] = None,
+    routing_only: Annotated[
+        bool, typer.Option(help="score the router alone: rows it declines go to no model")
+    ] = False,
     agent: Annotated[str | None, typer.Option(help="the configured agent to run")] = None,
     model: Annotated[
         str | None, typer.Option(help="a configured model to use alone (default: the agent's)")
@@ -43,7 +56,7 @@ def frugal(
     """Score tool-first answering on a workload against the same model answering alone."""
     path = data or default_workload()
     try:
-        rows = load_rows(path)[:limit]
+        rows = spread(load_rows(path)[:limit], sample)
     except (OSError, WorkloadError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--data") from None
     settings = load_settings()
@@ -79,11 +92,12 @@ def frugal(
             for tier in the_agent.models:
                 tier.max_tokens = max_tokens
             the_agent.warm()  # one-off loading is not a per-request cost
-            report, pipeline = run_pipeline(the_agent, rows, lambda d: show("pipeline", d))
+            run = run_routing_only if routing_only else run_pipeline
+            report, pipeline = run(the_agent, rows, lambda d: show("pipeline", d))
             alone = run_model_alone(
                 the_agent.models[0],
                 config.instructions,
-                spread(rows, llm_rows),
+                [] if routing_only else spread(rows, llm_rows),
                 watts_per_core=settings.watts_per_core,
                 max_tokens=max_tokens,
                 on_row=lambda d: show("llm_only", d),

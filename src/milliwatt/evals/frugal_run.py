@@ -7,13 +7,14 @@ the rows (spread evenly over the workload), as a small model on a CPU takes seco
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from milliwatt.agent.runner import Agent
 from milliwatt.evals.frugal import Outcome, Report, Row, answer_matches, score
-from milliwatt.models.base import GenerationSettings, Message, Model
+from milliwatt.models.base import GenerationSettings, Message, Model, ModelError
 from milliwatt.telemetry.ledger import Ledger
 
 
@@ -86,7 +87,16 @@ def run_pipeline(
 
     def answer(prompt: str) -> Outcome:
         row = next(queue)
-        result = agent.run(prompt)
+        started = time.perf_counter()
+        try:
+            result = agent.run(prompt)
+        except ModelError as exc:  # one failed answer must not end the evaluation
+            ms = (time.perf_counter() - started) * 1000
+            failed = RowRun(row, "model", f"error: {exc}", 0, ms, 0.0, False)
+            side.runs.append(failed)
+            if on_row is not None:
+                on_row(failed)
+            return Outcome("model", failed.answer)
         tool = result.tools_called[0].name if result.route == "tool" else None
         done = RowRun(
             row,
@@ -107,6 +117,35 @@ def run_pipeline(
     return report, side
 
 
+def run_routing_only(
+    agent: Agent, rows: Sequence[Row], on_row: Callable[[RowRun], None] | None = None
+) -> tuple[Report, Side]:
+    """Only the router's part: rows it declines are counted as the model's, unanswered."""
+    if agent.router is None:
+        raise ValueError(f"agent {agent.name!r} has no router to score")
+    router = agent.router
+    side = Side()
+    queue = iter(rows)
+
+    def answer(prompt: str) -> Outcome:
+        row = next(queue)
+        ledger = Ledger(agent.watts_per_core)
+        with ledger.step("router", "router"):
+            found = router.resolve(prompt)
+        route, text, tool = (
+            ("model", "", None) if found is None else ("tool", found.answer, found.tool)
+        )
+        done = RowRun(
+            row, route, text, 0, ledger.ms, ledger.joules_est, is_correct(row, route, text), tool
+        )
+        side.runs.append(done)
+        if on_row is not None:
+            on_row(done)
+        return Outcome(route, text, tool)
+
+    return score(rows, answer), side
+
+
 def run_model_alone(
     model: Model,
     instructions: str,
@@ -122,20 +161,24 @@ def run_model_alone(
     for row in rows:
         ledger = Ledger(watts_per_core)
         prompt = [Message("system", instructions), Message("user", row.prompt)]
-        with ledger.step("model", model.name) as step:
-            response = model.complete(prompt, settings=settings)
-            step.prompt_tokens = response.usage.prompt_tokens
-            step.completion_tokens = response.usage.completion_tokens
-            if not model.local:
-                step.joules_est = response.usage.total_tokens * model.joules_per_token
+        try:
+            with ledger.step("model", model.name) as step:
+                response = model.complete(prompt, settings=settings)
+                step.prompt_tokens = response.usage.prompt_tokens
+                step.completion_tokens = response.usage.completion_tokens
+                if not model.local:
+                    step.joules_est = response.usage.total_tokens * model.joules_per_token
+            text, right = response.text, is_correct(row, "model", response.text)
+        except ModelError as exc:
+            text, right = f"error: {exc}", False
         done = RowRun(
             row,
             "model",
-            response.text,
+            text,
             ledger.tokens,
             ledger.ms,
             ledger.joules_est,
-            is_correct(row, "model", response.text) if row.route == "tool" else True,
+            right if row.route == "tool" else not text.startswith("error: "),
         )
         side.runs.append(done)
         if on_row is not None:

@@ -1,0 +1,198 @@
+"""The cascade: retry of invalid calls, escalation to the next model, budgets, confidence.
+
+Scripted models make the logic deterministic; the last test runs the real bundled model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from milliwatt.agent.runner import Agent, RunResult, TextDelta
+from milliwatt.config import AgentConfig, Budgets
+from milliwatt.models.base import GenerationSettings, Message, ModelResponse, ToolCall, ToolSpec
+from milliwatt.models.fake import FakeModel, scripted
+from milliwatt.tools.builtin import builtin_registry
+from milliwatt.tools.registry import Effect, ToolRegistry, tool
+
+written: list[str] = []
+
+
+@tool(effects={Effect.PURE})
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@tool(effects={Effect.WRITES})
+def note(text: str) -> str:
+    """Write a note down."""
+    written.append(text)
+    return "noted"
+
+
+def call(name: str, **arguments: object) -> ModelResponse:
+    return ModelResponse("fake", tool_calls=[ToolCall(f"c-{name}", name, dict(arguments))])
+
+
+def unsure(text: str = "", *calls: ToolCall) -> ModelResponse:
+    return ModelResponse("fake", text, list(calls), mean_logprob=-3.0)
+
+
+def agent(*models: FakeModel, **config: object) -> Agent:
+    return Agent(
+        AgentConfig(tools=["add", "note"], **config),  # type: ignore[arg-type]
+        list(models),
+        tools=ToolRegistry([add, note]),
+    )
+
+
+def streamed(result_agent: Agent, message: str) -> tuple[str, RunResult]:
+    events = list(result_agent.stream(message))
+    text = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert isinstance(events[-1], RunResult)
+    return text, events[-1]
+
+
+def test_an_invalid_call_is_retried_once_with_the_error() -> None:
+    small = FakeModel(scripted(call("add", a="two", b=2), call("add", a=2, b=2), "it is 4"))
+    result = agent(small).run("add two and two")
+    assert result.answer == "it is 4" and result.model == "fake"
+    retry_prompt = small.calls[1]
+    assert (
+        retry_prompt[-1].role == "tool" and "invalid arguments for add" in retry_prompt[-1].content
+    )
+    assert [t.ok for t in result.tools_called] == [False, True]
+
+
+def test_a_second_invalid_call_escalates_to_the_next_model() -> None:
+    small = FakeModel(scripted(call("add", a="x", b=1), call("add", b=1)), name="small")
+    large = FakeModel(scripted(call("add", a=1, b=1), "two"), name="large")
+    result = agent(small, large).run("add one and one")
+    assert result.answer == "two" and result.model == "large"
+    # the larger model starts from the request, without the failed exchanges
+    assert [m.role for m in large.calls[0]] == ["system", "user"]
+    assert [t.ok for t in result.tools_called] == [False, False, True]
+    assert [e.name for e in result.ledger.entries if e.kind == "model"] == [
+        "small",
+        "small",
+        "large",
+        "large",
+    ]
+
+
+def test_with_no_larger_model_it_says_plainly_that_it_cannot_answer() -> None:
+    small = FakeModel(scripted(call("add", a="x", b=1), call("add", a=[], b=1)), name="smollm")
+    result = agent(small).run("add x and one")
+    assert result.answer.startswith("I cannot answer this reliably: smollm made an invalid")
+    assert "no larger model" in result.answer
+    assert not any(t.ok for t in result.tools_called)
+    assert len(small.calls) == 2
+
+
+def test_an_empty_reply_escalates() -> None:
+    small = FakeModel(scripted(ModelResponse("small", "", stop_reason="length")), name="small")
+    large = FakeModel(scripted("hello"), name="large")
+    assert agent(small, large).run("hi").answer == "hello"
+    alone = FakeModel(scripted(ModelResponse("small", "")), name="small")
+    assert "small gave an empty reply" in agent(alone).run("hi").answer
+
+
+def test_an_unsure_answer_escalates_and_is_never_shown() -> None:
+    small = FakeModel(scripted(unsure("a guess")), name="small")
+    large = FakeModel(scripted("the answer"), name="large")
+    text, result = streamed(agent(small, large, confidence_threshold=-1.0), "question")
+    assert text == "the answer" and result.answer == "the answer" and result.model == "large"
+
+
+def test_an_unsure_tool_call_escalates_before_the_tool_runs() -> None:
+    written.clear()
+    small = FakeModel(scripted(unsure("", ToolCall("1", "note", {"text": "wrong"}))), name="s")
+    large = FakeModel(scripted(call("note", text="right"), "done"), name="large")
+    result = agent(small, large, confidence_threshold=-1.0).run("note it")
+    assert written == ["right"] and result.answer == "done"
+
+
+def test_a_sure_answer_or_no_threshold_means_no_escalation() -> None:
+    sure = ModelResponse("small", "fine", mean_logprob=-0.2)
+    large = FakeModel(scripted(), name="large")
+    result = agent(FakeModel(scripted(sure)), large, confidence_threshold=-1.0).run("q")
+    assert result.answer == "fine" and large.calls == []
+    result = agent(FakeModel(scripted(unsure("unchecked"))), large).run("q")  # no threshold
+    assert result.answer == "unchecked" and large.calls == []
+
+
+def test_the_last_model_answers_even_when_unsure() -> None:
+    last = FakeModel(scripted(unsure("best effort")), name="last")
+    assert agent(last, confidence_threshold=-1.0).run("q").answer == "best effort"
+
+
+def test_no_escalation_past_the_budget() -> None:
+    small = FakeModel(scripted(unsure("a guess")), name="small")
+    large = FakeModel(scripted("never asked"), name="large")
+    budgets = Budgets(model_calls_per_request=1)
+    text, result = streamed(
+        agent(small, large, confidence_threshold=-1.0, budgets=budgets), "question"
+    )
+    assert result.answer == text == "a guess" and result.model == "small"
+    assert large.calls == []
+
+    invalid = FakeModel(scripted(call("add", a="x", b=1), call("add", a="y", b=1)))
+    result = agent(invalid, large, budgets=Budgets(model_calls_per_request=2)).run("add")
+    assert result.stop == "budget" and "model calls per request" in result.answer
+    assert large.calls == []
+
+
+def test_steps_count_across_models() -> None:
+    def looping(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> ModelResponse:
+        return call("add", a="x", b=1)
+
+    small, large = FakeModel(looping, name="small"), FakeModel(looping, name="large")
+    result = agent(small, large, max_steps=3).run("loop")
+    assert result.stop == "steps" and len(small.calls) + len(large.calls) == 3
+
+
+def test_configuration_rejects_a_positive_threshold() -> None:
+    with pytest.raises(ValueError, match="confidence_threshold"):
+        AgentConfig(confidence_threshold=0.5)
+
+
+def test_the_bundled_model_makes_only_parseable_schema_valid_calls() -> None:
+    """Constrained decoding on the real 135M model: its output always parses and fits.
+
+    Offered a choice, it may answer instead of calling (it often does); asked with only the
+    call options in the schema, it must produce a call that passes the tool's validation.
+    """
+    from milliwatt.models.llamacpp import LlamaCppModel
+    from milliwatt.models.loader import bundled_model_path
+    from milliwatt.models.tool_prompt import tool_choice_schema
+
+    try:
+        path = bundled_model_path()
+    except FileNotFoundError as exc:
+        pytest.skip(f"the bundled model is not installed: {exc}")
+    registry = builtin_registry()
+    offered = [registry.get(n) for n in ("units.convert", "math.calculate", "dates.add")]
+    specs = [ToolSpec(t.name, t.description, t.parameters) for t in offered]
+    calls_only = {"anyOf": tool_choice_schema(specs)["anyOf"][:-1]}  # no answer option
+    # a generous time limit: on a busy machine a 135M model may take minutes
+    model = LlamaCppModel(Path(path), name="smollm2-135m", threads=1, timeout_seconds=900)
+    settings = GenerationSettings(max_tokens=64)
+    prompt = [Message("system", "Use a tool."), Message("user", "convert 26.2 miles to km")]
+    try:
+        chosen = model.complete(prompt, tools=specs, settings=settings)
+        forced = model.complete(prompt, json_schema=calls_only, settings=settings)
+    finally:
+        model.close()
+    for made in chosen.tool_calls:
+        assert made.name in {s.name for s in specs}
+        registry.get(made.name).validate(made.arguments)  # raises if invalid
+    if not chosen.tool_calls:
+        assert chosen.text.strip() or chosen.stop_reason == "length"
+    assert chosen.mean_logprob is not None and chosen.mean_logprob <= 0.0
+    reply = json.loads(forced.text)
+    assert reply["tool"] in {s.name for s in specs}
+    registry.get(reply["tool"]).validate(reply["arguments"])
