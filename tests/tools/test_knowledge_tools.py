@@ -73,10 +73,11 @@ def test_search_errors_are_tool_errors(registry: ToolRegistry, tmp_path: Path) -
     context = ToolContext(user="u", agent="helper", data_dir=tmp_path)
     missing = registry.call("knowledge.search", {"query": "x", "collection": "nope"}, context)
     assert missing.error == "no collection default/helper/nope; ingest documents into it first"
-    assert (
-        "k must be between 1 and 20"
-        in registry.call("knowledge.search", {"query": "x", "k": 0}, context).error
+    bad_k = registry.call("knowledge.search", {"query": "x", "k": 0}, context)
+    assert bad_k.error == (
+        "invalid arguments for knowledge.search: k: Input should be greater than or equal to 1"
     )
+    assert registry.get("knowledge.search").parameters["properties"]["k"]["maximum"] == 20
     assert "query" in registry.call("knowledge.search", {}, context).error
 
 

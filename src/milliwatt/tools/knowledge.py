@@ -7,7 +7,9 @@ have been written by anyone, including someone planting instructions for the mod
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from milliwatt.knowledge import CollectionKey, UnknownCollectionError, open_knowledge_base
 from milliwatt.memory.facts import MAX_FACT_CHARS, open_fact_store
@@ -15,6 +17,7 @@ from milliwatt.tools.registry import Effect, Tool, ToolContext, ToolError, tool
 
 DEFAULT_TENANT = "default"  # the CLI's default; a deployment with tenants passes its own
 MAX_PASSAGES = 20
+Count = Annotated[int, Field(ge=1, le=MAX_PASSAGES)]
 
 
 @tool(
@@ -27,7 +30,7 @@ MAX_PASSAGES = 20
     ],
 )
 def search_knowledge(
-    query: str, context: ToolContext, k: int = 5, collection: str | None = None
+    query: str, context: ToolContext, k: Count = 5, collection: str | None = None
 ) -> list[dict[str, Any]]:
     """Search the agent's ingested documents; returns passages with their citations.
 
@@ -35,8 +38,6 @@ def search_knowledge(
     offsets in the source, and a relevance score. Without a collection, all of the agent's
     collections are searched. Cite the source and heading when answering from a passage.
     """
-    if not 1 <= k <= MAX_PASSAGES:
-        raise ToolError(f"k must be between 1 and {MAX_PASSAGES}, got {k}")
     if not query.strip():
         raise ToolError("the query is empty")
     kb = open_knowledge_base(context.data_dir)
@@ -86,7 +87,7 @@ def remember(fact: str, context: ToolContext) -> dict[str, Any]:
     name="recall",
     examples=["what do you remember about me", "do you know my favourite colour"],
 )
-def recall(query: str, context: ToolContext, k: int = 5) -> list[dict[str, Any]]:
+def recall(query: str, context: ToolContext, k: Count = 5) -> list[dict[str, Any]]:
     """Recall remembered facts about the user that are relevant to the query, best first."""
     try:
         facts = open_fact_store(context.data_dir).recall(context.user, context.agent, query, k)
