@@ -69,6 +69,11 @@ class WAF:
     def __init__(self, ruleset: RuleSet, source: str, *, prefilter: bool = True) -> None:
         self.ruleset = ruleset
         self.source = source
+        for head in ruleset.rules():
+            member: Rule | None = head
+            while member is not None:
+                member.seal()
+                member = member.chain
         self.transform_cache: dict[tuple[str, tuple[str, ...]], str] = {}
         self.candidate_cache: dict[str, set[int]] = {}
         self.markers: dict[int, dict[str, int]] = {

@@ -21,10 +21,7 @@ class Macro:
 
     text: str
     parts: tuple[str | tuple[str, str | None], ...]
-
-    @property
-    def is_constant(self) -> bool:
-        return all(isinstance(p, str) for p in self.parts)
+    is_constant: bool = False  # no references: expansion is the text itself
 
     def expand(self, lookup: Lookup) -> str:
         if len(self.parts) == 1 and isinstance(self.parts[0], str):
@@ -49,4 +46,4 @@ def compile_macro(text: str) -> Macro:
         pos = m.end()
     if pos < len(text) or not parts:
         parts.append(text[pos:])
-    return Macro(text, tuple(parts))
+    return Macro(text, tuple(parts), all(isinstance(p, str) for p in parts))

@@ -64,6 +64,17 @@ class Rule:
     default_status: int = 403
     tchain: tuple[str, ...] = ()  # transformation names: the cache key of transformed values
     tprefixes: tuple[tuple[str, ...], ...] = ()  # tchain[:1], tchain[:2], ... tchain
+    select_keys: tuple[str, ...] = ()  # per target: what it selects, shared by equal targets
+
+    def seal(self) -> None:
+        """Final step once every directive is loaded (targets may have been updated since)."""
+        excluded = "|".join(_ident(t) for t in self.excluded)
+        self.select_keys = tuple(f"{_ident(t)}!{excluded}" for t in self.targets)
+
+
+def _ident(t: Target) -> str:
+    key = t.key_regex.pattern if t.key_regex is not None else t.key
+    return f"{'&' if t.count else ''}{t.name}:{'/' if t.key_regex is not None else ''}{key}"
 
 
 def compile_rule(

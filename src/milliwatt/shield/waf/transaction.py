@@ -61,7 +61,7 @@ class Transaction:
             waf.candidate_cache.clear()
         self._tcache = waf.transform_cache
         # (target, exclusions) -> selected pairs; cleared whenever request/response data loads
-        self._selected: dict[tuple[int, int], list[tuple[str, str]]] = {}
+        self._selected: dict[str, list[tuple[str, str]]] = {}
         self._pcache = waf.candidate_cache
         self._started = time.perf_counter()
         self._request: HttpRequest | None = None
@@ -211,11 +211,10 @@ class Transaction:
         extra = self.removed_targets.get(rule.id)
         if extra:
             excluded = (*excluded, *extra)
-        if self.removed_targets_by_tag:
-            excluded = (
-                *excluded,
-                *(t for tag, t in self.removed_targets_by_tag if tag in rule.tags),
-            )
+        if self.removed_targets_by_tag and rule.tags:
+            by_tag = [t for tag, t in self.removed_targets_by_tag if tag in rule.tags]
+            if by_tag:
+                excluded = (*excluded, *by_tag)
         found: list[tuple[str, str]] = []
         self._captures = []
         negated, capture = rule.negated, rule.capture
@@ -227,9 +226,9 @@ class Transaction:
         pid = None
         if prefilter is not None and not negated and isinstance(op, Rx):
             pid = op.regex.prefilter_id
-        for target in rule.targets:
+        for index, target in enumerate(rule.targets):
             if static and target.cacheable:
-                key_ = (id(target), id(excluded))
+                key_ = rule.select_keys[index]
                 pairs = selected.get(key_)
                 if pairs is None:
                     pairs = selected[key_] = self.data.select(target, excluded)
