@@ -225,3 +225,27 @@ def test_audit_records_are_json_lines(tmp_path: Path) -> None:
     lines = path.read_text().splitlines()
     assert json.loads(lines[0]) == {"kept": True}
     assert len(json.loads(lines[1])["matched_rules"][0]["data"]) < 600
+
+
+async def _websocket_echo(scope: Scope, receive: Receive, send: Send) -> None:
+    assert scope["type"] == "websocket"
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    message = await receive()
+    await send({"type": "websocket.send", "text": "echo:" + message.get("text", "")})
+    await send({"type": "websocket.close", "code": 1000})
+
+
+def test_websocket_handshake_is_inspected(audit: Path) -> None:
+    from starlette.testclient import TestClient
+    from starlette.websockets import WebSocketDisconnect
+
+    client = TestClient(WafMiddleware(_websocket_echo, WAF.from_text(RULES), audit))
+    with client.websocket_connect("/ws?room=lobby") as ws:
+        ws.send_text("hi")
+        assert ws.receive_text() == "echo:hi"
+    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/ws?room=attack"):
+        pass
+    assert refused.value.code == 1008
+    (record,) = read_records(audit)
+    assert record["rule_id"] == 1001 and record["uri"] == "/ws?room=attack"

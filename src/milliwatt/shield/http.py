@@ -8,48 +8,24 @@ MIME type they inspect), so streamed answers such as server-sent events still st
 
 from __future__ import annotations
 
-import json
 import logging
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from milliwatt.shield.auditlog import AuditLog
+from milliwatt.shield.responses import ResponseInspector, answer, block, header, text
 from milliwatt.shield.waf import (
     WAF,
     HttpRequest,
-    HttpResponse,
-    Interruption,
     Transaction,
     WafSettings,
 )
 from milliwatt.shield.waf.api import MalformedRequest
 
 log = logging.getLogger(__name__)
-
-_JSON = (b"content-type", b"application/json")
-
-
-def _text(raw: bytes) -> str:
-    return raw.decode("latin-1")  # one char per byte, as the rules expect
-
-
-def _header(headers: list[tuple[str, str]], name: str) -> str:
-    for key, value in headers:
-        if key.lower() == name:
-            return value
-    return ""
-
-
-async def _answer(
-    send: Send, status: int, payload: dict[str, Any], *extra: tuple[bytes, bytes]
-) -> None:
-    body = json.dumps(payload).encode()
-    headers = [_JSON, (b"content-length", str(len(body)).encode()), *extra]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 class WafMiddleware:
@@ -70,7 +46,7 @@ class WafMiddleware:
         self.response_types = frozenset(t.lower() for t in types)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         client = scope.get("client") or ("0.0.0.0", 0)
@@ -81,18 +57,37 @@ class WafMiddleware:
         )  # fmt: skip
         refusal: tuple[int, str] | None = None
         try:
-            refusal = await self._exchange(tx, scope, receive, send)
+            if scope["type"] == "websocket":
+                await self._handshake(tx, scope, receive, send)
+            else:
+                refusal = await self._exchange(tx, scope, receive, send)
         finally:
             self._audit(tx, refusal)
+
+    async def _handshake(self, tx: Transaction, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket upgrade is a GET request: phases 1-2 decide whether it is accepted.
+        The messages that follow are not HTTP and are not inspected (nor by ModSecurity)."""
+        request = HttpRequest("GET", _uri(scope), "HTTP/" + scope.get("http_version", "1.1"),
+                              [(text(k), text(v)) for k, v in scope["headers"]])  # fmt: skip
+        try:
+            verdict = tx.process_request(request)
+        except Exception as exc:
+            if not isinstance(exc, MalformedRequest):
+                log.exception("WAF failed on handshake %s; refusing it", tx.request_id)
+            verdict = exc
+        if verdict is not None:
+            await send({"type": "websocket.close", "code": 1008})  # the server answers 403
+            return
+        await self.app(scope, receive, send)
 
     async def _exchange(
         self, tx: Transaction, scope: Scope, receive: Receive, send: Send
     ) -> tuple[int, str] | None:
         """Serves one exchange; returns (status, reason) when the WAF itself refused it."""
-        headers = [(_text(k), _text(v)) for k, v in scope["headers"]]
+        headers = [(text(k), text(v)) for k, v in scope["headers"]]
         body = b""
         if tx.request_body_access:
-            declared = _header(headers, "content-length")
+            declared = header(headers, "content-length")
             too_large = declared.isdigit() and int(declared) > self.body_limit
             if not too_large:  # a declared size over the limit is refused unread
                 body, too_large = await self._read_body(receive)
@@ -101,10 +96,9 @@ class WafMiddleware:
                     send, tx, 413, "request body larger than the WAF inspects"
                 )
             receive = _replay(body, receive)
-        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
-        query = scope.get("query_string", b"")
-        uri = _text(raw_path) + ("?" + _text(query) if query else "")
-        request = HttpRequest(scope["method"], uri, "HTTP/" + scope["http_version"], headers, body)
+        request = HttpRequest(
+            scope["method"], _uri(scope), "HTTP/" + scope["http_version"], headers, body
+        )
         try:
             verdict = tx.process_request(request)
         except MalformedRequest as exc:
@@ -113,9 +107,15 @@ class WafMiddleware:
             log.exception("WAF failed on request %s; refusing it", tx.request_id)
             return await self._refuse(send, tx, 500, "the request could not be inspected")
         if verdict is not None:
-            await self._block(send, tx, verdict)
+            await block(send, tx, verdict)
             return None
-        await self.app(scope, receive, _ResponseInspector(self, tx, send))
+        await self.app(
+            scope,
+            receive,
+            ResponseInspector(
+                tx, send, body_types=self.response_types, body_limit=self.response_limit
+            ),
+        )
         return None
 
     async def _read_body(self, receive: Receive) -> tuple[bytes, bool]:
@@ -134,23 +134,10 @@ class WafMiddleware:
                 break
         return b"".join(chunks), False
 
-    async def _block(self, send: Send, tx: Transaction, verdict: Interruption) -> None:
-        rid = (b"x-request-id", tx.request_id.encode())
-        if verdict.action == "redirect" and verdict.redirect_url:
-            location = (b"location", verdict.redirect_url.encode("latin-1", "replace"))
-            status = verdict.status if 300 <= verdict.status < 400 else 302
-            await _answer(send, status, {"request_id": tx.request_id}, location, rid)
-            return
-        payload = {
-            "error": "request blocked by the web application firewall",
-            "request_id": tx.request_id,
-        }
-        await _answer(send, verdict.status or 403, payload, rid)
-
     async def _refuse(
         self, send: Send, tx: Transaction, status: int, reason: str
     ) -> tuple[int, str]:
-        await _answer(send, status, {"error": reason, "request_id": tx.request_id},
+        await answer(send, status, {"error": reason, "request_id": tx.request_id},
                       (b"x-request-id", tx.request_id.encode()))  # fmt: skip
         return status, reason
 
@@ -166,65 +153,11 @@ class WafMiddleware:
             self.audit.write(record)
 
 
-class _ResponseInspector:
-    """The `send` the app gets: phases 3-4 run before the response leaves."""
-
-    def __init__(self, owner: WafMiddleware, tx: Transaction, send: Send) -> None:
-        self.owner, self.tx, self.send = owner, tx, send
-        self.start: Message | None = None
-        self.buffer: bytearray | None = None
-        self.blocked = False
-
-    async def __call__(self, message: Message) -> None:
-        if self.blocked:
-            return  # the app keeps talking after a block; nobody listens
-        kind = message["type"]
-        if kind == "http.response.start":
-            await self._on_start(message)
-        elif kind == "http.response.body" and self.buffer is not None:
-            await self._on_buffered_body(message)
-        else:
-            await self.send(message)
-
-    async def _on_start(self, message: Message) -> None:
-        headers = [(_text(k), _text(v)) for k, v in message.get("headers", [])]
-        ctype = _header(headers, "content-type").split(";", 1)[0].strip().lower()
-        if self.tx.response_body_access and ctype in self.owner.response_types:
-            self.start, self.buffer = message, bytearray()
-            return
-        if await self._inspect(HttpResponse(message["status"], headers)):
-            await self.send(message)
-
-    async def _on_buffered_body(self, message: Message) -> None:
-        assert self.buffer is not None and self.start is not None
-        self.buffer += message.get("body", b"")
-        more = message.get("more_body", False)
-        if more and len(self.buffer) <= self.owner.response_limit:
-            return
-        start = self.start
-        headers = [(_text(k), _text(v)) for k, v in start.get("headers", [])]
-        seen = bytes(self.buffer[: self.owner.response_limit])  # beyond the limit: partial
-        if await self._inspect(HttpResponse(start["status"], headers, seen)):
-            await self.send(start)
-            await self.send(
-                {"type": "http.response.body", "body": bytes(self.buffer), "more_body": more}
-            )
-        self.buffer = None
-
-    async def _inspect(self, response: HttpResponse) -> bool:
-        """True when the response may go out; otherwise the client got an error instead."""
-        try:
-            verdict = self.tx.process_response(response)
-        except Exception:
-            log.exception("WAF failed on the response to %s; withholding it", self.tx.request_id)
-            verdict = Interruption(
-                status=500, rule_id=0, action="deny", message="inspection failed"
-            )
-        if verdict is None:
-            return True
-        self.blocked = True
-        await self.owner._block(self.send, self.tx, verdict)
-        return False
+def _uri(scope: Scope) -> str:
+    """The request target as the client sent it: raw path, then the query string."""
+    raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
+    query = scope.get("query_string", b"")
+    return text(raw_path) + ("?" + text(query) if query else "")
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

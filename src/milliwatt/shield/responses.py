@@ -1,0 +1,115 @@
+"""What leaves the WAF middleware: phases 3-4 on the app's response, and the answers the
+WAF gives in the app's place (blocked, refused)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.types import Message, Send
+
+from milliwatt.shield.waf import HttpResponse, Interruption, Transaction
+
+log = logging.getLogger(__name__)
+
+_JSON = (b"content-type", b"application/json")
+
+
+def text(raw: bytes) -> str:
+    return raw.decode("latin-1")  # one char per byte, as the rules expect
+
+
+def header(headers: list[tuple[str, str]], name: str) -> str:
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return ""
+
+
+async def answer(
+    send: Send, status: int, payload: dict[str, Any], *extra: tuple[bytes, bytes]
+) -> None:
+    body = json.dumps(payload).encode()
+    headers = [_JSON, (b"content-length", str(len(body)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def block(send: Send, tx: Transaction, verdict: Interruption) -> None:
+    """Answers in the app's place as the rules asked: a redirect, or an error with the id."""
+    rid = (b"x-request-id", tx.request_id.encode())
+    if verdict.action == "redirect" and verdict.redirect_url:
+        location = (b"location", verdict.redirect_url.encode("latin-1", "replace"))
+        status = verdict.status if 300 <= verdict.status < 400 else 302
+        await answer(send, status, {"request_id": tx.request_id}, location, rid)
+        return
+    payload = {
+        "error": "request blocked by the web application firewall",
+        "request_id": tx.request_id,
+    }
+    await answer(send, verdict.status or 403, payload, rid)
+
+
+class ResponseInspector:
+    """The `send` the app gets: phases 3-4 run before the response leaves."""
+
+    def __init__(
+        self, tx: Transaction, send: Send, *, body_types: frozenset[str], body_limit: int
+    ) -> None:
+        self.tx, self.send = tx, send
+        self.body_types, self.body_limit = body_types, body_limit
+        self.start: Message | None = None
+        self.buffer: bytearray | None = None
+        self.blocked = False
+
+    async def __call__(self, message: Message) -> None:
+        if self.blocked:
+            return  # the app keeps talking after a block; nobody listens
+        kind = message["type"]
+        if kind == "http.response.start":
+            await self._on_start(message)
+        elif kind == "http.response.body" and self.buffer is not None:
+            await self._on_buffered_body(message)
+        else:
+            await self.send(message)
+
+    async def _on_start(self, message: Message) -> None:
+        headers = [(text(k), text(v)) for k, v in message.get("headers", [])]
+        ctype = header(headers, "content-type").split(";", 1)[0].strip().lower()
+        if self.tx.response_body_access and ctype in self.body_types:
+            self.start, self.buffer = message, bytearray()
+            return
+        if await self._inspect(HttpResponse(message["status"], headers)):
+            await self.send(message)
+
+    async def _on_buffered_body(self, message: Message) -> None:
+        assert self.buffer is not None and self.start is not None
+        self.buffer += message.get("body", b"")
+        more = message.get("more_body", False)
+        if more and len(self.buffer) <= self.body_limit:
+            return
+        start = self.start
+        headers = [(text(k), text(v)) for k, v in start.get("headers", [])]
+        seen = bytes(self.buffer[: self.body_limit])  # beyond the limit: partial
+        if await self._inspect(HttpResponse(start["status"], headers, seen)):
+            await self.send(start)
+            await self.send(
+                {"type": "http.response.body", "body": bytes(self.buffer), "more_body": more}
+            )
+        self.buffer = None
+
+    async def _inspect(self, response: HttpResponse) -> bool:
+        """True when the response may go out; otherwise the client got an error instead."""
+        try:
+            verdict = self.tx.process_response(response)
+        except Exception:
+            log.exception("WAF failed on the response to %s; withholding it", self.tx.request_id)
+            verdict = Interruption(
+                status=500, rule_id=0, action="deny", message="inspection failed"
+            )
+        if verdict is None:
+            return True
+        self.blocked = True
+        await block(self.send, self.tx, verdict)
+        return False
