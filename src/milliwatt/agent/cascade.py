@@ -14,7 +14,7 @@ statement that it cannot be answered; a doubtful answer from the last model stan
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 
 from milliwatt.agent.budgets import Spent, budget_breach
@@ -75,7 +75,7 @@ class ModelCascade:
         session: str | None,
         started: float,
         session_cost: TurnCost | None,
-    ) -> Iterator[RunEvent]:
+    ) -> Generator[RunEvent, None, RunResult]:
         """The model loop; yields events and returns the RunResult (not yielded)."""
         specs = self.offered_tools(turn[0].content, ledger)
         called: list[ToolCalled] = []
@@ -170,7 +170,7 @@ class ModelCascade:
         settings: GenerationSettings,
         ledger: Ledger,
         held: list[str],
-    ) -> Iterator[RunEvent]:
+    ) -> Generator[RunEvent, None, ModelResponse]:
         """Stream the reply; text of a model that may still be overruled is only held."""
         hold = model is not self.models[-1] and self.config.confidence_threshold is not None
         response: ModelResponse | None = None

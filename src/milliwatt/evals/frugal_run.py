@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from milliwatt.agent.runner import Agent
-from milliwatt.evals.frugal import Outcome, Report, Row, answer_matches, score
+from milliwatt.evals.frugal import Outcome, Report, Route, Row, answer_matches, score
 from milliwatt.models.base import GenerationSettings, Message, Model, ModelError
 from milliwatt.telemetry.ledger import Ledger
 
@@ -23,7 +23,7 @@ class RowRun:
     """One row as answered by one side."""
 
     row: Row
-    route: str  # "tool" or "model"
+    route: Route
     answer: str
     tokens: int
     ms: float
@@ -132,9 +132,8 @@ def run_routing_only(
         ledger = Ledger(agent.watts_per_core)
         with ledger.step("router", "router"):
             found = router.resolve(prompt)
-        route, text, tool = (
-            ("model", "", None) if found is None else ("tool", found.answer, found.tool)
-        )
+        route: Route = "model" if found is None else "tool"
+        text, tool = ("", None) if found is None else (found.answer, found.tool)
         done = RowRun(
             row, route, text, 0, ledger.ms, ledger.joules_est, is_correct(row, route, text), tool
         )
