@@ -10,6 +10,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from milliwatt.shield.waf.api import HttpRequest, HttpResponse, Interruption, MatchedRule
+from milliwatt.shield.waf.audit import DATA_LIMIT, audit_record
 from milliwatt.shield.waf.macros import Macro
 from milliwatt.shield.waf.operators import Rx
 from milliwatt.shield.waf.regexes import Regex
@@ -21,8 +22,8 @@ from milliwatt.shield.waf.variables import Target, TxData, compile_target
 if TYPE_CHECKING:
     from milliwatt.shield.waf.engine import WAF
 
-_DATA_LIMIT = 200  # characters of matched data kept per audit entry
 _SHARED_CACHE_ENTRIES = 50_000
+_SHARED_VALUE_MAX = 4096  # characters: larger values are cached per transaction only
 
 
 class Transaction:
@@ -63,6 +64,9 @@ class Transaction:
         # (target, exclusions) -> selected pairs; cleared whenever request/response data loads
         self._selected: dict[str, list[tuple[str, str]]] = {}
         self._pcache = waf.candidate_cache
+        # values too large to keep beyond this transaction (bodies) have caches of their own
+        self._big_tcache: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._big_pcache: dict[str, set[int]] = {}
         self._started = time.perf_counter()
         self._request: HttpRequest | None = None
         self._finished = False
@@ -100,40 +104,7 @@ class Transaction:
         if not self._finished:
             self._finished = True
             self._run_phase(5)
-        it = self.interruption
-        req = self._request
-        tx = self.data.tx
-        return {
-            "request_id": self.request_id,
-            "client": {
-                "ip": self.data.scalars["REMOTE_ADDR"],
-                "port": int(self.data.scalars["REMOTE_PORT"]),
-            },
-            "method": req.method if req else "",
-            "uri": req.uri if req else "",
-            "engine": self.engine,
-            "matched_rules": [
-                {
-                    "id": m.id,
-                    "msg": m.msg,
-                    "data": m.data[:_DATA_LIMIT],
-                    "severity": m.severity,
-                    "tags": list(m.tags),
-                    "phase": m.phase,
-                    "matched_var": m.matched_var[:_DATA_LIMIT],
-                    "matched_value": m.matched_value[:_DATA_LIMIT],
-                }
-                for m in self.matched_rules
-            ],
-            "anomaly_score": {
-                "inbound": int(tx.get("blocking_inbound_anomaly_score", "0") or 0),
-                "outbound": int(tx.get("blocking_outbound_anomaly_score", "0") or 0),
-            },
-            "action": it.action if it else "pass",
-            "status": it.status if it else None,
-            "rule_id": it.rule_id if it else None,
-            "duration_ms": round((time.perf_counter() - self._started) * 1000, 3),
-        }
+        return audit_record(self, self._request, time.perf_counter() - self._started)
 
     # -- the phase pipeline -----------------------------------------------------------------
 
@@ -219,10 +190,10 @@ class Transaction:
         self._captures = []
         negated, capture = rule.negated, rule.capture
         transforms, tchain = rule.transforms, rule.tchain
-        cache = self._tcache
+        shared_t, shared_p = self._tcache, self._pcache
         selected = self._selected
         static = excluded is rule.excluded
-        prefilter, pcache = self.waf.prefilter, self._pcache
+        prefilter = self.waf.prefilter
         pid = None
         if prefilter is not None and not negated and isinstance(op, Rx):
             pid = op.regex.prefilter_id
@@ -235,6 +206,7 @@ class Transaction:
             else:
                 pairs = self.data.select(target, excluded)
             for name, raw in pairs:
+                cache = shared_t if len(raw) <= _SHARED_VALUE_MAX else self._big_tcache
                 if rule.multi_match:  # every stage whose value changed is a candidate
                     stages = [raw]
                     for prefix in rule.tprefixes:
@@ -250,6 +222,7 @@ class Transaction:
                     stages = [raw]
                 for value in stages:
                     if pid is not None:  # inline prefilter: most values are ruled out here
+                        pcache = shared_p if len(value) <= _SHARED_VALUE_MAX else self._big_pcache
                         ids = pcache.get(value)
                         if ids is None:
                             ids = pcache[value] = prefilter.candidates(value)  # type: ignore[union-attr]
@@ -264,7 +237,7 @@ class Transaction:
     def _transform(self, raw: str, rule: Rule, upto: int | None = None) -> str:
         """Applies the rule's first `upto` transformations (all by default), reusing the
         longest prefix of them already computed for this value."""
-        cache = self._tcache
+        cache = self._tcache if len(raw) <= _SHARED_VALUE_MAX else self._big_tcache
         prefixes = rule.tprefixes
         end = len(prefixes) if upto is None else upto
         start, value = 0, raw
@@ -294,8 +267,8 @@ class Transaction:
             msg = self.expand(rule.msg) if rule.msg else ""
             data = self.expand(rule.logdata) if rule.logdata else ""
             var = self.data.scalars.get("MATCHED_VAR_NAME", "")
-            value = self.data.scalars.get("MATCHED_VAR", "")[: _DATA_LIMIT * 4]
-            data = data[: _DATA_LIMIT * 4]  # the log line keeps more than the audit record
+            value = self.data.scalars.get("MATCHED_VAR", "")[: DATA_LIMIT * 4]
+            data = data[: DATA_LIMIT * 4]  # the log line keeps more than the audit record
             entry = MatchedRule(
                 rule.id, msg, data, rule.severity, rule.tags, rule.phase, var, value
             )
@@ -333,9 +306,10 @@ class Transaction:
         prefilter = self.waf.prefilter
         if rx.prefilter_id is None or prefilter is None:
             return True
-        ids = self._pcache.get(value)
+        pcache = self._pcache if len(value) <= _SHARED_VALUE_MAX else self._big_pcache
+        ids = pcache.get(value)
         if ids is None:
-            ids = self._pcache[value] = prefilter.candidates(value)
+            ids = pcache[value] = prefilter.candidates(value)
         return rx.prefilter_id in ids
 
     def set_var(self, collection: str, key: str, value: str | None, op: str) -> None:
