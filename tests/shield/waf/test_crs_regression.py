@@ -65,7 +65,7 @@ def test_prefilter_never_hides_a_match(crs_waf: WAF, crs_tests: Path) -> None:
                 for raw in (str(data.get("uri", "")), str(data.get("data", ""))):
                     raw = raw.encode("utf-8", "surrogateescape").decode("latin-1")
                     decoded = TRANSFORMATIONS["urldecodeuni"](raw)
-                    values += [raw, decoded, decoded.lower()]
+                    values += [raw, decoded, TRANSFORMATIONS["lowercase"](decoded)]
     checked = 0
     for rx in _regexes(crs_waf.ruleset.rules()):
         literals = required_literals(rx.source)
@@ -74,6 +74,6 @@ def test_prefilter_never_hides_a_match(crs_waf: WAF, crs_tests: Path) -> None:
         for value in values:
             if rx.matches(value):
                 checked += 1
-                low = value.lower()
+                low = value.translate({c: c + 32 for c in range(65, 91)})  # Hyperscan folds ASCII
                 assert any(lit in low for lit in literals), (rx.source[:80], value[:80])
     assert checked > 200

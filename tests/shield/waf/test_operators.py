@@ -129,3 +129,15 @@ def test_macro_compiles_literals_and_references() -> None:
     macro = compile_macro("score %{tx.a} of %{MATCHED_VAR}")
     assert macro.parts == ("score ", ("TX", "a"), " of ", ("MATCHED_VAR", None))
     assert compile_macro("plain").is_constant
+
+
+def test_phrase_sets_without_hyperscan(monkeypatch: pytest.MonkeyPatch) -> None:
+    from milliwatt.shield.waf import regexes
+
+    monkeypatch.setattr(regexes, "hyperscan", None)
+    phrases = regexes.PhraseSet(["Nmap", "caf\u00e9", "a.b"])
+    assert phrases.first_match("user agent: NMAP/7") == "NMAP"
+    assert phrases.first_match("un CAF\u00c9".encode().decode("latin-1")) is None  # ASCII folding
+    assert phrases.first_match("le caf\u00e9".encode().decode("latin-1")) is not None
+    assert phrases.first_match("axb") is None
+    assert regexes.Prefilter([regexes.Regex("union\\s+select")]).active is False

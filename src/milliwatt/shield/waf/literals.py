@@ -21,6 +21,12 @@ from re import _constants as c  # type: ignore[attr-defined]
 _LIMIT = 64  # alternatives kept in one set before giving up on exact expansion
 _CLASS_LIMIT = 8  # a character class up to this size is expanded into its characters
 MIN_LENGTH = 3  # a shorter required literal filters too little to be worth a lookup
+_ASCII_LOWER = {c: c + 32 for c in range(65, 91)}
+
+
+def ascii_lower(text: str) -> str:
+    """ASCII-only lower case: Hyperscan's caseless matching folds nothing else."""
+    return text.translate(_ASCII_LOWER)
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,7 @@ def _sequence(items: list[tuple[object, object]]) -> _Info:
 
 def _element(op: object, av: object) -> _Info:
     if op is c.LITERAL:
-        return _Info(frozenset({chr(av).lower()}), None)  # type: ignore[call-overload]
+        return _Info(frozenset({ascii_lower(chr(av))}), None)  # type: ignore[call-overload]
     if op is c.IN:
         chars = _class_chars(av)  # type: ignore[arg-type]
         return _Info(frozenset(chars), None) if chars else _NONE
@@ -125,9 +131,9 @@ def _class_chars(items: list[tuple[object, object]]) -> set[str] | None:
     chars: set[str] = set()
     for op, av in items:
         if op is c.LITERAL:
-            chars.add(chr(av).lower())  # type: ignore[call-overload]
+            chars.add(ascii_lower(chr(av)))  # type: ignore[call-overload]
         elif op is c.RANGE and av[1] - av[0] < _CLASS_LIMIT:  # type: ignore[index,operator]
-            chars |= {chr(x).lower() for x in range(av[0], av[1] + 1)}  # type: ignore[index,operator]
+            chars |= {ascii_lower(chr(x)) for x in range(av[0], av[1] + 1)}  # type: ignore[index,operator]
         else:
             return None
         if len(chars) > _CLASS_LIMIT:

@@ -17,7 +17,7 @@ from typing import Any
 import re2
 import regex
 
-from milliwatt.shield.waf.literals import required_literals
+from milliwatt.shield.waf.literals import ascii_lower, required_literals
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,8 @@ class PhraseSet:
     """@pm: does any phrase occur in the value, case-insensitively (Hyperscan literal set)."""
 
     def __init__(self, phrases: list[str]) -> None:
-        self.phrases = sorted({to_bytes_pattern(p).lower() for p in phrases if p})
+        # ASCII-only folding, as ModSecurity's @pm and Hyperscan's caseless mode do
+        self.phrases = sorted({ascii_lower(to_bytes_pattern(p)) for p in phrases if p})
         self._db: Any = None
         self._local = threading.local()
         self._fallback: Any = None
@@ -186,8 +187,8 @@ class PhraseSet:
                 flags=hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH,
                 literal=True,
             )
-        else:  # pragma: no cover - depends on the platform
-            alternation = "|".join(re2.escape(p) for p in self.phrases)
+        else:  # no Hyperscan on this platform: one RE2 alternation (ASCII-escaped bytes)
+            alternation = "|".join("".join(f"\\x{ord(ch):02x}" for ch in p) for p in self.phrases)
             self._fallback = Regex(alternation, caseless=True)
 
     def first_match(self, value: str) -> str | None:
