@@ -190,7 +190,8 @@ class Transaction:
         self._captures = []
         negated, capture = rule.negated, rule.capture
         transforms, tchain = rule.transforms, rule.tchain
-        shared_t, shared_p = self._tcache, self._pcache
+        shared_t, big_t, shared_p = self._tcache, self._big_tcache, self._pcache
+        multi = rule.multi_match
         selected = self._selected
         static = excluded is rule.excluded
         prefilter = self.waf.prefilter
@@ -206,28 +207,36 @@ class Transaction:
             else:
                 pairs = self.data.select(target, excluded)
             for name, raw in pairs:
-                cache = shared_t if len(raw) <= _SHARED_VALUE_MAX else self._big_tcache
-                if rule.multi_match:  # every stage whose value changed is a candidate
-                    stages = [raw]
-                    for prefix in rule.tprefixes:
-                        value = cache.get((raw, prefix))  # type: ignore[assignment]
+                if not multi:  # the common case: one transformed value per variable
+                    if transforms:
+                        cache = shared_t if len(raw) <= _SHARED_VALUE_MAX else big_t
+                        value = cache.get((raw, tchain))  # type: ignore[assignment]
                         if value is None:
-                            value = self._transform(raw, rule, len(prefix))
-                        if value != stages[-1]:
-                            stages.append(value)
-                elif transforms:
-                    value = cache.get((raw, tchain))  # type: ignore[assignment]
-                    stages = [value if value is not None else self._transform(raw, rule)]
-                else:
-                    stages = [raw]
-                for value in stages:
-                    if pid is not None:  # inline prefilter: most values are ruled out here
-                        pcache = shared_p if len(value) <= _SHARED_VALUE_MAX else self._big_pcache
-                        ids = pcache.get(value)
+                            value = self._transform(raw, rule)
+                    else:
+                        value = raw
+                    if pid is not None:  # inline prefilter check: most values end here
+                        ids = shared_p.get(value)
                         if ids is None:
-                            ids = pcache[value] = prefilter.candidates(value)  # type: ignore[union-attr]
+                            ids = self._candidates(value)
                         if pid not in ids:
                             continue
+                    if op.evaluate(self, value, capture) != negated:
+                        found.append((name, value))
+                        self._keep_captures(capture)
+                    continue
+                # multiMatch: every stage whose value changed is a candidate
+                cache = shared_t if len(raw) <= _SHARED_VALUE_MAX else big_t
+                stages = [raw]
+                for prefix in rule.tprefixes:
+                    value = cache.get((raw, prefix))  # type: ignore[assignment]
+                    if value is None:
+                        value = self._transform(raw, rule, len(prefix))
+                    if value != stages[-1]:
+                        stages.append(value)
+                for value in stages:
+                    if pid is not None and pid not in self._candidates(value):
+                        continue
                     if op.evaluate(self, value, capture) != negated:
                         found.append((name, value))
                         self._keep_captures(capture)
@@ -303,14 +312,17 @@ class Transaction:
             self.data.tx[str(i)] = g
 
     def may_match(self, rx: Regex, value: str) -> bool:
-        prefilter = self.waf.prefilter
-        if rx.prefilter_id is None or prefilter is None:
+        if rx.prefilter_id is None or self.waf.prefilter is None:
             return True
+        return rx.prefilter_id in self._candidates(value)
+
+    def _candidates(self, value: str) -> set[int]:
+        """Ids of the patterns the prefilter lets through for this value (cached)."""
         pcache = self._pcache if len(value) <= _SHARED_VALUE_MAX else self._big_pcache
         ids = pcache.get(value)
         if ids is None:
-            ids = pcache[value] = prefilter.candidates(value)
-        return rx.prefilter_id in ids
+            ids = pcache[value] = self.waf.prefilter.candidates(value)  # type: ignore[union-attr]
+        return ids
 
     def set_var(self, collection: str, key: str, value: str | None, op: str) -> None:
         store = (
