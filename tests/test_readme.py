@@ -36,8 +36,10 @@ def commands() -> list[tuple[str, int]]:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     data = tmp_path_factory.mktemp("readme-data")
-    clean = {k: v for k, v in os.environ.items() if k != "MILLIWATT_CONFIG"}
-    return clean | {"MILLIWATT_DATA_DIR": str(data)}
+    # short answers, and patience on a loaded machine: the examples' content is what is tested
+    config = data / "milliwatt.toml"
+    config.write_text("[models.smollm2-135m]\nmax_tokens = 64\ntimeout_seconds = 600\n")
+    return dict(os.environ) | {"MILLIWATT_DATA_DIR": str(data), "MILLIWATT_CONFIG": str(config)}
 
 
 def test_readme_starts_with_the_two_commands() -> None:

@@ -16,7 +16,7 @@ from typing import Literal
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from milliwatt.shield.auditlog import AuditLog
-from milliwatt.shield.responses import ResponseInspector, answer, block, header, text
+from milliwatt.shield.responses import ResponseInspector, answer, block, error_payload, header, text
 from milliwatt.shield.waf import (
     WAF,
     HttpRequest,
@@ -137,8 +137,9 @@ class WafMiddleware:
     async def _refuse(
         self, send: Send, tx: Transaction, status: int, reason: str
     ) -> tuple[int, str]:
-        await answer(send, status, {"error": reason, "request_id": tx.request_id},
-                      (b"x-request-id", tx.request_id.encode()))  # fmt: skip
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        payload = error_payload(reason, kind, tx.request_id)
+        await answer(send, status, payload, (b"x-request-id", tx.request_id.encode()))
         return status, reason
 
     def _audit(self, tx: Transaction, refusal: tuple[int, str] | None) -> None:

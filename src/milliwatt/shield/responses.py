@@ -36,6 +36,12 @@ async def answer(
     await send({"type": "http.response.body", "body": body})
 
 
+def error_payload(message: str, kind: str, request_id: str) -> dict[str, Any]:
+    """OpenAI's error shape, which OpenAI clients report well, plus the request id."""
+    error = {"message": message, "type": kind, "param": None, "code": None}
+    return {"error": error, "request_id": request_id}
+
+
 async def block(send: Send, tx: Transaction, verdict: Interruption) -> None:
     """Answers in the app's place as the rules asked: a redirect, or an error with the id."""
     rid = (b"x-request-id", tx.request_id.encode())
@@ -44,11 +50,10 @@ async def block(send: Send, tx: Transaction, verdict: Interruption) -> None:
         status = verdict.status if 300 <= verdict.status < 400 else 302
         await answer(send, status, {"request_id": tx.request_id}, location, rid)
         return
-    payload = {
-        "error": "request blocked by the web application firewall",
-        "request_id": tx.request_id,
-    }
-    await answer(send, verdict.status or 403, payload, rid)
+    message = f"request blocked by the web application firewall (request id {tx.request_id})"
+    await answer(
+        send, verdict.status or 403, error_payload(message, "waf_blocked", tx.request_id), rid
+    )
 
 
 class ResponseInspector:
