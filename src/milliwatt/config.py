@@ -19,6 +19,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from milliwatt.shield.egress.policy import EgressPolicy
+
 BUNDLED_MODEL = "smollm2-135m"
 DEFAULT_AGENT = "milliwatt"
 
@@ -78,6 +80,9 @@ class AgentConfig(BaseModel):
     tools: list[str] = Field(default_factory=lambda: ["*"])
     models: list[str] = Field(default_factory=lambda: [BUNDLED_MODEL])  # smallest first
     max_steps: PositiveInt = 6  # model calls + tool rounds per request
+    # what the agent's web tools may reach (schemes, domains, ports, sizes, explicit networks)
+    egress: EgressPolicy = Field(default_factory=EgressPolicy)
+    search_url: str | None = None  # a SearXNG-compatible JSON search API for web.search
     tool_selection: ToolSelectionConfig = Field(default_factory=ToolSelectionConfig)
     # escalate to the next model when a reply's mean token log-probability is below this
     # (None: escalate only on invalid replies); see docs/cascade.md for measured values

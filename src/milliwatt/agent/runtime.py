@@ -17,6 +17,8 @@ from milliwatt.models.base import Model
 from milliwatt.models.loader import load_model
 from milliwatt.tools.builtin import builtin_registry, select_tools
 from milliwatt.tools.registry import ToolRegistry
+from milliwatt.tools.search_providers import SearxngSearch
+from milliwatt.tools.web import WebSettings, configure_web
 
 
 class UnknownAgentError(KeyError):
@@ -52,6 +54,8 @@ class Runtime:
             except KeyError:
                 raise UnknownAgentError(name) from None
             allowed = self.tools.subset(select_tools(self.tools, config.tools))
+            search = SearxngSearch(config.search_url) if config.search_url else None
+            configure_web(WebSettings(policy=config.egress, search=search), agent=name)
             self._agents[name] = Agent(
                 config,
                 [self.model(m) for m in config.models],
