@@ -39,7 +39,7 @@ def test_large_index_recall_against_exact_search() -> None:
     vectors = _clustered(EXACT_BELOW + 5000)
     keys = np.arange(len(vectors))
     index = build(keys, vectors, DIM)
-    assert len(index.centroids) == int(2 * np.sqrt(len(vectors)))
+    assert len(index.centroids) == int(4 * np.sqrt(len(vectors)))
     assert sorted(index.keys.tolist()) == keys.tolist()  # every vector is in one group
     queries = _clustered(100, seed=2)
     hits = sum(
