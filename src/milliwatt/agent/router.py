@@ -19,6 +19,9 @@ from milliwatt.agent.resolvers.graph import GraphResolver
 from milliwatt.agent.resolvers.numbers import NumbersResolver
 from milliwatt.agent.resolvers.text import TextResolver
 from milliwatt.agent.resolvers.units import UnitsResolver
+from milliwatt.knowledge import open_knowledge_base
+from milliwatt.knowledge.base import DATABASE_NAME
+from milliwatt.tools.knowledge import DEFAULT_TENANT
 from milliwatt.tools.registry import ToolContext, ToolRegistry
 
 _log = logging.getLogger(__name__)
@@ -100,4 +103,24 @@ class Router:
                     result.error,
                 )
             return None
-        return None
+        return self._extractive(text, context)
+
+    def _extractive(self, text: str, context: ToolContext) -> ToolAnswer | None:
+        """A passage of the agent's own documents that answers outright, quoted with its
+        citation (the knowledge base's thresholds are strict; anything less goes to the
+        model, which gets the passages through knowledge.search)."""
+        if "knowledge.search" not in self.registry:
+            return None
+        if not (context.data_dir / DATABASE_NAME).is_file():
+            return None  # nothing ingested: do not pay for an embedding
+        try:
+            kb = open_knowledge_base(context.data_dir)
+            keys = [c.key for c in kb.collections(DEFAULT_TENANT, context.agent)]
+            passage = kb.best_passage(text, keys) if keys else None
+        except Exception:  # a damaged index must not fail the request: the model answers
+            _log.exception("extractive answer failed")
+            return None
+        if passage is None:
+            return None
+        answer = f"{passage.text.strip()}\n\n[{passage.citation()}]"
+        return ToolAnswer("knowledge.search", {"query": text}, passage, answer)
