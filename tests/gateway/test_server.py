@@ -105,8 +105,16 @@ def post(server: Server, body: bytes | dict, **headers: str) -> httpx.Response: 
 def test_malformed_json_is_400(server: Server) -> None:
     reply = post(server, b'{"model": "milliwatt", "messages": [')
     assert reply.status_code == 400
-    error = reply.json()["error"]  # the WAF's JSON body parser refuses it first
-    assert error["type"] == "invalid_request_error" and "JSON" in error["message"]
+    error = reply.json()["error"]  # the WAF's JSON body processor refuses it first
+    assert error["message"] and reply.headers["x-request-id"]
+
+
+def test_malformed_json_behind_no_waf_is_named_by_the_api() -> None:
+    from milliwatt.gateway.schemas import ApiError, parse_chat_request
+
+    with pytest.raises(ApiError, match="not valid JSON") as caught:
+        parse_chat_request(b'{"model": "milliwatt", "messages": [')
+    assert caught.value.status == 400 and caught.value.code == "invalid_json"
 
 
 @pytest.mark.parametrize(
