@@ -4,9 +4,10 @@
 
 For each request, the bundled SmolLM2-135M (llama.cpp, CPU) is given the agent's prompt
 once with every built-in tool described and once with only the tools the selector picks,
-and generates one constrained token: what is timed is reading the prompt, which is what
-the tool descriptions cost. The selector's own time (one request embedding) is reported
-beside it. The last line holds the headline figures as key=value pairs.
+and generates one constrained token: what is timed is reading the prompt (no prefix kept
+from the call before), which is what the tool descriptions cost. The selector's own time
+(one request embedding) is reported beside it. The last line holds the headline figures
+as key=value pairs.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def main() -> None:
     every = [ToolSpec(t.name, t.description, t.parameters) for t in tools]
     selector = ToolSelector()
     selector.select("warm up", tools)  # tool texts embedded once, as an agent does
-    model = LlamaCppModel(bundled_model_path(), threads=args.threads)
+    model = LlamaCppModel(bundled_model_path(), threads=args.threads, timeout_seconds=900)
     system = Message("system", AgentConfig().instructions)
     one = GenerationSettings(max_tokens=1)
     model.complete([system, Message("user", "hi")], tools=every, settings=one)  # warm-up
@@ -56,6 +57,9 @@ def main() -> None:
         few = [ToolSpec(t.name, t.description, t.parameters) for t in chosen]
         timings = {}
         for label, specs in (("all", every), ("selected", few)):
+            # forget the previous prompt: llama.cpp would reuse a shared prefix, which favours
+            # an unchanging all-tools prompt on consecutive requests of one conversation only
+            model._llama.reset()
             started = time.perf_counter()
             model.complete(prompt, tools=specs, settings=one)
             timings[label] = time.perf_counter() - started

@@ -146,6 +146,7 @@ class LlamaCppModel(Model):
         confidence = TokenLogprobs(len(tokens))
         with self._lock:
             pieces: list[str] = []
+            shown = ""  # the part of a constrained answer already streamed
             finish = "stop"
             for part in self._llama.create_completion(
                 tokens,
@@ -162,8 +163,13 @@ class LlamaCppModel(Model):
                 text = choice["text"]
                 if text:
                     pieces.append(text)
-                    if not tools:  # tool-choice JSON is not for the user's eyes
+                    if not tools:
                         yield StreamChunk(text=text)
+                    else:  # the JSON is not for the user's eyes, an answer inside it is
+                        visible = _partial_answer("".join(pieces))
+                        if len(visible) > len(shown) and visible.startswith(shown):
+                            yield StreamChunk(text=visible[len(shown) :])
+                            shown = visible
                 finish = choice.get("finish_reason") or finish
                 if time.monotonic() > deadline:
                     raise ModelError(f"{self.name}: no answer within {self.timeout_seconds:g} s")
@@ -178,8 +184,8 @@ class LlamaCppModel(Model):
         )
         if tools:
             _apply_tool_choice(response)
-            if response.text:
-                yield StreamChunk(text=response.text)
+            if response.text.startswith(shown) and len(response.text) > len(shown):
+                yield StreamChunk(text=response.text[len(shown) :])
         yield StreamChunk(response=response)
 
     def close(self) -> None:
