@@ -140,4 +140,15 @@ def test_phrase_sets_without_hyperscan(monkeypatch: pytest.MonkeyPatch) -> None:
     assert phrases.first_match("un CAF\u00c9".encode().decode("latin-1")) is None  # ASCII folding
     assert phrases.first_match("le caf\u00e9".encode().decode("latin-1")) is not None
     assert phrases.first_match("axb") is None
-    assert regexes.Prefilter([regexes.Regex("union\\s+select")]).active is False
+
+
+def test_pattern_set_answers_exactly() -> None:
+    from milliwatt.shield.waf import regexes
+
+    union, digits = regexes.Regex("(?i)union\\s+select"), regexes.Regex("^\\d+$")
+    found = regexes.PatternSet([union, digits])
+    assert found.covered == 2 and union.set_id is not None and digits.set_id is not None
+    assert found.matching("1 UNION  select 2") == {union.set_id}
+    assert found.matching("12345") == {digits.set_id}
+    assert found.matching("12a") == frozenset()
+    assert found.matching("caf\u00e9\x00\xff") == frozenset()  # any byte is a valid value

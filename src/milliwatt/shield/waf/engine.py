@@ -10,7 +10,7 @@ from pathlib import Path
 
 from milliwatt.shield.waf.api import RuleLoadError, WafSettings
 from milliwatt.shield.waf.operators import Rx
-from milliwatt.shield.waf.regexes import Prefilter, Regex
+from milliwatt.shield.waf.regexes import PatternSet, Regex
 from milliwatt.shield.waf.rules import Rule
 from milliwatt.shield.waf.ruleset import RuleSet
 from milliwatt.shield.waf.seclang import parse_file, parse_text
@@ -66,7 +66,7 @@ def settings_rules(settings: WafSettings) -> str:
 
 
 class WAF:
-    def __init__(self, ruleset: RuleSet, source: str, *, prefilter: bool = True) -> None:
+    def __init__(self, ruleset: RuleSet, source: str, *, pattern_set: bool = True) -> None:
         self.ruleset = ruleset
         self.source = source
         for head in ruleset.rules():
@@ -75,7 +75,7 @@ class WAF:
                 member.seal()
                 member = member.chain
         self.transform_cache: dict[tuple[str, tuple[str, ...]], str] = {}
-        self.candidate_cache: dict[str, set[int]] = {}
+        self.match_cache: dict[str, frozenset[int] | None] = {}
         self.markers: dict[int, dict[str, int]] = {
             phase: {item: i + 1 for i, item in enumerate(items) if isinstance(item, str)}
             for phase, items in ruleset.phases.items()
@@ -86,11 +86,8 @@ class WAF:
             "regex": sum(r.engine == "regex" for r in patterns),
         }
         self.fallback_patterns = [r.source for r in patterns if r.engine == "regex"]
-        built = Prefilter(patterns) if prefilter else None
-        self.prefilter = built if built is not None and built.active else None
-        if not prefilter:
-            for r in patterns:
-                r.prefilter_id = None
+        built = PatternSet(patterns) if pattern_set else None
+        self.pattern_set = built if built is not None and built.active else None
 
     @property
     def rule_count(self) -> int:
@@ -120,7 +117,7 @@ class WAF:
         rules_dir: Path | None = None,
         settings: WafSettings | None = None,
         *,
-        prefilter: bool = True,
+        pattern_set: bool = True,
     ) -> WAF:
         settings = settings or WafSettings()
         crs = find_crs(rules_dir)
@@ -136,7 +133,7 @@ class WAF:
             ruleset.add(parse_text(settings_rules(settings), "settings"))
             ruleset.add(parse_text(settings.extra_rules, "extra_rules"))
             ruleset.add(parse_text(_package_text("baseline.conf"), "baseline.conf"))
-            return cls(ruleset, "baseline (no CRS found)", prefilter=prefilter)
+            return cls(ruleset, "baseline (no CRS found)", pattern_set=pattern_set)
         setup = find_setup(crs)
         if setup is not None:
             ruleset.add(parse_file(setup))
@@ -145,15 +142,15 @@ class WAF:
         for path in sorted(crs.glob("*.conf")):
             ruleset.add(parse_file(path))
         version = _crs_version(ruleset.component_signatures)
-        return cls(ruleset, f"crs {version} at {crs}", prefilter=prefilter)
+        return cls(ruleset, f"crs {version} at {crs}", pattern_set=pattern_set)
 
     @classmethod
-    def from_text(cls, text: str, *, name: str = "rules", prefilter: bool = True) -> WAF:
+    def from_text(cls, text: str, *, name: str = "rules", pattern_set: bool = True) -> WAF:
         """A WAF running the engine defaults plus the given SecLang (for tests and tools)."""
         ruleset = RuleSet()
         ruleset.add(parse_text(_package_text("engine.conf"), "engine.conf"))
         ruleset.add(parse_text(text, name))
-        return cls(ruleset, name, prefilter=prefilter)
+        return cls(ruleset, name, pattern_set=pattern_set)
 
     def transaction(
         self,

@@ -2,8 +2,8 @@
 
 Each pattern is compiled with RE2 (linear time) in Latin-1 mode, so it runs over the same bytes
 ModSecurity's PCRE sees; patterns RE2 cannot express (lookarounds, backreferences) go to the
-`regex` module with a per-search time limit. A Hyperscan literal database of the strings each
-pattern requires tells, in one pass over a value, which patterns can possibly match it.
+`regex` module with a per-search time limit. One RE2 set of all patterns tells, in one pass over
+a value, exactly which of them match it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import re2
 import regex
 
-from milliwatt.shield.waf.literals import ascii_lower, required_literals
+from milliwatt.shield.waf.literals import ascii_lower
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +62,15 @@ def _compile_re2(pattern: bytes, capture: bool) -> Any:
 class Regex:
     """A compiled pattern; `search` takes and returns latin-1 `str` (one char per byte)."""
 
-    __slots__ = ("_groups", "_re2", "_regex", "engine", "prefilter_id", "source")
+    __slots__ = ("_groups", "_re2", "_regex", "engine", "flagged", "set_id", "source")
 
     def __init__(self, pattern: str, *, caseless: bool = False) -> None:
         self.source = to_bytes_pattern(pattern)
-        self.prefilter_id: int | None = None
+        self.set_id: int | None = None  # index in the WAF's PatternSet, when it holds this one
         self._re2: Any = None
         self._groups: Any = None
         self._regex: Any = None
-        flagged = ("(?i)" if caseless else "") + self.source
+        flagged = self.flagged = ("(?i)" if caseless else "") + self.source
         try:
             raw = flagged.encode("latin-1")
             self._re2 = _compile_re2(raw, capture=False)
@@ -111,60 +111,48 @@ class Regex:
             return False
 
 
-class Prefilter:
-    """One Hyperscan pass over a value -> the ids of the patterns that may match it.
+class PatternSet:
+    """One RE2 pass over a value -> exactly the ids of the patterns that match it.
 
-    Each pattern with a required-literal set (see literals.py) is covered; a pattern is a
-    candidate for a value when one of its literals occurs in it (case-insensitively).
+    All RE2 patterns go into one RE2::Set (a single DFA over their union), so a value is
+    scanned once for every `@rx` rule; a rule then only needs its own regex to read captures.
     """
 
     def __init__(self, patterns: Iterable[Regex]) -> None:
-        self._db: Any = None
-        self._local = threading.local()
+        self._set: Any = None
         self.covered = 0
-        if hyperscan is None:
-            return
-        literal_ids: dict[str, int] = {}
-        owners: list[list[int]] = []
-        for number, rx in enumerate(patterns):
-            required = required_literals(rx.source)
-            if required is None:
+        opts = _re2_options()
+        opts.never_capture = True
+        built = re2._re2.Set(_UNANCHORED, opts)
+        # matches every value: when it is missing from an answer, the DFA ran out of memory
+        self._sentinel = built.Add(b"")
+        members: list[Regex] = []
+        for rx in patterns:
+            if rx.engine != "re2" or rx.set_id is not None:
                 continue
-            rx.prefilter_id = number
-            self.covered += 1
-            for lit in required:
-                if lit not in literal_ids:
-                    literal_ids[lit] = len(owners)
-                    owners.append([])
-                owners[literal_ids[lit]].append(number)
-        if not owners:
+            index = built.Add(rx.flagged.encode("latin-1"))
+            if index < 0:
+                continue
+            rx.set_id = index
+            members.append(rx)
+        if not members or not built.Compile():
+            for rx in members:
+                rx.set_id = None
             return
-        self._owners = [tuple(o) for o in owners]
-        self._db = hyperscan.Database()
-        self._db.compile(
-            expressions=[lit.encode("latin-1") for lit in literal_ids],
-            ids=list(range(len(owners))),
-            elements=len(owners),
-            flags=hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH,
-            literal=True,
-        )
+        self._set = built
+        self.covered = len(members)
 
     @property
     def active(self) -> bool:
-        return self._db is not None
+        return self._set is not None
 
-    def candidates(self, value: str) -> set[int]:
-        found: set[int] = set()
-        scratch = getattr(self._local, "scratch", None)
-        if scratch is None:
-            scratch = self._local.scratch = hyperscan.Scratch(self._db)
-        owners = self._owners
-
-        def on_match(literal_id: int, start: int, end: int, flags: int, ctx: object) -> None:
-            found.update(owners[literal_id])
-
-        self._db.scan(value.encode("latin-1"), match_event_handler=on_match, scratch=scratch)
-        return found
+    def matching(self, value: str) -> frozenset[int] | None:
+        """Ids of the matching patterns; None when RE2 gave up (run each pattern instead)."""
+        found = self._set.Match(value.encode("latin-1"))
+        if self._sentinel not in found:
+            return None
+        found.remove(self._sentinel)
+        return frozenset(found)
 
 
 class PhraseSet:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 _SHARED_CACHE_ENTRIES = 50_000
 _SHARED_VALUE_MAX = 4096  # characters: larger values are cached per transaction only
+_UNKNOWN = frozenset({-1})  # a cache miss (None is a cached answer: "ask each pattern")
 
 
 class Transaction:
@@ -55,18 +56,18 @@ class Transaction:
         self._allowed_through = 0  # phases up to this one are skipped after an allow
         self._rule: Rule | None = None
         self._captures: list[tuple[str, ...]] = []
-        # transformed values and prefilter verdicts are pure functions of the value: shared by
-        # all transactions (header values repeat across requests), bounded by a periodic reset
+        # transformed values and pattern-set answers are pure functions of the value: shared
+        # by all transactions (header values repeat across requests), bounded by a periodic reset
         if len(waf.transform_cache) > _SHARED_CACHE_ENTRIES:
             waf.transform_cache.clear()
-            waf.candidate_cache.clear()
+            waf.match_cache.clear()
         self._tcache = waf.transform_cache
         # (target, exclusions) -> selected pairs; cleared whenever request/response data loads
         self._selected: dict[str, list[tuple[str, str]]] = {}
-        self._pcache = waf.candidate_cache
+        self._pcache = waf.match_cache
         # values too large to keep beyond this transaction (bodies) have caches of their own
         self._big_tcache: dict[tuple[str, tuple[str, ...]], str] = {}
-        self._big_pcache: dict[str, set[int]] = {}
+        self._big_pcache: dict[str, frozenset[int] | None] = {}
         self._started = time.perf_counter()
         self._request: HttpRequest | None = None
         self._finished = False
@@ -194,10 +195,7 @@ class Transaction:
         multi = rule.multi_match
         selected = self._selected
         static = excluded is rule.excluded
-        prefilter = self.waf.prefilter
-        pid = None
-        if prefilter is not None and not negated and isinstance(op, Rx):
-            pid = op.regex.prefilter_id
+        sid = op.regex.set_id if isinstance(op, Rx) else None
         for index, target in enumerate(rule.targets):
             if static and target.cacheable:
                 key_ = rule.select_keys[index]
@@ -215,11 +213,17 @@ class Transaction:
                             value = self._transform(raw, rule)
                     else:
                         value = raw
-                    if pid is not None:  # inline prefilter check: most values end here
-                        ids = shared_p.get(value)
-                        if ids is None:
-                            ids = self._candidates(value)
-                        if pid not in ids:
+                    if sid is not None:  # the pattern set already knows: most values end here
+                        ids = shared_p.get(value, _UNKNOWN)
+                        if ids is _UNKNOWN:
+                            ids = self._matching(value)
+                        if ids is not None:
+                            hit = sid in ids
+                            if hit and capture:  # the rule's own regex reads the groups
+                                hit = op.evaluate(self, value, capture)
+                            if hit != negated:
+                                found.append((name, value))
+                                self._keep_captures(capture)
                             continue
                     if op.evaluate(self, value, capture) != negated:
                         found.append((name, value))
@@ -235,8 +239,6 @@ class Transaction:
                     if value != stages[-1]:
                         stages.append(value)
                 for value in stages:
-                    if pid is not None and pid not in self._candidates(value):
-                        continue
                     if op.evaluate(self, value, capture) != negated:
                         found.append((name, value))
                         self._keep_captures(capture)
@@ -312,16 +314,19 @@ class Transaction:
             self.data.tx[str(i)] = g
 
     def may_match(self, rx: Regex, value: str) -> bool:
-        if rx.prefilter_id is None or self.waf.prefilter is None:
+        if rx.set_id is None:
             return True
-        return rx.prefilter_id in self._candidates(value)
+        ids = self._pcache.get(value, _UNKNOWN)
+        if ids is _UNKNOWN:
+            ids = self._matching(value)
+        return ids is None or rx.set_id in ids  # type: ignore[operator]
 
-    def _candidates(self, value: str) -> set[int]:
-        """Ids of the patterns the prefilter lets through for this value (cached)."""
+    def _matching(self, value: str) -> frozenset[int] | None:
+        """Ids of the patterns that match this value (cached); None: ask each pattern."""
         pcache = self._pcache if len(value) <= _SHARED_VALUE_MAX else self._big_pcache
-        ids = pcache.get(value)
-        if ids is None:
-            ids = pcache[value] = self.waf.prefilter.candidates(value)  # type: ignore[union-attr]
+        if value in pcache:
+            return pcache[value]
+        ids = pcache[value] = self.waf.pattern_set.matching(value)  # type: ignore[union-attr]
         return ids
 
     def set_var(self, collection: str, key: str, value: str | None, op: str) -> None:
