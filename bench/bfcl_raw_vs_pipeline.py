@@ -84,8 +84,9 @@ def main() -> int:
         )
         headline[f"raw_{category}"] = f"{raw.accuracy:.3f}"
         headline[f"pipeline_{category}"] = f"{pipe.accuracy:.3f}"
-    ratio = total_tokens["raw"] / max(1, total_tokens["pipeline"])
-    headline["token_ratio_raw_over_pipeline"] = f"{ratio:.2f}"
+    if total_tokens["raw"] and total_tokens["pipeline"]:
+        ratio = total_tokens["raw"] / total_tokens["pipeline"]
+        headline["token_ratio_raw_over_pipeline"] = f"{ratio:.2f}"
     print(" ".join(f"{k}={v}" for k, v in headline.items()))
     return 0
 
