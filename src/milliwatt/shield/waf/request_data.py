@@ -45,7 +45,7 @@ def parse_cookies(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def load_request(tx: Transaction, request: HttpRequest) -> None:
-    tx._selected.clear()
+    tx.data_changed()
     s, c = tx.data.scalars, tx.data.collections
     uri = _latin1(request.uri)
     headers = [(_latin1(k), _latin1(v)) for k, v in request.headers]
@@ -92,7 +92,7 @@ def _combined_size(tx: Transaction) -> None:
 
 
 def load_request_body(tx: Transaction, body: bytes) -> None:
-    tx._selected.clear()
+    tx.data_changed()
     s, c = tx.data.scalars, tx.data.collections
     limit = tx.waf.ruleset.request_body_limit
     s["REQUEST_BODY_LENGTH"] = str(len(body))
@@ -133,7 +133,7 @@ def load_request_body(tx: Transaction, body: bytes) -> None:
 
 
 def load_response(tx: Transaction, response: HttpResponse, with_body: bool) -> None:
-    tx._selected.clear()
+    tx.data_changed()
     s, c = tx.data.scalars, tx.data.collections
     if not with_body:
         headers = [(_latin1(k), _latin1(v)) for k, v in response.headers]

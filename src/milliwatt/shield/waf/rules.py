@@ -65,11 +65,14 @@ class Rule:
     tchain: tuple[str, ...] = ()  # transformation names: the cache key of transformed values
     tprefixes: tuple[tuple[str, ...], ...] = ()  # tchain[:1], tchain[:2], ... tchain
     select_keys: tuple[str, ...] = ()  # per target: what it selects, shared by equal targets
+    view_keys: tuple[str, ...] = ()  # per target: what it selects, transformed this rule's way
 
     def seal(self) -> None:
         """Final step once every directive is loaded (targets may have been updated since)."""
         excluded = "|".join(_ident(t) for t in self.excluded)
         self.select_keys = tuple(f"{_ident(t)}!{excluded}" for t in self.targets)
+        tchain = ",".join(self.tchain)
+        self.view_keys = tuple(f"{key}\x00{tchain}" for key in self.select_keys)
 
 
 def _ident(t: Target) -> str:

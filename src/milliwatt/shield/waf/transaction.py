@@ -64,6 +64,8 @@ class Transaction:
         self._tcache = waf.transform_cache
         # (target, exclusions) -> selected pairs; cleared whenever request/response data loads
         self._selected: dict[str, list[tuple[str, str]]] = {}
+        # (target, exclusions, transformations) -> the transformed values, same lifetime
+        self._views: dict[str, _View] = {}
         self._pcache = waf.match_cache
         # values too large to keep beyond this transaction (bodies) have caches of their own
         self._big_tcache: dict[tuple[str, tuple[str, ...]], str] = {}
@@ -197,6 +199,25 @@ class Transaction:
         static = excluded is rule.excluded
         sid = op.regex.set_id if isinstance(op, Rx) else None
         for index, target in enumerate(rule.targets):
+            if static and target.cacheable and not multi:
+                view = self._views.get(rule.view_keys[index])
+                if view is None:
+                    view = self._view(rule, index, target)
+                if sid is not None:
+                    answers = view.answers if view.answers is not None else self._answer(view)
+                    if answers:  # the set knows every value's patterns
+                        if not negated and sid not in view.union:
+                            continue
+                        if not capture:
+                            for pair, ids in zip(view.pairs, answers, strict=True):
+                                if (sid in ids) != negated:  # type: ignore[operator]
+                                    found.append(pair)
+                            continue
+                for pair in view.pairs:
+                    if op.evaluate(self, pair[1], capture) != negated:
+                        found.append(pair)
+                        self._keep_captures(capture)
+                continue
             if static and target.cacheable:
                 key_ = rule.select_keys[index]
                 pairs = selected.get(key_)
@@ -244,6 +265,45 @@ class Transaction:
                         self._keep_captures(capture)
                         break
         return found
+
+    def data_changed(self) -> None:
+        """Request or response data was (re)loaded: selections made before are stale."""
+        self._selected.clear()
+        self._views.clear()
+
+    def _view(self, rule: Rule, index: int, target: Target) -> _View:
+        key = rule.select_keys[index]
+        pairs = self._selected.get(key)
+        if pairs is None:
+            pairs = self._selected[key] = self.data.select(target, rule.excluded)
+        if rule.transforms:
+            shared, big = self._tcache, self._big_tcache
+            tchain, out = rule.tchain, []
+            for name, raw in pairs:
+                cache = shared if len(raw) <= _SHARED_VALUE_MAX else big
+                value = cache.get((raw, tchain))
+                out.append((name, value if value is not None else self._transform(raw, rule)))
+            pairs = out
+        view = self._views[rule.view_keys[index]] = _View(pairs)
+        return view
+
+    def _answer(self, view: _View) -> list[frozenset[int] | None] | None:
+        """Fills in which patterns match each of the view's values; [] when the set gave up
+        on one (or there are none), so that each pattern then runs on its own."""
+        answers: list[frozenset[int] | None] = []
+        union: set[int] = set()
+        pcache = self._pcache
+        for _, value in view.pairs:
+            ids = pcache.get(value, _UNKNOWN)
+            if ids is _UNKNOWN:
+                ids = self._matching(value)
+            if ids is None:
+                answers = []
+                break
+            answers.append(ids)
+            union |= ids
+        view.answers, view.union = answers, union
+        return answers
 
     def _transform(self, raw: str, rule: Rule, upto: int | None = None) -> str:
         """Applies the rule's first `upto` transformations (all by default), reusing the
@@ -376,6 +436,17 @@ class Transaction:
             self.request_body_access = value.lower() == "on"
         elif setting == "responsebodyaccess":
             self.response_body_access = value.lower() == "on"
+
+
+class _View:
+    """One target's transformed values in a transaction, and the patterns each matches."""
+
+    __slots__ = ("answers", "pairs", "union")
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self.pairs = pairs
+        self.answers: list[frozenset[int] | None] | None = None  # filled on first @rx use
+        self.union: set[int] = set()
 
 
 def _as_int(text: str) -> int:
