@@ -35,7 +35,8 @@ def bundled_model_path() -> Path:
 def bundled_model(bundled_model_path: Path):  # type: ignore[no-untyped-def]
     from milliwatt.models.llamacpp import LlamaCppModel
 
-    model = LlamaCppModel(bundled_model_path, name="smollm2-135m")
+    # a loaded machine can be slow; the tests check behaviour, not speed
+    model = LlamaCppModel(bundled_model_path, name="smollm2-135m", timeout_seconds=900)
     yield model
     model.close()
 
