@@ -185,6 +185,8 @@ def round_significant(x: float, digits: int = SIGNIFICANT_DIGITS) -> float:
         "60 mph in meters per second",
         "how many square feet is 20 square meters",
         "30 mpg in liters per 100 km",
+        "convert these cups into millilitres for my recipe",
+        "what is 5 stone in kilograms",
     ],
 )
 def convert(value: float, from_unit: str, to_unit: str) -> dict[str, Any]:
