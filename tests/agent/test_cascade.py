@@ -180,7 +180,7 @@ def test_the_bundled_model_makes_only_parseable_schema_valid_calls() -> None:
     calls_only = {"anyOf": tool_choice_schema(specs)["anyOf"][:-1]}  # no answer option
     # a generous time limit: on a busy machine a 135M model may take minutes
     model = LlamaCppModel(Path(path), name="smollm2-135m", threads=1, timeout_seconds=900)
-    settings = GenerationSettings(max_tokens=64)
+    settings = GenerationSettings(max_tokens=64, logprobs=True)
     prompt = [Message("system", "Use a tool."), Message("user", "convert 26.2 miles to km")]
     try:
         chosen = model.complete(prompt, tools=specs, settings=settings)

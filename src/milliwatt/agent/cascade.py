@@ -84,7 +84,10 @@ class ModelCascade:
         for _ in range(self.config.max_steps):
             model = self.models[tier.index]
             escalable = tier.index + 1 < len(self.models)
-            settings = GenerationSettings(max_tokens=model.max_tokens)
+            settings = GenerationSettings(
+                max_tokens=model.max_tokens,
+                logprobs=self.config.confidence_threshold is not None,
+            )
             messages = [Message("system", self.config.instructions), *prior, *turn]
             prompt = fit_to_context(messages, model, specs, settings.max_tokens)
             spent = Spent(ledger.tokens, ledger.model_calls, time.monotonic() - started)

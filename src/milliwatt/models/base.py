@@ -97,6 +97,8 @@ class GenerationSettings:
     max_tokens: int = 512
     temperature: float = 0.0
     seed: int | None = None
+    # report ModelResponse.mean_logprob (costs a little per token: only the cascade asks)
+    logprobs: bool = False
 
 
 DEFAULT_GENERATION = GenerationSettings()

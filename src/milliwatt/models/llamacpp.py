@@ -143,7 +143,7 @@ class LlamaCppModel(Model):
         schema = tool_choice_schema(tools) if tools else json_schema
         grammar = self._grammar(schema) if schema is not None else None
         deadline = time.monotonic() + self.timeout_seconds
-        confidence = TokenLogprobs(len(tokens))
+        confidence = TokenLogprobs(len(tokens)) if settings.logprobs else None
         with self._lock:
             pieces: list[str] = []
             shown = ""  # the part of a constrained answer already streamed
@@ -157,7 +157,7 @@ class LlamaCppModel(Model):
                 grammar=grammar,
                 logit_bias={self._llama.token_eos(): -1e9} if self.ignore_eos else None,
                 stream=True,
-                logits_processor=LogitsProcessorList([confidence]),
+                logits_processor=LogitsProcessorList([confidence]) if confidence else None,
             ):
                 choice = part["choices"][0]
                 text = choice["text"]
@@ -180,7 +180,7 @@ class LlamaCppModel(Model):
             text=text,
             usage=usage,
             stop_reason="length" if finish == "length" else "stop",
-            mean_logprob=confidence.mean(),
+            mean_logprob=confidence.mean() if confidence else None,
         )
         if tools:
             _apply_tool_choice(response)
