@@ -66,7 +66,7 @@ def test_pattern_set_agrees_with_every_pattern(crs_waf: WAF, crs_tests: Path) ->
                     decoded = TRANSFORMATIONS["urldecodeuni"](raw)
                     values += [raw, decoded, TRANSFORMATIONS["lowercase"](decoded)]
     patterns = [rx for rx in _regexes(crs_waf.ruleset.rules()) if rx.set_id is not None]
-    assert crs_waf.pattern_set is not None and len(patterns) >= 320
+    assert crs_waf.pattern_set is not None and len(patterns) >= 150  # those up to its paranoia
     matches = 0
     for value in values:
         answer = crs_waf.pattern_set.matching(value)

@@ -66,7 +66,9 @@ def settings_rules(settings: WafSettings) -> str:
 
 
 class WAF:
-    def __init__(self, ruleset: RuleSet, source: str, *, pattern_set: bool = True) -> None:
+    def __init__(
+        self, ruleset: RuleSet, source: str, *, pattern_set: bool = True, paranoia: int = 4
+    ) -> None:
         self.ruleset = ruleset
         self.source = source
         for head in ruleset.rules():
@@ -86,8 +88,13 @@ class WAF:
             "regex": sum(r.engine == "regex" for r in patterns),
         }
         self.fallback_patterns = [r.source for r in patterns if r.engine == "regex"]
-        built = PatternSet(patterns) if pattern_set else None
+        # patterns of rules above the paranoia level would only make the set's DFA slower;
+        # left out, they run on their own if a rule ever gets to them
+        kept = _regexes(ruleset.rules(), paranoia)
+        built = PatternSet(kept) if pattern_set else None
         self.pattern_set = built if built is not None and built.active else None
+        for head in ruleset.rules():
+            head.prescreen = _prescreen(head)
 
     @property
     def rule_count(self) -> int:
@@ -120,6 +127,7 @@ class WAF:
         pattern_set: bool = True,
     ) -> WAF:
         settings = settings or WafSettings()
+        paranoia = settings.paranoia
         crs = find_crs(rules_dir)
         ruleset = RuleSet()
         ruleset.add(parse_text(_package_text("engine.conf"), "engine.conf"))
@@ -133,7 +141,9 @@ class WAF:
             ruleset.add(parse_text(settings_rules(settings), "settings"))
             ruleset.add(parse_text(settings.extra_rules, "extra_rules"))
             ruleset.add(parse_text(_package_text("baseline.conf"), "baseline.conf"))
-            return cls(ruleset, "baseline (no CRS found)", pattern_set=pattern_set)
+            return cls(
+                ruleset, "baseline (no CRS found)", pattern_set=pattern_set, paranoia=paranoia
+            )
         setup = find_setup(crs)
         if setup is not None:
             ruleset.add(parse_file(setup))
@@ -142,7 +152,7 @@ class WAF:
         for path in sorted(crs.glob("*.conf")):
             ruleset.add(parse_file(path))
         version = _crs_version(ruleset.component_signatures)
-        return cls(ruleset, f"crs {version} at {crs}", pattern_set=pattern_set)
+        return cls(ruleset, f"crs {version} at {crs}", pattern_set=pattern_set, paranoia=paranoia)
 
     @classmethod
     def from_text(cls, text: str, *, name: str = "rules", pattern_set: bool = True) -> WAF:
@@ -163,15 +173,36 @@ class WAF:
         return Transaction(self, client_ip, client_port, server_ip, server_port, request_id)
 
 
-def _regexes(rules: list[Rule]) -> list[Regex]:
+def _regexes(rules: list[Rule], paranoia: int = 4) -> list[Regex]:
+    """The @rx patterns of the rules, less those of rules tagged above the paranoia level."""
     out: list[Regex] = []
     for head in rules:
+        if _paranoia_of(head) > paranoia:
+            continue
         rule: Rule | None = head
         while rule is not None:
             if isinstance(rule.operator, Rx):
                 out.append(rule.operator.regex)
             rule = rule.chain
     return out
+
+
+def _paranoia_of(rule: Rule) -> int:
+    for tag in rule.tags:
+        level = tag.removeprefix("paranoia-level/")
+        if level != tag and level.isdigit():
+            return int(level)
+    return 1
+
+
+def _prescreen(rule: Rule) -> tuple[str, int] | None:
+    """For an @rx rule on request/response data only, what lets the pattern set skip it."""
+    op = rule.operator
+    if not isinstance(op, Rx) or op.regex.set_id is None or rule.negated or rule.multi_match:
+        return None
+    if not rule.targets or not all(t.cacheable for t in rule.targets):
+        return None
+    return "\x01".join(rule.view_keys), op.regex.set_id
 
 
 def _package_text(name: str) -> str:

@@ -1,7 +1,7 @@
 """Operators (`@rx`, `@pm`, `@eq`, ...), registered by name and compiled once at load.
 
 `Operator.evaluate` answers whether the operator matches, before any `!` negation; the
-transaction it is given supplies macro expansion, capture storage and the prefilter verdicts.
+transaction it is given supplies macro expansion, capture storage and the pattern-set answers.
 """
 
 from __future__ import annotations
@@ -167,11 +167,26 @@ _LEADING_INT = re.compile(r"\s*([+-]?\d+)")
 
 def to_int(text: str) -> int:
     """C atoi: the leading integer, 0 when there is none."""
+    if len(text) < 19 and text.isascii() and text.isdigit():  # the usual case, no regex
+        return int(text)
     m = _LEADING_INT.match(text)
     return int(m.group(1)) if m else 0
 
 
 class _NumericOperator(_StringOperator):
+    def __init__(self, argument: str, rule_dir: Path) -> None:
+        super().__init__(argument, rule_dir)
+        # most arguments are numbers written in the rule: converted once
+        self.constant = to_int(argument) if self.macro.is_constant else None
+
+    def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
+        arg = self.constant if self.constant is not None else to_int(tx.expand(self.macro))
+        if not self.test(to_int(value), arg):
+            return False
+        if capture:
+            tx.set_captures((value,))
+        return True
+
     def compare(self, value: str, arg: str) -> bool:
         return self.test(to_int(value), to_int(arg))
 

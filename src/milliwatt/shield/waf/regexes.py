@@ -17,16 +17,20 @@ from typing import Any
 import re2
 import regex
 
-from milliwatt.shield.waf.literals import ascii_lower
-
 log = logging.getLogger(__name__)
 
-try:  # Hyperscan ships x86-64 wheels only; elsewhere every pattern runs in full
+try:  # Hyperscan (for @pm phrase sets) ships x86-64 wheels only; elsewhere RE2 runs them
     import hyperscan
 except ImportError:  # pragma: no cover - depends on the platform
     hyperscan = None
 
 FALLBACK_TIMEOUT_S = 0.05  # per search: a hostile value cannot stall a worker
+_ASCII_LOWER = {c: c + 32 for c in range(65, 91)}
+
+
+def ascii_lower(text: str) -> str:
+    """ASCII-only lower case: Hyperscan's caseless matching folds nothing else."""
+    return text.translate(_ASCII_LOWER)
 
 
 def _re2_options() -> Any:

@@ -66,6 +66,8 @@ class Rule:
     tprefixes: tuple[tuple[str, ...], ...] = ()  # tchain[:1], tchain[:2], ... tchain
     select_keys: tuple[str, ...] = ()  # per target: what it selects, shared by equal targets
     view_keys: tuple[str, ...] = ()  # per target: what it selects, transformed this rule's way
+    # (all its targets' key, pattern-set id): an @rx rule the set alone can rule out
+    prescreen: tuple[str, int] | None = None
 
     def seal(self) -> None:
         """Final step once every directive is loaded (targets may have been updated since)."""

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 from milliwatt.shield.waf.api import HttpRequest, HttpResponse, Interruption, MatchedRule
 from milliwatt.shield.waf.audit import DATA_LIMIT, audit_record
 from milliwatt.shield.waf.macros import Macro
-from milliwatt.shield.waf.operators import Rx
-from milliwatt.shield.waf.regexes import Regex
+from milliwatt.shield.waf.matching import TargetMatching, View
 from milliwatt.shield.waf.request_data import load_request, load_request_body, load_response
 from milliwatt.shield.waf.rules import Rule
 from milliwatt.shield.waf.seclang import split_targets
@@ -23,11 +22,9 @@ if TYPE_CHECKING:
     from milliwatt.shield.waf.engine import WAF
 
 _SHARED_CACHE_ENTRIES = 50_000
-_SHARED_VALUE_MAX = 4096  # characters: larger values are cached per transaction only
-_UNKNOWN = frozenset({-1})  # a cache miss (None is a cached answer: "ask each pattern")
 
 
-class Transaction:
+class Transaction(TargetMatching):
     def __init__(
         self,
         waf: WAF,
@@ -53,6 +50,8 @@ class Transaction:
         self.removed_tags: set[str] = set()
         self.removed_targets: dict[int, list[Target]] = {}
         self.removed_targets_by_tag: list[tuple[str, Target]] = []
+        self._removing = False  # any rule removed by ctl: so far (most requests: none)
+        self._retargeting = False  # any target removed by ctl: so far
         self._allowed_through = 0  # phases up to this one are skipped after an allow
         self._rule: Rule | None = None
         self._captures: list[tuple[str, ...]] = []
@@ -65,7 +64,8 @@ class Transaction:
         # (target, exclusions) -> selected pairs; cleared whenever request/response data loads
         self._selected: dict[str, list[tuple[str, str]]] = {}
         # (target, exclusions, transformations) -> the transformed values, same lifetime
-        self._views: dict[str, _View] = {}
+        self._views: dict[str, View] = {}
+        self._unions: dict[str, set[int] | frozenset[int] | None] = {}  # same, per rule
         self._pcache = waf.match_cache
         # values too large to keep beyond this transaction (bodies) have caches of their own
         self._big_tcache: dict[tuple[str, tuple[str, ...]], str] = {}
@@ -123,7 +123,11 @@ class Transaction:
         while i < n:
             rule = items[i]
             i += 1
-            if isinstance(rule, str) or self._is_removed(rule):
+            if isinstance(rule, str) or (self._removing and self._is_removed(rule)):
+                continue
+            screen = rule.prescreen
+            if screen and not self._retargeting and self._screened_out(rule, *screen):
+                self.data.collections["MATCHED_VARS"] = []  # as an evaluation would leave it
                 continue
             if not self._evaluate(rule):
                 continue
@@ -177,158 +181,6 @@ class Transaction:
         self.data.collections["MATCHED_VARS"] = [(n, v) for n, v in found if n]
         self.data.collections["MATCHED_VARS_NAMES"] = [(n, n) for n, _ in found if n]
 
-    def _match(self, rule: Rule) -> list[tuple[str, str]]:
-        op = rule.operator
-        if op is None:
-            return [("", "")]
-        excluded = rule.excluded
-        extra = self.removed_targets.get(rule.id)
-        if extra:
-            excluded = (*excluded, *extra)
-        if self.removed_targets_by_tag and rule.tags:
-            by_tag = [t for tag, t in self.removed_targets_by_tag if tag in rule.tags]
-            if by_tag:
-                excluded = (*excluded, *by_tag)
-        found: list[tuple[str, str]] = []
-        self._captures = []
-        negated, capture = rule.negated, rule.capture
-        transforms, tchain = rule.transforms, rule.tchain
-        shared_t, big_t, shared_p = self._tcache, self._big_tcache, self._pcache
-        multi = rule.multi_match
-        selected = self._selected
-        static = excluded is rule.excluded
-        sid = op.regex.set_id if isinstance(op, Rx) else None
-        for index, target in enumerate(rule.targets):
-            if static and target.cacheable and not multi:
-                view = self._views.get(rule.view_keys[index])
-                if view is None:
-                    view = self._view(rule, index, target)
-                if sid is not None:
-                    answers = view.answers if view.answers is not None else self._answer(view)
-                    if answers:  # the set knows every value's patterns
-                        if not negated and sid not in view.union:
-                            continue
-                        if not capture:
-                            for pair, ids in zip(view.pairs, answers, strict=True):
-                                if (sid in ids) != negated:  # type: ignore[operator]
-                                    found.append(pair)
-                            continue
-                for pair in view.pairs:
-                    if op.evaluate(self, pair[1], capture) != negated:
-                        found.append(pair)
-                        self._keep_captures(capture)
-                continue
-            if static and target.cacheable:
-                key_ = rule.select_keys[index]
-                pairs = selected.get(key_)
-                if pairs is None:
-                    pairs = selected[key_] = self.data.select(target, excluded)
-            else:
-                pairs = self.data.select(target, excluded)
-            for name, raw in pairs:
-                if not multi:  # the common case: one transformed value per variable
-                    if transforms:
-                        cache = shared_t if len(raw) <= _SHARED_VALUE_MAX else big_t
-                        value = cache.get((raw, tchain))  # type: ignore[assignment]
-                        if value is None:
-                            value = self._transform(raw, rule)
-                    else:
-                        value = raw
-                    if sid is not None:  # the pattern set already knows: most values end here
-                        ids = shared_p.get(value, _UNKNOWN)
-                        if ids is _UNKNOWN:
-                            ids = self._matching(value)
-                        if ids is not None:
-                            hit = sid in ids
-                            if hit and capture:  # the rule's own regex reads the groups
-                                hit = op.evaluate(self, value, capture)
-                            if hit != negated:
-                                found.append((name, value))
-                                self._keep_captures(capture)
-                            continue
-                    if op.evaluate(self, value, capture) != negated:
-                        found.append((name, value))
-                        self._keep_captures(capture)
-                    continue
-                # multiMatch: every stage whose value changed is a candidate
-                cache = shared_t if len(raw) <= _SHARED_VALUE_MAX else big_t
-                stages = [raw]
-                for prefix in rule.tprefixes:
-                    value = cache.get((raw, prefix))  # type: ignore[assignment]
-                    if value is None:
-                        value = self._transform(raw, rule, len(prefix))
-                    if value != stages[-1]:
-                        stages.append(value)
-                for value in stages:
-                    if op.evaluate(self, value, capture) != negated:
-                        found.append((name, value))
-                        self._keep_captures(capture)
-                        break
-        return found
-
-    def data_changed(self) -> None:
-        """Request or response data was (re)loaded: selections made before are stale."""
-        self._selected.clear()
-        self._views.clear()
-
-    def _view(self, rule: Rule, index: int, target: Target) -> _View:
-        key = rule.select_keys[index]
-        pairs = self._selected.get(key)
-        if pairs is None:
-            pairs = self._selected[key] = self.data.select(target, rule.excluded)
-        if rule.transforms:
-            shared, big = self._tcache, self._big_tcache
-            tchain, out = rule.tchain, []
-            for name, raw in pairs:
-                cache = shared if len(raw) <= _SHARED_VALUE_MAX else big
-                value = cache.get((raw, tchain))
-                out.append((name, value if value is not None else self._transform(raw, rule)))
-            pairs = out
-        view = self._views[rule.view_keys[index]] = _View(pairs)
-        return view
-
-    def _answer(self, view: _View) -> list[frozenset[int] | None] | None:
-        """Fills in which patterns match each of the view's values; [] when the set gave up
-        on one (or there are none), so that each pattern then runs on its own."""
-        answers: list[frozenset[int] | None] = []
-        union: set[int] = set()
-        pcache = self._pcache
-        for _, value in view.pairs:
-            ids = pcache.get(value, _UNKNOWN)
-            if ids is _UNKNOWN:
-                ids = self._matching(value)
-            if ids is None:
-                answers = []
-                break
-            answers.append(ids)
-            union |= ids
-        view.answers, view.union = answers, union
-        return answers
-
-    def _transform(self, raw: str, rule: Rule, upto: int | None = None) -> str:
-        """Applies the rule's first `upto` transformations (all by default), reusing the
-        longest prefix of them already computed for this value."""
-        cache = self._tcache if len(raw) <= _SHARED_VALUE_MAX else self._big_tcache
-        prefixes = rule.tprefixes
-        end = len(prefixes) if upto is None else upto
-        start, value = 0, raw
-        for i in range(end - 2, -1, -1):
-            hit = cache.get((raw, prefixes[i]))
-            if hit is not None:
-                start, value = i + 1, hit
-                break
-        transforms = rule.transforms
-        for i in range(start, end):
-            value = transforms[i][1](value)
-            cache[(raw, prefixes[i])] = value
-        return value
-
-    def _keep_captures(self, capture: bool) -> None:
-        """Actions run per match after matching: each needs the captures of its own match."""
-        if capture:
-            tx = self.data.tx
-            self._captures.append(tuple(tx.get(str(i), "") for i in range(10)))
-
     def _conclude(self, rule: Rule) -> None:
         """Logs the match and applies the rule's disruptive action."""
         action, status = rule.disruptive, rule.status
@@ -373,22 +225,6 @@ class Transaction:
         for i, g in enumerate(groups[:10]):
             self.data.tx[str(i)] = g
 
-    def may_match(self, rx: Regex, value: str) -> bool:
-        if rx.set_id is None:
-            return True
-        ids = self._pcache.get(value, _UNKNOWN)
-        if ids is _UNKNOWN:
-            ids = self._matching(value)
-        return ids is None or rx.set_id in ids  # type: ignore[operator]
-
-    def _matching(self, value: str) -> frozenset[int] | None:
-        """Ids of the patterns that match this value (cached); None: ask each pattern."""
-        pcache = self._pcache if len(value) <= _SHARED_VALUE_MAX else self._big_pcache
-        if value in pcache:
-            return pcache[value]
-        ids = pcache[value] = self.waf.pattern_set.matching(value)  # type: ignore[union-attr]
-        return ids
-
     def set_var(self, collection: str, key: str, value: str | None, op: str) -> None:
         store = (
             self.data.tx if collection == "TX" else self.data.persistent.setdefault(collection, {})
@@ -411,6 +247,7 @@ class Transaction:
                 value.lower() if value.lower() in ("on", "off", "detectiononly") else self.engine
             )
         elif setting == "ruleremovebyid":
+            self._removing = True
             for spec in value.split():
                 lo, dash, hi = spec.partition("-")
                 if dash:
@@ -418,8 +255,10 @@ class Transaction:
                 else:
                     self.removed_ids.add(_as_int(spec))
         elif setting == "ruleremovebytag":
+            self._removing = True
             self.removed_tags.add(value)
         elif setting in ("ruleremovetargetbyid", "ruleremovetargetbytag"):
+            self._retargeting = True
             selector, _, targets = value.partition(";")
             for spec in split_targets(targets, "ctl", 0):
                 target = compile_target(spec)
@@ -436,17 +275,6 @@ class Transaction:
             self.request_body_access = value.lower() == "on"
         elif setting == "responsebodyaccess":
             self.response_body_access = value.lower() == "on"
-
-
-class _View:
-    """One target's transformed values in a transaction, and the patterns each matches."""
-
-    __slots__ = ("answers", "pairs", "union")
-
-    def __init__(self, pairs: list[tuple[str, str]]) -> None:
-        self.pairs = pairs
-        self.answers: list[frozenset[int] | None] | None = None  # filled on first @rx use
-        self.union: set[int] = set()
 
 
 def _as_int(text: str) -> int:

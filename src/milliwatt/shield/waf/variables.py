@@ -129,9 +129,15 @@ class Target:
         return self.key is None or self.key == key.lower()
 
 
+# Scalars that change within a phase: the matched value, ctl:requestBodyProcessor, clocks.
+_VOLATILE_SCALARS = {
+    "MATCHED_VAR", "MATCHED_VAR_NAME", "REQBODY_PROCESSOR", "HIGHEST_SEVERITY", "DURATION",
+    "TIME", "TIME_EPOCH",
+}  # fmt: skip
 _CACHEABLE = {
     "ARGS", "ARGS_GET", "ARGS_POST", "REQUEST_HEADERS", "REQUEST_COOKIES", "RESPONSE_HEADERS",
     "FILES", "FILES_SIZES", "MULTIPART_PART_HEADERS", "XML", *_NAMES_OF,
+    *(SCALARS - _VOLATILE_SCALARS),
 }  # fmt: skip
 
 
