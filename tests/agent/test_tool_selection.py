@@ -108,3 +108,23 @@ def test_the_agent_offers_the_model_only_the_selected_tools(embed, tmp_path: Pat
     assert offered[1] == []
     entries = [e.name for e in agent.run("tell me a joke").ledger.entries]
     assert entries[0] == "tool_selection"  # its cost is in the ledger
+
+
+def test_tool_vectors_are_kept_on_disk(embed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    calls: list[int] = []
+
+    def counting(texts: Sequence[str]):  # type: ignore[no-untyped-def]
+        calls.append(len(texts))
+        return embed(texts)
+
+    tools = list(builtin_registry())
+    cache = tmp_path / "cache" / "tool-vectors.npz"
+    first = ToolSelector(embed=counting, cache_file=cache).select("convert 3 miles to km", tools)
+    embedded_first = sum(calls)
+    calls.clear()
+    again = ToolSelector(embed=counting, cache_file=cache).select("convert 3 miles to km", tools)
+    assert [t.name for t in again] == [t.name for t in first]
+    assert embedded_first > 10 and calls == [1]  # only the request itself after a restart
+    cache.write_bytes(b"damaged")
+    ToolSelector(embed=counting, cache_file=cache).select("convert 3 miles to km", tools)
+    assert sum(calls) == 1 + embedded_first  # a damaged cache is rebuilt

@@ -64,7 +64,9 @@ class Runtime:
                 store=self.store,
                 watts_per_core=self.settings.watts_per_core,
                 data_dir=self.data_dir,
-                selector=tool_selector(config.tool_selection),
+                selector=tool_selector(
+                    config.tool_selection, self.data_dir / "cache" / "tool-vectors.npz"
+                ),
             )
         return self._agents[name]
 

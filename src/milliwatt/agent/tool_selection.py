@@ -8,15 +8,19 @@ all-MiniLM-L6-v2, and a tool's score for a request is the best cosine over its t
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 import numpy as np
 
 from milliwatt.config import ToolSelectionConfig
+from milliwatt.models.embeddings import MODEL_PACKAGE as EMBEDDING_MODEL
 
 Embed = Callable[[Sequence[str]], np.ndarray]  # texts -> L2-normalised rows
 
@@ -59,6 +63,7 @@ class ToolSelector:
         top_k: int = DEFAULT_TOP_K,
         min_similarity: float = DEFAULT_MIN_SIMILARITY,
         embed: Embed | None = None,
+        cache_file: Path | None = None,
     ) -> None:
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
@@ -69,6 +74,10 @@ class ToolSelector:
         self._embed = embed
         self._vectors: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
+        # tool texts rarely change: their vectors are kept on disk, so a restart does not
+        # spend seconds embedding them again (keyed by a hash of the text)
+        self._cache_file = cache_file
+        self._stored: dict[str, np.ndarray] = _load_vectors(cache_file)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if self._embed is None:
@@ -105,12 +114,45 @@ class ToolSelector:
     def _cache(self, texts: list[str]) -> None:
         with self._lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+            for text in [t for t in missing if _key(t) in self._stored]:
+                self._vectors[text] = self._stored[_key(text)]
+                missing.remove(text)
             if missing:
-                self._vectors.update(zip(missing, self.embed(missing), strict=True))
+                new = dict(zip(missing, self.embed(missing), strict=True))
+                self._vectors.update(new)
+                self._stored.update((_key(t), v) for t, v in new.items())
+                _save_vectors(self._cache_file, self._stored)
 
 
-def tool_selector(config: ToolSelectionConfig) -> ToolSelector | None:
+def _key(text: str) -> str:
+    return hashlib.sha256(f"{EMBEDDING_MODEL}\n{text}".encode()).hexdigest()
+
+
+def _load_vectors(path: Path | None) -> dict[str, np.ndarray]:
+    if path is None or not path.is_file():
+        return {}
+    try:
+        with np.load(path) as stored:
+            return {key: stored[key] for key in stored.files}
+    except (OSError, ValueError):  # a damaged cache is rebuilt, never trusted
+        return {}
+
+
+def _save_vectors(path: Path | None, vectors: dict[str, np.ndarray]) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+    np.savez(temporary, **vectors)
+    os.replace(temporary, path)  # readers see the old file or the new one, never half
+
+
+def tool_selector(
+    config: ToolSelectionConfig, cache_file: Path | None = None
+) -> ToolSelector | None:
     """The selector an agent's configuration asks for (None: offer every tool)."""
     if not config.enabled:
         return None
-    return ToolSelector(top_k=config.top_k, min_similarity=config.min_similarity)
+    return ToolSelector(
+        top_k=config.top_k, min_similarity=config.min_similarity, cache_file=cache_file
+    )
