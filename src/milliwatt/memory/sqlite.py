@@ -115,16 +115,14 @@ class SqliteSessionStore:
         query = f"""
             SELECT s.name, s.agent, COUNT(t.id),
                    (SELECT COUNT(*) FROM messages m WHERE m.session = s.name),
-                   s.created, s.updated, COALESCE(SUM(t.tokens), 0), COALESCE(SUM(t.model_calls), 0),
+                   s.created, s.updated,
+                   COALESCE(SUM(t.tokens), 0), COALESCE(SUM(t.model_calls), 0),
                    COALESCE(SUM(t.seconds), 0), COALESCE(SUM(t.joules_est), 0)
             FROM sessions s LEFT JOIN turns t ON t.session = s.name
             {where} GROUP BY s.name ORDER BY s.updated DESC, s.name"""
         with self._lock:
             rows = self._db.execute(query, params).fetchall()
-        return [
-            SessionInfo(*row[:6], TurnCost(*row[6:]))
-            for row in rows
-        ]
+        return [SessionInfo(*row[:6], TurnCost(*row[6:])) for row in rows]
 
     def close(self) -> None:
         with self._lock:
