@@ -83,7 +83,12 @@ def test_attack_is_blocked_and_never_reaches_the_upstream(upstream: Upstream, pr
     assert (in_query.status_code, in_body.status_code) == (403, 403)
     assert upstream.seen == []
     ids = {in_query.json()["request_id"], in_body.json()["request_id"]}
-    logged = [r for r in read_records(proxy["audit"]) if r["request_id"] in ids]
+    deadline = time.monotonic() + 10  # the record is appended once the answer has been sent
+    while True:
+        logged = [r for r in read_records(proxy["audit"]) if r["request_id"] in ids]
+        if len(logged) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert len(logged) == 2 and all(r["rule_id"] == 1001 for r in logged)
 
 
