@@ -192,8 +192,8 @@ def test_base_conversion() -> None:
 @pytest.mark.parametrize(
     ("arguments", "reason"),
     [
-        ({"number": "12", "to_base": 1}, "between 2 and 36"),
-        ({"number": "12", "to_base": 37}, "between 2 and 36"),
+        ({"number": "12", "to_base": 1}, "to_base: Input should be greater than or equal to 2"),
+        ({"number": "12", "to_base": 37}, "to_base: Input should be less than or equal to 36"),
         ({"number": "102", "to_base": 10, "from_base": 2}, "bad digit(s) 2"),
         ({"number": "", "to_base": 2}, "empty"),
         ({"number": "9" * 5000, "to_base": 2}, "4000 digits"),
