@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from pathlib import Path
 
 from milliwatt.agent.cascade import ModelCascade
 from milliwatt.agent.events import Route, RunEvent, RunResult, Stop, TextDelta, ToolCalled
@@ -34,7 +34,7 @@ class Agent:
         store: SessionStore | None = None,
         watts_per_core: float = 15.0,
         router: Router | None = None,
-        data_dir: Any = None,
+        data_dir: Path | None = None,
         selector: ToolSelector | None = None,
     ) -> None:
         """`selector` narrows the tools offered to the model per request; without one the
