@@ -190,7 +190,7 @@ def load_waf(
     crs_dir: Path | None = None,
     extra_rules: str = "",
 ) -> WAF:
-    """Loads the rules (`extra_rules` before CRS's); warns loudly when no CRS is found."""
+    """Loads the rules (`extra_rules` before CRS's)."""
     settings = WafSettings(
         mode=mode,
         paranoia=paranoia,
@@ -199,18 +199,11 @@ def load_waf(
         extra_rules=extra_rules,
     )
     waf = WAF.load(crs_dir, settings)
-    if waf.source.startswith("baseline"):
-        log.warning(
-            "NO OWASP CORE RULE SET FOUND: the WAF runs only its %d baseline rules. "
-            "Set MILLIWATT_CRS_DIR (or shield.crs_dir) to a CRS v4 checkout, or install "
-            "modsecurity-crs, for real protection.",
-            waf.rule_count,
-        )
-    else:
-        log.info(
-            "WAF loaded %d rules from %s (%s mode, paranoia %d)",
-            waf.rule_count, waf.source, mode, paranoia,
-        )  # fmt: skip
+    # the engine itself warns loudly when it falls back to the baseline rules
+    log.info(
+        "WAF loaded %d rules from %s (%s mode, paranoia %d)",
+        waf.rule_count, waf.source, mode, paranoia,
+    )  # fmt: skip
     return waf
 
 
