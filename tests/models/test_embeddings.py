@@ -70,3 +70,21 @@ def test_empty_input_and_bad_arguments(embedder: Embedder) -> None:
 
 def test_singleton(embedder: Embedder) -> None:
     assert get_embedder() is embedder
+
+
+def test_a_repeated_single_text_is_embedded_once(embedder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    computed: list[int] = []
+    original = embedder._embed_batch
+
+    def counting(texts, batch_size):  # type: ignore[no-untyped-def]
+        computed.append(len(texts))
+        return original(texts, batch_size)
+
+    monkeypatch.setattr(embedder, "_embed_batch", counting)
+    first = embedder.embed(["how often should I descale the kettle"])
+    first[0, 0] = 99.0  # callers own what they get back
+    again = embedder.embed(["how often should I descale the kettle"])
+    assert again[0, 0] != 99.0
+    assert computed == [1]  # the second request was answered from the recent texts
+    batch = embedder.embed(["how often should I descale the kettle", "other"])
+    np.testing.assert_allclose(again[0], batch[0], atol=1e-5)

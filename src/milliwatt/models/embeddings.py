@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +27,7 @@ MAX_TOKENS = 256  # the model card's max_seq_length: it was trained on pieces th
 # requests) multi-threaded OpenBLAS spins against them; on a loaded 2-core node two threads
 # embedded 6-14x slower than one (bench/rag.py prints both)
 DEFAULT_THREADS = 1
+RECENT_TEXTS = 128  # single texts (requests) remembered: a request is embedded once
 
 
 class EmbeddingModelMissingError(RuntimeError):
@@ -129,6 +131,9 @@ class Embedder:
         self._embed_norm = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
         self._layers = [_Layer(w, f"encoder.layer.{i}") for i in range(config["num_hidden_layers"])]
         self._lock = threading.Lock()  # the tokenizer and BLAS threads are shared
+        # one request is embedded by several consumers (extractive answers, tool
+        # selection, facts): recent single texts are answered from here, not recomputed
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for this text, special tokens included (at most 256)."""
@@ -140,6 +145,24 @@ class Embedder:
             raise TypeError("embed takes a sequence of texts; wrap a single text in a list")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if len(texts) == 1:
+            return self._embed_recent(texts[0])
+        return self._embed_batch(texts, batch_size)
+
+    def _embed_recent(self, text: str) -> np.ndarray:
+        with self._lock:
+            cached = self._recent.get(text)
+            if cached is not None:
+                self._recent.move_to_end(text)
+                return cached.copy()
+        vector = self._embed_batch([text], 1)
+        with self._lock:
+            self._recent[text] = vector
+            if len(self._recent) > RECENT_TEXTS:
+                self._recent.popitem(last=False)
+        return vector.copy()
+
+    def _embed_batch(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         result = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return result
