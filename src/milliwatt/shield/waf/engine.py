@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from milliwatt.shield.waf.api import RuleLoadError, WafSettings
+from milliwatt.shield.waf.matching import SharedCaches
 from milliwatt.shield.waf.operators import Rx
 from milliwatt.shield.waf.regexes import PatternSet, Regex
 from milliwatt.shield.waf.rules import Rule
@@ -76,8 +77,7 @@ class WAF:
             while member is not None:
                 member.seal()
                 member = member.chain
-        self.transform_cache: dict[tuple[str, tuple[str, ...]], str] = {}
-        self.match_cache: dict[str, frozenset[int] | None] = {}
+        self.caches = SharedCaches()
         self.markers: dict[int, dict[str, int]] = {
             phase: {item: i + 1 for i, item in enumerate(items) if isinstance(item, str)}
             for phase, items in ruleset.phases.items()
@@ -200,7 +200,8 @@ def _prescreen(rule: Rule) -> tuple[str, int] | None:
     op = rule.operator
     if not isinstance(op, Rx) or op.regex.set_id is None or rule.negated or rule.multi_match:
         return None
-    if not rule.targets or not all(t.cacheable for t in rule.targets):
+    # counts excluded: removing targets at run time changes a count, it does not only drop it
+    if not rule.targets or not all(t.cacheable and not t.count for t in rule.targets):
         return None
     return "\x01".join(rule.view_keys), op.regex.set_id
 

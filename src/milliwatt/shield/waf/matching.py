@@ -11,14 +11,36 @@ from typing import TYPE_CHECKING
 
 from milliwatt.shield.waf.operators import Rx
 from milliwatt.shield.waf.regexes import Regex
-from milliwatt.shield.waf.rules import Rule
+from milliwatt.shield.waf.rules import Rule, target_ident
 from milliwatt.shield.waf.variables import Target, TxData
 
 if TYPE_CHECKING:
     from milliwatt.shield.waf.engine import WAF
 
 SHARED_VALUE_MAX = 4096  # characters: larger values are cached per transaction only
+# a rule's exclusions, and per target the keys of its selected and of its transformed values
+Targeting = tuple[tuple[Target, ...], tuple[str, ...], tuple[str, ...]]
 _UNKNOWN = frozenset({-1})  # a cache miss (None is a cached answer: "ask each pattern")
+
+
+class SharedCaches:
+    """Transformed values and pattern-set answers, shared by all transactions of a WAF (header
+    values repeat across requests). Bounded: emptied when they hold too much."""
+
+    MAX_ENTRIES = 50_000
+    MAX_CHARS = 8 << 20  # of values held: a client sending unique values cannot grow them
+
+    def __init__(self) -> None:
+        self.transformed: dict[tuple[str, tuple[str, ...]], str] = {}
+        self.matched: dict[str, frozenset[int] | None] = {}
+        self.chars = 0
+
+    def make_room(self) -> None:
+        if self.chars > self.MAX_CHARS or len(self.transformed) > self.MAX_ENTRIES:
+            self.transformed.clear()
+            self.chars = 0
+        if len(self.matched) > self.MAX_ENTRIES:
+            self.matched.clear()
 
 
 class View:
@@ -48,20 +70,16 @@ class TargetMatching:
     _selected: dict[str, list[tuple[str, str]]]
     _views: dict[str, View]
     _unions: dict[str, set[int] | frozenset[int] | None]
+    _retargets: dict[Rule, Targeting]
 
     def _match(self, rule: Rule) -> list[tuple[str, str]]:
         op = rule.operator
         if op is None:
             return [("", "")]
-        excluded = rule.excluded
         if self._retargeting:
-            extra = self.removed_targets.get(rule.id)
-            if extra:
-                excluded = (*excluded, *extra)
-            if self.removed_targets_by_tag and rule.tags:
-                by_tag = [t for tag, t in self.removed_targets_by_tag if tag in rule.tags]
-                if by_tag:
-                    excluded = (*excluded, *by_tag)
+            excluded, select_keys, view_keys = self._retargeted(rule)
+        else:
+            excluded, select_keys, view_keys = rule.excluded, rule.select_keys, rule.view_keys
         found: list[tuple[str, str]] = []
         self._captures = []
         negated, capture = rule.negated, rule.capture
@@ -69,13 +87,12 @@ class TargetMatching:
         shared_t, big_t, shared_p = self._tcache, self._big_tcache, self._pcache
         multi = rule.multi_match
         selected = self._selected
-        static = excluded is rule.excluded
         sid = op.regex.set_id if isinstance(op, Rx) else None
         for index, target in enumerate(rule.targets):
-            if static and target.cacheable and not multi:
-                view = self._views.get(rule.view_keys[index])
+            if target.cacheable and not multi:
+                view = self._views.get(view_keys[index])
                 if view is None:
-                    view = self._view(rule, index, target)
+                    view = self._view(rule, target, excluded, select_keys[index], view_keys[index])
                 if sid is not None:
                     answers = view.answers if view.answers is not None else self._answer(view)
                     if view.union is not None:  # the set knows every value's patterns
@@ -91,8 +108,8 @@ class TargetMatching:
                         found.append(pair)
                         self._keep_captures(capture)
                 continue
-            if static and target.cacheable:
-                key_ = rule.select_keys[index]
+            if target.cacheable:
+                key_ = select_keys[index]
                 pairs = selected.get(key_)
                 if pairs is None:
                     pairs = selected[key_] = self.data.select(target, excluded)
@@ -145,11 +162,34 @@ class TargetMatching:
         self._views.clear()
         self._unions.clear()
 
-    def _view(self, rule: Rule, index: int, target: Target) -> View:
-        key = rule.select_keys[index]
+    def _retargeted(self, rule: Rule) -> Targeting:
+        """The rule's exclusions and cache keys once ctl: removed targets from it."""
+        known = self._retargets.get(rule)
+        if known is not None:
+            return known
+        extra = list(self.removed_targets.get(rule.id, ()))
+        if self.removed_targets_by_tag and rule.tags:
+            extra += [t for tag, t in self.removed_targets_by_tag if tag in rule.tags]
+        if not extra:
+            known = rule.excluded, rule.select_keys, rule.view_keys
+        else:
+            suffix = "|" + "|".join(target_ident(t) for t in extra)
+            select_keys = tuple(key + suffix for key in rule.select_keys)
+            tchain = ",".join(rule.tchain)
+            known = (
+                (*rule.excluded, *extra),
+                select_keys,
+                tuple(f"{key}\x00{tchain}" for key in select_keys),
+            )
+        self._retargets[rule] = known
+        return known
+
+    def _view(
+        self, rule: Rule, target: Target, excluded: tuple[Target, ...], key: str, view_key: str
+    ) -> View:
         pairs = self._selected.get(key)
         if pairs is None:
-            pairs = self._selected[key] = self.data.select(target, rule.excluded)
+            pairs = self._selected[key] = self.data.select(target, excluded)
         if rule.transforms:
             shared, big = self._tcache, self._big_tcache
             tchain, out = rule.tchain, []
@@ -158,7 +198,7 @@ class TargetMatching:
                 value = cache.get((raw, tchain))
                 out.append((name, value if value is not None else self._transform(raw, rule)))
             pairs = out
-        view = self._views[rule.view_keys[index]] = View(pairs)
+        view = self._views[view_key] = View(pairs)
         return view
 
     def _answer(self, view: View) -> list[frozenset[int]]:
@@ -189,7 +229,10 @@ class TargetMatching:
     def _union_of(self, rule: Rule) -> set[int] | frozenset[int] | None:
         total: set[int] = set()
         for index, target in enumerate(rule.targets):
-            view = self._views.get(rule.view_keys[index]) or self._view(rule, index, target)
+            key, view_key = rule.select_keys[index], rule.view_keys[index]
+            view = self._views.get(view_key)
+            if view is None:
+                view = self._view(rule, target, rule.excluded, key, view_key)
             if view.answers is None:
                 self._answer(view)
             if view.union is None:
@@ -213,6 +256,8 @@ class TargetMatching:
         for i in range(start, end):
             value = transforms[i][1](value)
             cache[(raw, prefixes[i])] = value
+        if cache is self._tcache:
+            self.waf.caches.chars += len(raw) + len(value)
         return value
 
     def _keep_captures(self, capture: bool) -> None:
@@ -235,4 +280,6 @@ class TargetMatching:
         if value in pcache:
             return pcache[value]
         ids = pcache[value] = self.waf.pattern_set.matching(value)  # type: ignore[union-attr]
+        if pcache is self._pcache:
+            self.waf.caches.chars += len(value)
         return ids

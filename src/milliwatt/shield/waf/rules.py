@@ -71,13 +71,14 @@ class Rule:
 
     def seal(self) -> None:
         """Final step once every directive is loaded (targets may have been updated since)."""
-        excluded = "|".join(_ident(t) for t in self.excluded)
-        self.select_keys = tuple(f"{_ident(t)}!{excluded}" for t in self.targets)
+        excluded = "|".join(target_ident(t) for t in self.excluded)
+        self.select_keys = tuple(f"{target_ident(t)}!{excluded}" for t in self.targets)
         tchain = ",".join(self.tchain)
         self.view_keys = tuple(f"{key}\x00{tchain}" for key in self.select_keys)
 
 
-def _ident(t: Target) -> str:
+def target_ident(t: Target) -> str:
+    """What a target selects, as text: equal texts select the same values."""
     key = t.key_regex.pattern if t.key_regex is not None else t.key
     return f"{'&' if t.count else ''}{t.name}:{'/' if t.key_regex is not None else ''}{key}"
 

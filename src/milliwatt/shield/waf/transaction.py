@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from milliwatt.shield.waf.api import HttpRequest, HttpResponse, Interruption, MatchedRule
 from milliwatt.shield.waf.audit import DATA_LIMIT, audit_record
 from milliwatt.shield.waf.macros import Macro
-from milliwatt.shield.waf.matching import TargetMatching, View
+from milliwatt.shield.waf.matching import Targeting, TargetMatching, View
 from milliwatt.shield.waf.request_data import load_request, load_request_body, load_response
 from milliwatt.shield.waf.rules import Rule
 from milliwatt.shield.waf.seclang import split_targets
@@ -20,8 +20,6 @@ from milliwatt.shield.waf.variables import Target, TxData, compile_target
 
 if TYPE_CHECKING:
     from milliwatt.shield.waf.engine import WAF
-
-_SHARED_CACHE_ENTRIES = 50_000
 
 
 class Transaction(TargetMatching):
@@ -55,18 +53,15 @@ class Transaction(TargetMatching):
         self._allowed_through = 0  # phases up to this one are skipped after an allow
         self._rule: Rule | None = None
         self._captures: list[tuple[str, ...]] = []
-        # transformed values and pattern-set answers are pure functions of the value: shared
-        # by all transactions (header values repeat across requests), bounded by a periodic reset
-        if len(waf.transform_cache) > _SHARED_CACHE_ENTRIES:
-            waf.transform_cache.clear()
-            waf.match_cache.clear()
-        self._tcache = waf.transform_cache
+        waf.caches.make_room()
+        self._tcache = waf.caches.transformed
         # (target, exclusions) -> selected pairs; cleared whenever request/response data loads
         self._selected: dict[str, list[tuple[str, str]]] = {}
         # (target, exclusions, transformations) -> the transformed values, same lifetime
         self._views: dict[str, View] = {}
         self._unions: dict[str, set[int] | frozenset[int] | None] = {}  # same, per rule
-        self._pcache = waf.match_cache
+        self._retargets: dict[Rule, Targeting] = {}  # after ctl: removed targets
+        self._pcache = waf.caches.matched
         # values too large to keep beyond this transaction (bodies) have caches of their own
         self._big_tcache: dict[tuple[str, tuple[str, ...]], str] = {}
         self._big_pcache: dict[str, frozenset[int] | None] = {}
@@ -126,7 +121,8 @@ class Transaction(TargetMatching):
             if isinstance(rule, str) or (self._removing and self._is_removed(rule)):
                 continue
             screen = rule.prescreen
-            if screen and not self._retargeting and self._screened_out(rule, *screen):
+            # sound under ctl: target removal too: fewer values can only match less
+            if screen and self._screened_out(rule, *screen):
                 self.data.collections["MATCHED_VARS"] = []  # as an evaluation would leave it
                 continue
             if not self._evaluate(rule):
@@ -259,6 +255,7 @@ class Transaction(TargetMatching):
             self.removed_tags.add(value)
         elif setting in ("ruleremovetargetbyid", "ruleremovetargetbytag"):
             self._retargeting = True
+            self._retargets.clear()
             selector, _, targets = value.partition(";")
             for spec in split_targets(targets, "ctl", 0):
                 target = compile_target(spec)
