@@ -9,8 +9,8 @@ from importlib import resources
 from pathlib import Path
 
 from milliwatt.shield.waf.api import RuleLoadError, WafSettings
-from milliwatt.shield.waf.matching import SharedCaches
-from milliwatt.shield.waf.operators import Rx
+from milliwatt.shield.waf.matching import SharedCaches, Targeting
+from milliwatt.shield.waf.operators import Pm, PmFromFile, Rx
 from milliwatt.shield.waf.regexes import PatternSet, Regex
 from milliwatt.shield.waf.rules import Rule
 from milliwatt.shield.waf.ruleset import RuleSet
@@ -78,6 +78,7 @@ class WAF:
                 member.seal()
                 member = member.chain
         self.caches = SharedCaches()
+        self.retargets: dict[tuple[Rule, tuple[str, ...]], Targeting] = {}
         self.markers: dict[int, dict[str, int]] = {
             phase: {item: i + 1 for i, item in enumerate(items) if isinstance(item, str)}
             for phase, items in ruleset.phases.items()
@@ -181,8 +182,9 @@ def _regexes(rules: list[Rule], paranoia: int = 4) -> list[Regex]:
             continue
         rule: Rule | None = head
         while rule is not None:
-            if isinstance(rule.operator, Rx):
-                out.append(rule.operator.regex)
+            screen = _screening_regex(rule)
+            if screen is not None:
+                out.append(screen)
             rule = rule.chain
     return out
 
@@ -195,15 +197,25 @@ def _paranoia_of(rule: Rule) -> int:
     return 1
 
 
-def _prescreen(rule: Rule) -> tuple[str, int] | None:
-    """For an @rx rule on request/response data only, what lets the pattern set skip it."""
+def _screening_regex(rule: Rule) -> Regex | None:
+    """The regex whose not matching any value proves the rule's operator matches none."""
     op = rule.operator
-    if not isinstance(op, Rx) or op.regex.set_id is None or rule.negated or rule.multi_match:
+    if isinstance(op, Rx):
+        return op.regex
+    if isinstance(op, Pm | PmFromFile):
+        return op.phrases.screen
+    return None
+
+
+def _prescreen(rule: Rule) -> tuple[str, int] | None:
+    """For an @rx or @pm rule on request/response data only, what lets the pattern set skip it."""
+    screen = _screening_regex(rule)
+    if screen is None or screen.set_id is None or rule.negated or rule.multi_match:
         return None
     # counts excluded: removing targets at run time changes a count, it does not only drop it
     if not rule.targets or not all(t.cacheable and not t.count for t in rule.targets):
         return None
-    return "\x01".join(rule.view_keys), op.regex.set_id
+    return "\x01".join(rule.view_keys), screen.set_id
 
 
 def _package_text(name: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from milliwatt.shield.waf.operators import Rx
+from milliwatt.shield.waf.operators import Operator, Rx
 from milliwatt.shield.waf.regexes import Regex
 from milliwatt.shield.waf.rules import Rule, target_ident
 from milliwatt.shield.waf.variables import Target, TxData
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 SHARED_VALUE_MAX = 4096  # characters: larger values are cached per transaction only
 # a rule's exclusions, and per target the keys of its selected and of its transformed values
 Targeting = tuple[tuple[Target, ...], tuple[str, ...], tuple[str, ...]]
+RETARGETS_KEPT = 20_000
 _UNKNOWN = frozenset({-1})  # a cache miss (None is a cached answer: "ask each pattern")
 
 
@@ -51,7 +52,11 @@ class View:
     def __init__(self, pairs: list[tuple[str, str]]) -> None:
         self.pairs = pairs
         self.answers: list[frozenset[int]] | None = None  # filled on first @rx use
-        self.union: set[int] | None = set()  # None: the set gave up on a value
+        self.union: set[int] | frozenset[int] | None = set()  # None: the set gave up
+
+
+EMPTY_VIEW = View([])
+EMPTY_VIEW.answers, EMPTY_VIEW.union = [], frozenset()
 
 
 class TargetMatching:
@@ -70,7 +75,8 @@ class TargetMatching:
     _selected: dict[str, list[tuple[str, str]]]
     _views: dict[str, View]
     _unions: dict[str, set[int] | frozenset[int] | None]
-    _retargets: dict[Rule, Targeting]
+    _retargets: dict[tuple[Rule, tuple[str, ...]], Targeting]
+    _removals: tuple[str, ...]
 
     def _match(self, rule: Rule) -> list[tuple[str, str]]:
         op = rule.operator
@@ -80,8 +86,10 @@ class TargetMatching:
             excluded, select_keys, view_keys = self._retargeted(rule)
         else:
             excluded, select_keys, view_keys = rule.excluded, rule.select_keys, rule.view_keys
-        found: list[tuple[str, str]] = []
         self._captures = []
+        if rule.tx_keys is not None and excluded is rule.excluded:
+            return self._match_tx(rule, op, rule.tx_keys)
+        found: list[tuple[str, str]] = []
         negated, capture = rule.negated, rule.capture
         transforms, tchain = rule.transforms, rule.tchain
         shared_t, big_t, shared_p = self._tcache, self._big_tcache, self._pcache
@@ -156,6 +164,25 @@ class TargetMatching:
                         break
         return found
 
+    def _match_tx(
+        self, rule: Rule, op: Operator, keys: tuple[tuple[str, bool], ...]
+    ) -> list[tuple[str, str]]:
+        """`_match` for a rule reading TX variables by name only: no selection, no caches."""
+        found: list[tuple[str, str]] = []
+        tx, negated, capture = self.data.tx, rule.negated, rule.capture
+        for key, counted in keys:
+            value = tx.get(key)
+            if counted:
+                name, value = "TX", "0" if value is None else "1"
+            elif value is None:
+                continue
+            else:
+                name = "TX:" + key
+            if op.evaluate(self, value, capture) != negated:
+                found.append((name, value))
+                self._keep_captures(capture)
+        return found
+
     def data_changed(self) -> None:
         """Request or response data was (re)loaded: selections made before are stale."""
         self._selected.clear()
@@ -164,7 +191,10 @@ class TargetMatching:
 
     def _retargeted(self, rule: Rule) -> Targeting:
         """The rule's exclusions and cache keys once ctl: removed targets from it."""
-        known = self._retargets.get(rule)
+        # requests mostly remove the same targets (CRS 941010 on nearly every one): the keys
+        # are kept for all transactions, by rule and the removals made so far
+        memo = (rule, self._removals)
+        known = self._retargets.get(memo)
         if known is not None:
             return known
         extra = list(self.removed_targets.get(rule.id, ()))
@@ -181,7 +211,9 @@ class TargetMatching:
                 select_keys,
                 tuple(f"{key}\x00{tchain}" for key in select_keys),
             )
-        self._retargets[rule] = known
+        if len(self._retargets) > RETARGETS_KEPT:
+            self._retargets.clear()
+        self._retargets[memo] = known
         return known
 
     def _view(
@@ -190,6 +222,9 @@ class TargetMatching:
         pairs = self._selected.get(key)
         if pairs is None:
             pairs = self._selected[key] = self.data.select(target, excluded)
+        if not pairs:  # most variables are empty in most requests (XML, FILES, cookies)
+            self._views[view_key] = EMPTY_VIEW
+            return EMPTY_VIEW
         if rule.transforms:
             shared, big = self._tcache, self._big_tcache
             tchain, out = rule.tchain, []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import ipaddress
+import operator as operator_module
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -190,38 +191,32 @@ class _NumericOperator(_StringOperator):
     def compare(self, value: str, arg: str) -> bool:
         return self.test(to_int(value), to_int(arg))
 
-    def test(self, a: int, b: int) -> bool:
-        raise NotImplementedError
+    test: Callable[[int, int], bool]  # a C function from `operator`: called per value
 
 
 @operator("eq")
 class Eq(_NumericOperator):
-    def test(self, a: int, b: int) -> bool:
-        return a == b
+    test = staticmethod(operator_module.eq)
 
 
 @operator("ge")
 class Ge(_NumericOperator):
-    def test(self, a: int, b: int) -> bool:
-        return a >= b
+    test = staticmethod(operator_module.ge)
 
 
 @operator("gt")
 class Gt(_NumericOperator):
-    def test(self, a: int, b: int) -> bool:
-        return a > b
+    test = staticmethod(operator_module.gt)
 
 
 @operator("le")
 class Le(_NumericOperator):
-    def test(self, a: int, b: int) -> bool:
-        return a <= b
+    test = staticmethod(operator_module.le)
 
 
 @operator("lt")
 class Lt(_NumericOperator):
-    def test(self, a: int, b: int) -> bool:
-        return a < b
+    test = staticmethod(operator_module.lt)
 
 
 def _load_libinjection() -> tuple[Callable[[bytes], str | None], Callable[[bytes], bool]]:

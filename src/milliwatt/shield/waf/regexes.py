@@ -173,8 +173,13 @@ class PhraseSet:
         self._db: Any = None
         self._local = threading.local()
         self._fallback: Any = None
+        # any phrase, as one caseless RE2 alternation: lets the WAF's pattern set rule a @pm
+        # rule out in the same pass as the @rx rules (it folds at least what @pm folds)
+        self.screen: Regex | None = None
         if not self.phrases:
             return
+        alternation = "|".join("".join(f"\\x{ord(ch):02x}" for ch in p) for p in self.phrases)
+        self.screen = Regex(alternation, caseless=True)
         if hyperscan is not None:
             self._db = hyperscan.Database()
             self._db.compile(
@@ -184,9 +189,8 @@ class PhraseSet:
                 flags=hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH,
                 literal=True,
             )
-        else:  # no Hyperscan on this platform: one RE2 alternation (ASCII-escaped bytes)
-            alternation = "|".join("".join(f"\\x{ord(ch):02x}" for ch in p) for p in self.phrases)
-            self._fallback = Regex(alternation, caseless=True)
+        else:  # no Hyperscan on this platform: the RE2 alternation finds the phrase
+            self._fallback = self.screen
 
     def first_match(self, value: str) -> str | None:
         if not self.phrases:

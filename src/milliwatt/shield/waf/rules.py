@@ -68,6 +68,9 @@ class Rule:
     view_keys: tuple[str, ...] = ()  # per target: what it selects, transformed this rule's way
     # (all its targets' key, pattern-set id): an @rx rule the set alone can rule out
     prescreen: tuple[str, int] | None = None
+    # (key, counted) per target when the rule reads only TX variables by name, untransformed:
+    # CRS's paranoia-level, setup and scoring checks, half of the rules a request meets
+    tx_keys: tuple[tuple[str, bool], ...] | None = None
 
     def seal(self) -> None:
         """Final step once every directive is loaded (targets may have been updated since)."""
@@ -75,6 +78,9 @@ class Rule:
         self.select_keys = tuple(f"{target_ident(t)}!{excluded}" for t in self.targets)
         tchain = ",".join(self.tchain)
         self.view_keys = tuple(f"{key}\x00{tchain}" for key in self.select_keys)
+        tx_only = all(t.name == "TX" and t.key and t.key_regex is None for t in self.targets)
+        if self.targets and tx_only and not (self.excluded or self.transforms or self.multi_match):
+            self.tx_keys = tuple((t.key, t.count) for t in self.targets if t.key)
 
 
 def target_ident(t: Target) -> str:

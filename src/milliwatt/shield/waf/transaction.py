@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from milliwatt.shield.waf.api import HttpRequest, HttpResponse, Interruption, MatchedRule
 from milliwatt.shield.waf.audit import DATA_LIMIT, audit_record
 from milliwatt.shield.waf.macros import Macro
-from milliwatt.shield.waf.matching import Targeting, TargetMatching, View
+from milliwatt.shield.waf.matching import TargetMatching, View
 from milliwatt.shield.waf.request_data import load_request, load_request_body, load_response
 from milliwatt.shield.waf.rules import Rule
 from milliwatt.shield.waf.seclang import split_targets
@@ -60,7 +60,8 @@ class Transaction(TargetMatching):
         # (target, exclusions, transformations) -> the transformed values, same lifetime
         self._views: dict[str, View] = {}
         self._unions: dict[str, set[int] | frozenset[int] | None] = {}  # same, per rule
-        self._retargets: dict[Rule, Targeting] = {}  # after ctl: removed targets
+        self._retargets = waf.retargets  # rules' keys after ctl: removed targets
+        self._removals: tuple[str, ...] = ()  # the ctl: target removals, in order
         self._pcache = waf.caches.matched
         # values too large to keep beyond this transaction (bodies) have caches of their own
         self._big_tcache: dict[tuple[str, tuple[str, ...]], str] = {}
@@ -255,7 +256,7 @@ class Transaction(TargetMatching):
             self.removed_tags.add(value)
         elif setting in ("ruleremovetargetbyid", "ruleremovetargetbytag"):
             self._retargeting = True
-            self._retargets.clear()
+            self._removals = (*self._removals, f"{setting}={value}")
             selector, _, targets = value.partition(";")
             for spec in split_targets(targets, "ctl", 0):
                 target = compile_target(spec)
