@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from milliwatt.shield.waf.operators import Operator, Rx
 from milliwatt.shield.waf.regexes import Regex
-from milliwatt.shield.waf.rules import Rule, target_ident
+from milliwatt.shield.waf.rules import Rule, select_key
 from milliwatt.shield.waf.variables import Target, TxData
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ class SharedCaches:
     MAX_CHARS = 8 << 20  # of values held: a client sending unique values cannot grow them
 
     def __init__(self) -> None:
-        self.transformed: dict[tuple[str, tuple[str, ...]], str] = {}
+        self.transformed: dict[tuple[str, str], str] = {}
         self.matched: dict[str, frozenset[int] | None] = {}
         self.chars = 0
 
@@ -68,8 +68,8 @@ class TargetMatching:
     _retargeting: bool
     removed_targets: dict[int, list[Target]]
     removed_targets_by_tag: list[tuple[str, Target]]
-    _tcache: dict[tuple[str, tuple[str, ...]], str]
-    _big_tcache: dict[tuple[str, tuple[str, ...]], str]
+    _tcache: dict[tuple[str, str], str]
+    _big_tcache: dict[tuple[str, str], str]
     _pcache: dict[str, frozenset[int] | None]
     _big_pcache: dict[str, frozenset[int] | None]
     _selected: dict[str, list[tuple[str, str]]]
@@ -151,10 +151,10 @@ class TargetMatching:
                 # multiMatch: every stage whose value changed is a candidate
                 cache = shared_t if len(raw) <= SHARED_VALUE_MAX else big_t
                 stages = [raw]
-                for prefix in rule.tprefixes:
+                for upto, prefix in enumerate(rule.tprefixes, 1):
                     value = cache.get((raw, prefix))  # type: ignore[assignment]
                     if value is None:
-                        value = self._transform(raw, rule, len(prefix))
+                        value = self._transform(raw, rule, upto)
                     if value != stages[-1]:
                         stages.append(value)
                 for value in stages:
@@ -203,14 +203,10 @@ class TargetMatching:
         if not extra:
             known = rule.excluded, rule.select_keys, rule.view_keys
         else:
-            suffix = "|" + "|".join(target_ident(t) for t in extra)
-            select_keys = tuple(key + suffix for key in rule.select_keys)
-            tchain = ",".join(rule.tchain)
-            known = (
-                (*rule.excluded, *extra),
-                select_keys,
-                tuple(f"{key}\x00{tchain}" for key in select_keys),
-            )
+            excluded = (*rule.excluded, *extra)
+            select_keys = tuple(select_key(t, excluded) for t in rule.targets)
+            view_keys = tuple(f"{key}\x00{rule.tchain}" for key in select_keys)
+            known = excluded, select_keys, view_keys
         if len(self._retargets) > RETARGETS_KEPT:
             self._retargets.clear()
         self._retargets[memo] = known

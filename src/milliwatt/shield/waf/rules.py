@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,8 +63,10 @@ class Rule:
     chain: Rule | None = None
     default_disruptive: str = "pass"
     default_status: int = 403
-    tchain: tuple[str, ...] = ()  # transformation names: the cache key of transformed values
-    tprefixes: tuple[tuple[str, ...], ...] = ()  # tchain[:1], tchain[:2], ... tchain
+    # transformation names joined ("urldecodeuni,lowercase"): the cache key of transformed
+    # values, interned text so that keying a cache by it hashes nothing
+    tchain: str = ""
+    tprefixes: tuple[str, ...] = ()  # the chains of the first one, two, ... transformations
     select_keys: tuple[str, ...] = ()  # per target: what it selects, shared by equal targets
     view_keys: tuple[str, ...] = ()  # per target: what it selects, transformed this rule's way
     # (all its targets' key, pattern-set id): an @rx rule the set alone can rule out
@@ -74,13 +77,17 @@ class Rule:
 
     def seal(self) -> None:
         """Final step once every directive is loaded (targets may have been updated since)."""
-        excluded = "|".join(target_ident(t) for t in self.excluded)
-        self.select_keys = tuple(f"{target_ident(t)}!{excluded}" for t in self.targets)
-        tchain = ",".join(self.tchain)
-        self.view_keys = tuple(f"{key}\x00{tchain}" for key in self.select_keys)
+        self.select_keys = tuple(select_key(t, self.excluded) for t in self.targets)
+        self.view_keys = tuple(f"{key}\x00{self.tchain}" for key in self.select_keys)
         tx_only = all(t.name == "TX" and t.key and t.key_regex is None for t in self.targets)
         if self.targets and tx_only and not (self.excluded or self.transforms or self.multi_match):
             self.tx_keys = tuple((t.key, t.count) for t in self.targets if t.key)
+
+
+def select_key(target: Target, excluded: tuple[Target, ...]) -> str:
+    """What a target selects once exclusions apply (only those of its own variable do)."""
+    drops = "|".join(target_ident(e) for e in excluded if e.name == target.name)
+    return f"{target_ident(target)}!{drops}"
 
 
 def target_ident(t: Target) -> str:
@@ -181,8 +188,9 @@ def compile_rule(
             raise ValueError(f"unsupported action {name!r}")
     assert not (METADATA | FLAGS | FLOW) - _HANDLED
     rule.transforms = tuple(transforms)
-    rule.tchain = tuple(name for name, _ in transforms)
-    rule.tprefixes = tuple(rule.tchain[: i + 1] for i in range(len(rule.tchain)))
+    names = [name for name, _ in transforms]
+    rule.tprefixes = tuple(sys.intern(",".join(names[: i + 1])) for i in range(len(names)))
+    rule.tchain = rule.tprefixes[-1] if names else ""
     rule.tags = tuple(tags)
     if chained and (rule.id or saw_disruptive):
         raise ValueError("a chained rule may not carry id or a disruptive action")

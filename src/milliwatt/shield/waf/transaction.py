@@ -64,7 +64,7 @@ class Transaction(TargetMatching):
         self._removals: tuple[str, ...] = ()  # the ctl: target removals, in order
         self._pcache = waf.caches.matched
         # values too large to keep beyond this transaction (bodies) have caches of their own
-        self._big_tcache: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._big_tcache: dict[tuple[str, str], str] = {}
         self._big_pcache: dict[str, frozenset[int] | None] = {}
         self._started = time.perf_counter()
         self._request: HttpRequest | None = None
