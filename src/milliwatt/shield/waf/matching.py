@@ -21,6 +21,7 @@ SHARED_VALUE_MAX = 4096  # characters: larger values are cached per transaction 
 # a rule's exclusions, and per target the keys of its selected and of its transformed values
 Targeting = tuple[tuple[Target, ...], tuple[str, ...], tuple[str, ...]]
 RETARGETS_KEPT = 20_000
+CAPTURE_KEYS = tuple(str(i) for i in range(10))  # TX:0 ... TX:9
 _UNKNOWN = frozenset({-1})  # a cache miss (None is a cached answer: "ask each pattern")
 
 
@@ -66,6 +67,7 @@ class TargetMatching:
     data: TxData
     _captures: list[tuple[str, ...]]
     _retargeting: bool
+    _tx_retargeted: bool  # a ctl: removal names a TX variable
     removed_targets: dict[int, list[Target]]
     removed_targets_by_tag: list[tuple[str, Target]]
     _tcache: dict[tuple[str, str], str]
@@ -82,13 +84,13 @@ class TargetMatching:
         op = rule.operator
         if op is None:
             return [("", "")]
+        self._captures = []
+        if rule.tx_keys is not None and not self._tx_retargeted:
+            return self._match_tx(rule, op, rule.tx_keys)
         if self._retargeting:
             excluded, select_keys, view_keys = self._retargeted(rule)
         else:
             excluded, select_keys, view_keys = rule.excluded, rule.select_keys, rule.view_keys
-        self._captures = []
-        if rule.tx_keys is not None and excluded is rule.excluded:
-            return self._match_tx(rule, op, rule.tx_keys)
         found: list[tuple[str, str]] = []
         negated, capture = rule.negated, rule.capture
         transforms, tchain = rule.transforms, rule.tchain
@@ -295,7 +297,7 @@ class TargetMatching:
         """Actions run per match after matching: each needs the captures of its own match."""
         if capture:
             tx = self.data.tx
-            self._captures.append(tuple(tx.get(str(i), "") for i in range(10)))
+            self._captures.append(tuple([tx.get(k, "") for k in CAPTURE_KEYS]))
 
     def may_match(self, rx: Regex, value: str) -> bool:
         if rx.set_id is None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from milliwatt.shield.waf.api import HttpRequest, HttpResponse, Interruption, MatchedRule
 from milliwatt.shield.waf.audit import DATA_LIMIT, audit_record
 from milliwatt.shield.waf.macros import Macro
-from milliwatt.shield.waf.matching import TargetMatching, View
+from milliwatt.shield.waf.matching import CAPTURE_KEYS, TargetMatching, View
 from milliwatt.shield.waf.request_data import load_request, load_request_body, load_response
 from milliwatt.shield.waf.rules import Rule
 from milliwatt.shield.waf.seclang import split_targets
@@ -50,6 +50,7 @@ class Transaction(TargetMatching):
         self.removed_targets_by_tag: list[tuple[str, Target]] = []
         self._removing = False  # any rule removed by ctl: so far (most requests: none)
         self._retargeting = False  # any target removed by ctl: so far
+        self._tx_retargeted = False  # ... and any of them a TX variable
         self._allowed_through = 0  # phases up to this one are skipped after an allow
         self._rule: Rule | None = None
         self._captures: list[tuple[str, ...]] = []
@@ -219,8 +220,7 @@ class Transaction(TargetMatching):
         return value if value is not None else ""
 
     def set_captures(self, groups: tuple[str, ...]) -> None:
-        for i, g in enumerate(groups[:10]):
-            self.data.tx[str(i)] = g
+        self.data.tx.update(zip(CAPTURE_KEYS, groups, strict=False))
 
     def set_var(self, collection: str, key: str, value: str | None, op: str) -> None:
         store = (
@@ -260,6 +260,7 @@ class Transaction(TargetMatching):
             selector, _, targets = value.partition(";")
             for spec in split_targets(targets, "ctl", 0):
                 target = compile_target(spec)
+                self._tx_retargeted |= target.name == "TX"
                 if setting.endswith("byid"):
                     self.removed_targets.setdefault(_as_int(selector), []).append(target)
                 else:

@@ -122,8 +122,11 @@ class Target:
     key_regex: re.Pattern[str] | None = None
     count: bool = False
     cacheable: bool = False  # request/response data, fixed between body loads
+    key_prefix: str | None = None  # lower case, when key_regex is just ^literal
 
     def selects(self, key: str) -> bool:
+        if self.key_prefix is not None:
+            return key.lower().startswith(self.key_prefix)
         if self.key_regex is not None:
             return self.key_regex.search(key) is not None
         return self.key is None or self.key == key.lower()
@@ -141,13 +144,19 @@ _CACHEABLE = {
 }  # fmt: skip
 
 
+_LITERAL_PREFIX = re.compile(r"\^[\w-]+")
+
+
 def compile_target(spec: TargetSpec) -> Target:
     if spec.name not in KNOWN_VARIABLES:
         raise ValueError(f"unsupported variable {spec.name}")
     cacheable = spec.name in _CACHEABLE
     if spec.key_is_regex and spec.key is not None:
+        # CRS selects TX variables by prefix (TX:/^header_name_920450_/): no regex needed
+        prefix = spec.key[1:].lower() if _LITERAL_PREFIX.fullmatch(spec.key) else None
         try:
-            return Target(spec.name, None, re.compile(spec.key, re.I), spec.count, cacheable)
+            key_regex = re.compile(spec.key, re.I)
+            return Target(spec.name, None, key_regex, spec.count, cacheable, prefix)
         except re.error as exc:
             raise ValueError(f"bad key regex /{spec.key}/: {exc}") from exc
     key = spec.key.lower() if spec.key is not None else None
