@@ -77,6 +77,7 @@ class TargetMatching:
     _selected: dict[str, list[tuple[str, str]]]
     _views: dict[str, View]
     _unions: dict[str, set[int] | frozenset[int] | None]
+    _view_unions: dict[str, frozenset[int] | None]
     _retargets: dict[tuple[Rule, tuple[str, ...]], Targeting]
     _removals: tuple[str, ...]
 
@@ -190,6 +191,7 @@ class TargetMatching:
         self._selected.clear()
         self._views.clear()
         self._unions.clear()
+        self._view_unions.clear()
 
     def _retargeted(self, rule: Rule) -> Targeting:
         """The rule's exclusions and cache keys once ctl: removed targets from it."""
@@ -260,18 +262,43 @@ class TargetMatching:
         return union is not None and set_id not in union
 
     def _union_of(self, rule: Rule) -> set[int] | frozenset[int] | None:
-        total: set[int] = set()
+        """The patterns that match any of the rule's values (None: the set gave up on one)."""
+        unions, total = self._view_unions, set()
         for index, target in enumerate(rule.targets):
-            key, view_key = rule.select_keys[index], rule.view_keys[index]
-            view = self._views.get(view_key)
-            if view is None:
-                view = self._view(rule, target, rule.excluded, key, view_key)
-            if view.answers is None:
-                self._answer(view)
-            if view.union is None:
+            union = unions.get(rule.view_keys[index], _UNKNOWN)
+            if union is _UNKNOWN:
+                union = self._view_union(rule, index, target)
+            if union is None:
                 return None
-            total |= view.union
+            total |= union
         return total
+
+    def _view_union(self, rule: Rule, index: int, target: Target) -> frozenset[int] | None:
+        """The patterns one target's transformed values match: all a prescreen needs, with
+        none of a view's lists (most rules end at their prescreen)."""
+        key = rule.select_keys[index]
+        pairs = self._selected.get(key)
+        if pairs is None:
+            pairs = self._selected[key] = self.data.select(target, rule.excluded)
+        union: frozenset[int] | None = frozenset()
+        transforms, tchain, pcache = rule.transforms, rule.tchain, self._pcache
+        shared, big = self._tcache, self._big_tcache
+        for _, raw in pairs:
+            value = raw
+            if transforms:
+                cache = shared if len(raw) <= SHARED_VALUE_MAX else big
+                value = cache.get((raw, tchain))  # type: ignore[assignment]
+                if value is None:
+                    value = self._transform(raw, rule)
+            ids = pcache.get(value, _UNKNOWN)
+            if ids is _UNKNOWN:
+                ids = self._matching(value)
+            if ids is None:
+                union = None
+                break
+            union = union | ids if union else ids
+        self._view_unions[rule.view_keys[index]] = union
+        return union
 
     def _transform(self, raw: str, rule: Rule, upto: int | None = None) -> str:
         """Applies the rule's first `upto` transformations (all by default), reusing the

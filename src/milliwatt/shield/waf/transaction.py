@@ -61,6 +61,7 @@ class Transaction(TargetMatching):
         # (target, exclusions, transformations) -> the transformed values, same lifetime
         self._views: dict[str, View] = {}
         self._unions: dict[str, set[int] | frozenset[int] | None] = {}  # same, per rule
+        self._view_unions: dict[str, frozenset[int] | None] = {}  # same, per target
         self._retargets = waf.retargets  # rules' keys after ctl: removed targets
         self._removals: tuple[str, ...] = ()  # the ctl: target removals, in order
         self._pcache = waf.caches.matched

@@ -223,14 +223,15 @@ class TxData:
             if target.count:
                 return [(name, "1" if value is not None else "0")]
             return [] if value is None else [(f"TX:{target.key}", value)]
-        if target.key is None and target.key_regex is None and not drops:
-            selected = [(f"{name}:{k}", v) for k, v in self.pairs(name)]
-        else:
-            selected = [
-                (f"{name}:{k}", v)
-                for k, v in self.pairs(name)
-                if target.selects(k) and not any(e.selects(k) for e in drops)
-            ]
+        pairs = self.pairs(name)
+        if target.key is not None and target.key_regex is None:  # one key, as CRS mostly names
+            key = target.key
+            pairs = [(k, v) for k, v in pairs if k.lower() == key]
+        elif target.key_regex is not None:
+            pairs = [(k, v) for k, v in pairs if target.selects(k)]
+        for drop in drops:
+            pairs = [(k, v) for k, v in pairs if not drop.selects(k)]
+        selected = [(f"{name}:{k}", v) for k, v in pairs]
         if target.count:
             return [(name, str(len(selected)))]
         return selected
