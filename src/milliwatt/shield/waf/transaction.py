@@ -175,10 +175,14 @@ class Transaction(TargetMatching):
 
     def _set_matched(self, found: list[tuple[str, str]]) -> None:
         name, value = found[-1]
-        s = self.data.scalars
+        s, c = self.data.scalars, self.data.collections
         s["MATCHED_VAR"], s["MATCHED_VAR_NAME"] = value, name
-        self.data.collections["MATCHED_VARS"] = [(n, v) for n, v in found if n]
-        self.data.collections["MATCHED_VARS_NAMES"] = [(n, n) for n, _ in found if n]
+        if len(found) == 1:  # the usual case, without building lists to filter
+            c["MATCHED_VARS"] = found if name else []
+            c["MATCHED_VARS_NAMES"] = [(name, name)] if name else []
+            return
+        c["MATCHED_VARS"] = [(n, v) for n, v in found if n]
+        c["MATCHED_VARS_NAMES"] = [(n, n) for n, _ in found if n]
 
     def _conclude(self, rule: Rule) -> None:
         """Logs the match and applies the rule's disruptive action."""
