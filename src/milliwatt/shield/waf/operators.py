@@ -174,7 +174,7 @@ def to_int(text: str) -> int:
     return int(m.group(1)) if m else 0
 
 
-class _NumericOperator(_StringOperator):
+class NumericOperator(_StringOperator):
     def __init__(self, argument: str, rule_dir: Path) -> None:
         super().__init__(argument, rule_dir)
         # most arguments are numbers written in the rule: converted once
@@ -195,27 +195,27 @@ class _NumericOperator(_StringOperator):
 
 
 @operator("eq")
-class Eq(_NumericOperator):
+class Eq(NumericOperator):
     test = staticmethod(operator_module.eq)
 
 
 @operator("ge")
-class Ge(_NumericOperator):
+class Ge(NumericOperator):
     test = staticmethod(operator_module.ge)
 
 
 @operator("gt")
-class Gt(_NumericOperator):
+class Gt(NumericOperator):
     test = staticmethod(operator_module.gt)
 
 
 @operator("le")
-class Le(_NumericOperator):
+class Le(NumericOperator):
     test = staticmethod(operator_module.le)
 
 
 @operator("lt")
-class Lt(_NumericOperator):
+class Lt(NumericOperator):
     test = staticmethod(operator_module.lt)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from milliwatt.shield.waf.actions import (
     parse_severity,
 )
 from milliwatt.shield.waf.macros import Macro, compile_macro
-from milliwatt.shield.waf.operators import Operator, compile_operator
+from milliwatt.shield.waf.operators import NumericOperator, Operator, compile_operator
 from milliwatt.shield.waf.seclang import split_actions, split_targets
 from milliwatt.shield.waf.variables import Target, compile_target
 
@@ -74,6 +75,9 @@ class Rule:
     # (key, counted) per target when the rule reads only TX variables by name, untransformed:
     # CRS's paranoia-level, setup and scoring checks, half of the rules a request meets
     tx_keys: tuple[tuple[str, bool], ...] | None = None
+    # (key, test, constant) when the rule only compares one TX variable with a number and acts
+    # on nothing but the match: CRS's paranoia-level guards, a third of a request's rules
+    comparison: tuple[str, Callable[[int, int], bool], int] | None = None
 
     def seal(self) -> None:
         """Final step once every directive is loaded (targets may have been updated since)."""
@@ -82,6 +86,11 @@ class Rule:
         tx_only = all(t.name == "TX" and t.key and t.key_regex is None for t in self.targets)
         if self.targets and tx_only and not (self.excluded or self.transforms or self.multi_match):
             self.tx_keys = tuple((t.key, t.count) for t in self.targets if t.key)
+        op, keys = self.operator, self.tx_keys
+        plain = not (self.actions or self.capture or self.negated or self.chain)
+        one_key = keys is not None and len(keys) == 1 and not keys[0][1]
+        if plain and one_key and isinstance(op, NumericOperator) and op.constant is not None:
+            self.comparison = (keys[0][0], op.test, op.constant)  # type: ignore[index]
 
 
 def select_key(target: Target, excluded: tuple[Target, ...]) -> str:

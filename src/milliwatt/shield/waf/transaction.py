@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from milliwatt.shield.waf.api import HttpRequest, HttpResponse, Interruption, MatchedRule
 from milliwatt.shield.waf.audit import DATA_LIMIT, audit_record
 from milliwatt.shield.waf.macros import Macro
 from milliwatt.shield.waf.matching import CAPTURE_KEYS, TargetMatching, View
+from milliwatt.shield.waf.operators import to_int
 from milliwatt.shield.waf.request_data import load_request, load_request_body, load_response
 from milliwatt.shield.waf.rules import Rule
 from milliwatt.shield.waf.seclang import split_targets
@@ -153,6 +155,8 @@ class Transaction(TargetMatching):
 
     def _evaluate(self, head: Rule) -> bool:
         self._rule = head
+        if head.comparison is not None and not self._tx_retargeted:
+            return self._compare(head, *head.comparison)
         self.data.collections["MATCHED_VARS"] = []
         rule: Rule | None = head
         while rule is not None:
@@ -171,6 +175,18 @@ class Transaction(TargetMatching):
             self._set_matched(found)
             rule = rule.chain
         self._conclude(head)
+        return True
+
+    def _compare(
+        self, rule: Rule, key: str, test: Callable[[int, int], bool], constant: int
+    ) -> bool:
+        """`_evaluate` for a rule that compares one TX variable with a number, inline."""
+        value = self.data.tx.get(key)
+        if value is None or not test(to_int(value), constant):
+            self.data.collections["MATCHED_VARS"] = []
+            return False
+        self._set_matched([("TX:" + key, value)])
+        self._conclude(rule)
         return True
 
     def _set_matched(self, found: list[tuple[str, str]]) -> None:
