@@ -79,10 +79,17 @@ class WAF:
                 member = member.chain
         self.caches = SharedCaches()
         self.retargets: dict[tuple[Rule, tuple[str, ...]], Targeting] = {}
-        self.markers: dict[int, dict[str, int]] = {
-            phase: {item: i + 1 for i, item in enumerate(items) if isinstance(item, str)}
-            for phase, items in ruleset.phases.items()
-        }
+        # per phase: its rules in order, and the index of the rule each marker comes before
+        self.sequences: dict[int, list[Rule]] = {}
+        self.markers: dict[int, dict[str, int]] = {}
+        for phase, items in ruleset.phases.items():
+            rules = self.sequences[phase] = []
+            markers = self.markers[phase] = {}
+            for item in items:
+                if isinstance(item, str):
+                    markers[item] = len(rules)
+                else:
+                    rules.append(item)
         patterns = list(_regexes(ruleset.rules()))
         self.regex_engines = {
             "re2": sum(r.engine == "re2" for r in patterns),

@@ -23,6 +23,7 @@ Targeting = tuple[tuple[Target, ...], tuple[str, ...], tuple[str, ...]]
 RETARGETS_KEPT = 20_000
 CAPTURE_KEYS = tuple(str(i) for i in range(10))  # TX:0 ... TX:9
 _UNKNOWN = frozenset({-1})  # a cache miss (None is a cached answer: "ask each pattern")
+_EMPTY_UNION: frozenset[int] = frozenset()
 
 
 class SharedCaches:
@@ -78,6 +79,7 @@ class TargetMatching:
     _views: dict[str, View]
     _unions: dict[str, set[int] | frozenset[int] | None]
     _view_unions: dict[str, frozenset[int] | None]
+    _present: frozenset[str] | None  # variables holding values, once asked
     _retargets: dict[tuple[Rule, tuple[str, ...]], Targeting]
     _removals: tuple[str, ...]
 
@@ -192,6 +194,7 @@ class TargetMatching:
         self._views.clear()
         self._unions.clear()
         self._view_unions.clear()
+        self._present = None
 
     def _retargeted(self, rule: Rule) -> Targeting:
         """The rule's exclusions and cache keys once ctl: removed targets from it."""
@@ -254,8 +257,9 @@ class TargetMatching:
         view.answers, view.union = answers, union
         return answers
 
-    def _screened_out(self, rule: Rule, key: str, set_id: int) -> bool:
+    def _screened_out(self, rule: Rule, screen: tuple[str, int]) -> bool:
         """True when the pattern set shows that the rule's @rx matches none of its values."""
+        key, set_id = screen
         union = self._unions.get(key, _UNKNOWN)
         if union is _UNKNOWN:
             union = self._unions[key] = self._union_of(rule)
@@ -264,7 +268,12 @@ class TargetMatching:
     def _union_of(self, rule: Rule) -> set[int] | frozenset[int] | None:
         """The patterns that match any of the rule's values (None: the set gave up on one)."""
         unions, total = self._view_unions, set()
+        present = self._present
+        if present is None:
+            present = self._present = self.data.present()
         for index, target in enumerate(rule.targets):
+            if target.name not in present:  # most requests: no XML, files or cookies
+                continue
             union = unions.get(rule.view_keys[index], _UNKNOWN)
             if union is _UNKNOWN:
                 union = self._view_union(rule, index, target)
@@ -280,7 +289,10 @@ class TargetMatching:
         pairs = self._selected.get(key)
         if pairs is None:
             pairs = self._selected[key] = self.data.select(target, rule.excluded)
-        union: frozenset[int] | None = frozenset()
+        union: frozenset[int] | None = _EMPTY_UNION
+        if not pairs:
+            self._view_unions[rule.view_keys[index]] = union
+            return union
         transforms, tchain, pcache = rule.transforms, rule.tchain, self._pcache
         shared, big = self._tcache, self._big_tcache
         for _, raw in pairs:

@@ -64,6 +64,7 @@ class Transaction(TargetMatching):
         self._views: dict[str, View] = {}
         self._unions: dict[str, set[int] | frozenset[int] | None] = {}  # same, per rule
         self._view_unions: dict[str, frozenset[int] | None] = {}  # same, per target
+        self._present: frozenset[str] | None = None
         self._retargets = waf.retargets  # rules' keys after ctl: removed targets
         self._removals: tuple[str, ...] = ()  # the ctl: target removals, in order
         self._pcache = waf.caches.matched
@@ -117,20 +118,21 @@ class Transaction(TargetMatching):
             return self.interruption is not None
         if phase <= self._allowed_through and phase != 5:
             return False
-        items = self.waf.ruleset.phases[phase]
-        markers = self.waf.markers[phase]
-        n, i = len(items), 0
+        rules, markers = self.waf.sequences[phase], self.waf.markers[phase]
+        screened_out, evaluate = self._screened_out, self._evaluate
+        collections = self.data.collections
+        n, i = len(rules), 0
         while i < n:
-            rule = items[i]
+            rule = rules[i]
             i += 1
-            if isinstance(rule, str) or (self._removing and self._is_removed(rule)):
+            if self._removing and self._is_removed(rule):
                 continue
-            screen = rule.prescreen
             # sound under ctl: target removal too: fewer values can only match less
-            if screen and self._screened_out(rule, *screen):
-                self.data.collections["MATCHED_VARS"] = []  # as an evaluation would leave it
+            screen = rule.prescreen
+            if screen is not None and screened_out(rule, screen):
+                collections["MATCHED_VARS"] = []  # as an evaluation would leave it
                 continue
-            if not self._evaluate(rule):
+            if not evaluate(rule):
                 continue
             if self.interruption is not None:
                 return True
@@ -140,10 +142,7 @@ class Transaction(TargetMatching):
             if rule.skip_after is not None:
                 i = markers.get(rule.skip_after, n)
             elif rule.skip:
-                left = rule.skip
-                while i < n and left:
-                    left -= not isinstance(items[i], str)
-                    i += 1
+                i = min(i + rule.skip, n)
         return False
 
     def _is_removed(self, rule: Rule) -> bool:

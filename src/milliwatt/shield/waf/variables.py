@@ -173,6 +173,17 @@ class TxData:
     persistent: dict[str, dict[str, str]] = field(default_factory=dict)
     xml: ET.Element | None = None
 
+    def present(self) -> frozenset[str]:
+        """The variables that hold at least one value: the others select nothing."""
+        names = {name for name, values in self.collections.items() if values}
+        names.update(alias for alias, base in _NAMES_OF.items() if base in names)
+        names.update(self.scalars)
+        names.add("TX")
+        names.update(self.persistent)
+        if self.xml is not None:
+            names.add("XML")
+        return frozenset(names)
+
     def pairs(self, name: str) -> list[tuple[str, str]]:
         if name == "TX":
             return list(self.tx.items())
