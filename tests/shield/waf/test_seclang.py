@@ -15,6 +15,12 @@ def test_continuations_comments_and_quotes() -> None:
     assert directives[0].args == ("ARGS", '@rx a"b', "id:1,phase:2,pass")
 
 
+def test_continuations_of_blanks_make_no_directive() -> None:
+    # a continued line holding only blanks (\x1c is one to str.strip) used to crash the parser
+    text = '\x1c \\\n\t\nSecMarker END\n\\\n\x1c'
+    assert [(d.name, d.line) for d in parse_text(text, "x.conf")] == [("SecMarker", 3)]
+
+
 def test_actions_keep_commas_inside_quotes() -> None:
     actions = split_actions("id:1,msg:'a, b',t:none,setvar:'tx.x=+%{tx.y}'", "f", 1)
     assert actions == [("id", "1"), ("msg", "a, b"), ("t", "none"), ("setvar", "tx.x=+%{tx.y}")]

@@ -38,7 +38,7 @@ def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
     """Yields (first line number, joined line) with continuations folded."""
     pending: list[str] = []
     start = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(text.split("\n"), start=1):  # lines as editors count them
         line = raw.rstrip("\r")
         if not pending:
             start = number
@@ -48,10 +48,13 @@ def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
             pending.append(line[:-1])
             continue
         pending.append(line)
-        yield start, "".join(pending).strip()
+        joined = "".join(pending).strip()
         pending = []
-    if pending:
-        yield start, "".join(pending).strip()
+        if joined:  # continuations of nothing but blanks make no directive
+            yield start, joined
+    joined = "".join(pending).strip()
+    if joined:
+        yield start, joined
 
 
 def _split_args(text: str, file: str, line: int) -> list[str]:
