@@ -17,7 +17,7 @@ def test_continuations_comments_and_quotes() -> None:
 
 def test_continuations_of_blanks_make_no_directive() -> None:
     # a continued line holding only blanks (\x1c is one to str.strip) used to crash the parser
-    text = '\x1c \\\n\t\nSecMarker END\n\\\n\x1c'
+    text = "\x1c \\\n\t\nSecMarker END\n\\\n\x1c"
     assert [(d.name, d.line) for d in parse_text(text, "x.conf")] == [("SecMarker", 3)]
 
 
