@@ -217,12 +217,12 @@ def _screening_regex(rule: Rule) -> Regex | None:
 def _prescreen(rule: Rule) -> tuple[str, int] | None:
     """For an @rx or @pm rule on request/response data only, what lets the pattern set skip it."""
     screen = _screening_regex(rule)
-    if screen is None or screen.set_id is None or rule.negated or rule.multi_match:
+    if screen is None or screen.set_id is None or rule.negated:
         return None
     # counts excluded: removing targets at run time changes a count, it does not only drop it
     if not rule.targets or not all(t.cacheable and not t.count for t in rule.targets):
         return None
-    return "\x01".join(rule.view_keys), screen.set_id
+    return "\x01".join(rule.screen_keys), screen.set_id
 
 
 def _package_text(name: str) -> str:

@@ -153,16 +153,7 @@ class TargetMatching:
                         found.append((name, value))
                         self._keep_captures(capture)
                     continue
-                # multiMatch: every stage whose value changed is a candidate
-                cache = shared_t if len(raw) <= SHARED_VALUE_MAX else big_t
-                stages = [raw]
-                for upto, prefix in enumerate(rule.tprefixes, 1):
-                    value = cache.get((raw, prefix))  # type: ignore[assignment]
-                    if value is None:
-                        value = self._transform(raw, rule, upto)
-                    if value != stages[-1]:
-                        stages.append(value)
-                for value in stages:
+                for value in self._stages(raw, rule):  # multiMatch
                     if op.evaluate(self, value, capture) != negated:
                         found.append((name, value))
                         self._keep_captures(capture)
@@ -274,7 +265,7 @@ class TargetMatching:
         for index, target in enumerate(rule.targets):
             if target.name not in present:  # most requests: no XML, files or cookies
                 continue
-            union = unions.get(rule.view_keys[index], _UNKNOWN)
+            union = unions.get(rule.screen_keys[index], _UNKNOWN)
             if union is _UNKNOWN:
                 union = self._view_union(rule, index, target)
             if union is None:
@@ -283,34 +274,48 @@ class TargetMatching:
         return total
 
     def _view_union(self, rule: Rule, index: int, target: Target) -> frozenset[int] | None:
-        """The patterns one target's transformed values match: all a prescreen needs, with
-        none of a view's lists (most rules end at their prescreen)."""
+        """The patterns one target's transformed values match (for multiMatch, any stage of
+        their transformation does): all a prescreen needs, with none of a view's lists."""
         key = rule.select_keys[index]
         pairs = self._selected.get(key)
         if pairs is None:
             pairs = self._selected[key] = self.data.select(target, rule.excluded)
         union: frozenset[int] | None = _EMPTY_UNION
         if not pairs:
-            self._view_unions[rule.view_keys[index]] = union
+            self._view_unions[rule.screen_keys[index]] = union
             return union
         transforms, tchain, pcache = rule.transforms, rule.tchain, self._pcache
         shared, big = self._tcache, self._big_tcache
         for _, raw in pairs:
-            value = raw
-            if transforms:
+            values = [raw]
+            if rule.multi_match:
+                values = self._stages(raw, rule)
+            elif transforms:
                 cache = shared if len(raw) <= SHARED_VALUE_MAX else big
-                value = cache.get((raw, tchain))  # type: ignore[assignment]
-                if value is None:
-                    value = self._transform(raw, rule)
-            ids = pcache.get(value, _UNKNOWN)
-            if ids is _UNKNOWN:
-                ids = self._matching(value)
-            if ids is None:
-                union = None
-                break
-            union = union | ids if union else ids
-        self._view_unions[rule.view_keys[index]] = union
+                value = cache.get((raw, tchain))
+                values[0] = value if value is not None else self._transform(raw, rule)
+            for value in values:
+                ids = pcache.get(value, _UNKNOWN)
+                if ids is _UNKNOWN:
+                    ids = self._matching(value)
+                if ids is None:
+                    self._view_unions[rule.screen_keys[index]] = None
+                    return None
+                union = union | ids if union else ids
+        self._view_unions[rule.screen_keys[index]] = union
         return union
+
+    def _stages(self, raw: str, rule: Rule) -> list[str]:
+        """multiMatch: the value before and after each transformation, where it changed."""
+        cache = self._tcache if len(raw) <= SHARED_VALUE_MAX else self._big_tcache
+        stages = [raw]
+        for upto, prefix in enumerate(rule.tprefixes, 1):
+            value = cache.get((raw, prefix))
+            if value is None:
+                value = self._transform(raw, rule, upto)
+            if value != stages[-1]:
+                stages.append(value)
+        return stages
 
     def _transform(self, raw: str, rule: Rule, upto: int | None = None) -> str:
         """Applies the rule's first `upto` transformations (all by default), reusing the

@@ -166,8 +166,14 @@ class Within(_StringOperator):
 _LEADING_INT = re.compile(r"\s*([+-]?\d+)")
 
 
+_SMALL_INTS = {str(i): i for i in range(-100, 1000)}  # scores and levels: one lookup
+
+
 def to_int(text: str) -> int:
     """C atoi: the leading integer, 0 when there is none."""
+    known = _SMALL_INTS.get(text)
+    if known is not None:
+        return known
     if len(text) < 19 and text.isascii() and text.isdigit():  # the usual case, no regex
         return int(text)
     m = _LEADING_INT.match(text)

@@ -70,6 +70,7 @@ class Rule:
     tprefixes: tuple[str, ...] = ()  # the chains of the first one, two, ... transformations
     select_keys: tuple[str, ...] = ()  # per target: what it selects, shared by equal targets
     view_keys: tuple[str, ...] = ()  # per target: what it selects, transformed this rule's way
+    screen_keys: tuple[str, ...] = ()  # view_keys, or for multiMatch its every stage's
     # (all its targets' key, pattern-set id): an @rx rule the set alone can rule out
     prescreen: tuple[str, int] | None = None
     # (key, counted) per target when the rule reads only TX variables by name, untransformed:
@@ -83,6 +84,8 @@ class Rule:
         """Final step once every directive is loaded (targets may have been updated since)."""
         self.select_keys = tuple(select_key(t, self.excluded) for t in self.targets)
         self.view_keys = tuple(f"{key}\x00{self.tchain}" for key in self.select_keys)
+        stages = "\x00every stage" if self.multi_match else ""
+        self.screen_keys = tuple(key + stages for key in self.view_keys)
         tx_only = all(t.name == "TX" and t.key and t.key_regex is None for t in self.targets)
         if self.targets and tx_only and not (self.excluded or self.transforms or self.multi_match):
             self.tx_keys = tuple((t.key, t.count) for t in self.targets if t.key)

@@ -5,8 +5,8 @@ A transaction owns all of its state; many may run at once on one WAF.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,7 @@ class Transaction(TargetMatching):
         request_id: str | None = None,
     ) -> None:
         self.waf = waf
-        self.request_id = request_id or uuid.uuid4().hex
+        self.request_id = request_id or os.urandom(16).hex()  # as unique as a uuid4, cheaper
         self.data = TxData()
         self.engine = waf.ruleset.engine
         self.request_body_access = waf.ruleset.request_body_access
