@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 import threading
 
+import pytest
+
 from milliwatt.shield.waf import WAF, HttpRequest, HttpResponse
 
 
@@ -78,6 +80,31 @@ def test_multimatch_checks_every_stage() -> None:
     assert (
         waf.transaction().process_request(req("/?a=%2541")) is not None
     )  # matches before decoding
+
+
+@pytest.mark.parametrize("pattern_set", [True, False])
+def test_prescreened_rules_agree_with_each_pattern_run_alone(pattern_set: bool) -> None:
+    # the pattern set rules out @rx and @pm rules whose patterns match no value; for
+    # multiMatch every stage counts, and after ctl: removed a target the others still do
+    waf = WAF.from_text(
+        'SecRule ARGS "@rx ^%41$" "id:1,phase:2,deny,status:401,t:urlDecode,multiMatch"\n'
+        'SecRule ARGS "@pm evil" "id:2,phase:2,deny,status:402,t:lowercase"\n'
+        'SecRule REQUEST_URI "@beginsWith /skip" '
+        '"id:3,phase:1,pass,nolog,ctl:ruleRemoveTargetById=4;ARGS:a"\n'
+        'SecRule ARGS "@rx bad" "id:4,phase:2,deny,status:403"\n',
+        pattern_set=pattern_set,
+    )
+
+    def status(target: str) -> int | None:
+        verdict = waf.transaction().process_request(req(target))
+        return verdict.status if verdict else None
+
+    assert status("/?a=%2541") == 401  # before decoding
+    assert status("/?a=%41") is None  # decoded: "A"
+    assert status("/?a=EviL") == 402
+    assert status("/?a=bad") == 403
+    assert status("/skip?a=bad") is None
+    assert status("/skip?a=fine&b=bad") == 403
 
 
 def test_allow_stops_inspection() -> None:
