@@ -1,13 +1,14 @@
 """milliwatt's WAF against nginx + ModSecurity v3, both running the same OWASP CRS v4 rules.
 
-    python bench/waf_vs_modsecurity.py [--paranoia N] [--seconds S] [--limit N]
+    python bench/waf_vs_modsecurity.py [--paranoia N] [--seconds S] [--rounds N] [--limit N]
 
 One run: installs Debian's nginx with libnginx-mod-http-modsecurity when missing (needs root),
 starts one nginx upstream on loopback, nginx+ModSecurity (one worker) and
 `milliwatt shield proxy` (one worker) in front of it, sends every request of the CRS regression
 tests once to each (verdict: passed = the upstream answered, blocked = it did not), then loads
-each with wrk cycling through the same requests. Throughput per core divides requests by the
-CPU seconds the server process used, so other load on the machine does not skew the ratio.
+each with wrk cycling through the same requests, in rounds that alternate between the two.
+Throughput per core divides requests by the CPU seconds the server process used, so other load
+on the machine does not skew the ratio.
 Ends with one line of key=value figures.
 """
 
@@ -251,6 +252,15 @@ def load(port: int, server_pid: int, script: Path, seconds: int, connections: in
             "p50": _ms(lat.get("50", "0ms")), "p99": _ms(lat.get("99", "0ms"))}  # fmt: skip
 
 
+def combined(runs: list[dict], seconds: int) -> dict:
+    """Several load rounds of one server as one: totals, and the median round's latencies."""
+    done, cpu = sum(r["requests"] for r in runs), sum(r["cpu_s"] for r in runs)
+    return {"requests": done, "rps": done / (seconds * len(runs)), "cpu_s": cpu,
+            "per_core": done / max(cpu, 1e-9),
+            "p50": statistics.median(r["p50"] for r in runs),
+            "p99": statistics.median(r["p99"] for r in runs)}  # fmt: skip
+
+
 def _ms(text: str) -> float:
     number, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
@@ -294,7 +304,8 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--paranoia", type=int, default=1, choices=(1, 2, 3, 4))
-    ap.add_argument("--seconds", type=int, default=10, help="wrk duration per server")
+    ap.add_argument("--seconds", type=int, default=5, help="wrk duration per server and round")
+    ap.add_argument("--rounds", type=int, default=4, help="load rounds, alternating servers")
     ap.add_argument("--connections", type=int, default=4)
     ap.add_argument("--limit", type=int, default=0, help="use only the first N probes")
     args = ap.parse_args()
@@ -334,10 +345,17 @@ def main() -> None:
 
         mix = [p for p, (a, b) in zip(probes, pairs, strict=True) if "timeout" not in (a, b)]
         script = wrk_script(work, mix)
-        print(f"load: wrk -c{args.connections} -d{args.seconds}s over {len(mix)} requests")
-        results = {}
-        for name, port, pid in (("modsecurity", ms, procs[1].pid), ("milliwatt", mw, procs[2].pid)):
-            results[name] = r = load(port, pid, script, args.seconds, args.connections)
+        print(f"load: {args.rounds} rounds of wrk -c{args.connections} -d{args.seconds}s per "
+              f"server over {len(mix)} requests")  # fmt: skip
+        servers = (("modsecurity", ms, procs[1].pid), ("milliwatt", mw, procs[2].pid))
+        rounds: dict[str, list[dict]] = {name: [] for name, _, _ in servers}
+        for n in range(args.rounds):  # interleaved, so a slow spell of the machine hits both
+            for name, port, pid in servers:
+                rounds[name].append(load(port, pid, script, args.seconds, args.connections))
+            ratio_n = rounds["milliwatt"][n]["per_core"] / rounds["modsecurity"][n]["per_core"]
+            print(f"round {n + 1}: throughput ratio per core {ratio_n:.2f}x")
+        results = {name: combined(runs, args.seconds) for name, runs in rounds.items()}
+        for name, r in results.items():
             print(f"{name:12s} {r['rps']:8.0f} req/s  {r['per_core']:8.0f} req per CPU-second  "
                   f"latency p50 {r['p50']:.2f} ms p99 {r['p99']:.2f} ms")  # fmt: skip
         ratio = results["milliwatt"]["per_core"] / results["modsecurity"]["per_core"]
