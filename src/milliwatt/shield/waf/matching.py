@@ -22,7 +22,7 @@ SHARED_VALUE_MAX = 4096  # characters: larger values are cached per transaction 
 Targeting = tuple[tuple[Target, ...], tuple[str, ...], tuple[str, ...]]
 RETARGETS_KEPT = 20_000
 CAPTURE_KEYS = tuple(str(i) for i in range(10))  # TX:0 ... TX:9
-_UNKNOWN = frozenset({-1})  # a cache miss (None is a cached answer: "ask each pattern")
+UNKNOWN = frozenset({-1})  # a cache miss (None is a cached answer: "ask each pattern")
 _EMPTY_UNION: frozenset[int] = frozenset()
 
 
@@ -138,8 +138,8 @@ class TargetMatching:
                     else:
                         value = raw
                     if sid is not None:  # the pattern set already knows: most values end here
-                        ids = shared_p.get(value, _UNKNOWN)
-                        if ids is _UNKNOWN:
+                        ids = shared_p.get(value, UNKNOWN)
+                        if ids is UNKNOWN:
                             ids = self._matching(value)
                         if ids is not None:
                             hit = sid in ids
@@ -237,8 +237,8 @@ class TargetMatching:
         union: set[int] | None = set()
         pcache = self._pcache
         for _, value in view.pairs:
-            ids = pcache.get(value, _UNKNOWN)
-            if ids is _UNKNOWN:
+            ids = pcache.get(value, UNKNOWN)
+            if ids is UNKNOWN:
                 ids = self._matching(value)
             if ids is None:
                 answers, union = [], None
@@ -247,14 +247,6 @@ class TargetMatching:
             union |= ids  # type: ignore[operator]
         view.answers, view.union = answers, union
         return answers
-
-    def _screened_out(self, rule: Rule, screen: tuple[str, int]) -> bool:
-        """True when the pattern set shows that the rule's @rx matches none of its values."""
-        key, set_id = screen
-        union = self._unions.get(key, _UNKNOWN)
-        if union is _UNKNOWN:
-            union = self._unions[key] = self._union_of(rule)
-        return union is not None and set_id not in union
 
     def _union_of(self, rule: Rule) -> set[int] | frozenset[int] | None:
         """The patterns that match any of the rule's values (None: the set gave up on one)."""
@@ -265,8 +257,8 @@ class TargetMatching:
         for index, target in enumerate(rule.targets):
             if target.name not in present:  # most requests: no XML, files or cookies
                 continue
-            union = unions.get(rule.screen_keys[index], _UNKNOWN)
-            if union is _UNKNOWN:
+            union = unions.get(rule.screen_keys[index], UNKNOWN)
+            if union is UNKNOWN:
                 union = self._view_union(rule, index, target)
             if union is None:
                 return None
@@ -295,8 +287,8 @@ class TargetMatching:
                 value = cache.get((raw, tchain))
                 values[0] = value if value is not None else self._transform(raw, rule)
             for value in values:
-                ids = pcache.get(value, _UNKNOWN)
-                if ids is _UNKNOWN:
+                ids = pcache.get(value, UNKNOWN)
+                if ids is UNKNOWN:
                     ids = self._matching(value)
                 if ids is None:
                     self._view_unions[rule.screen_keys[index]] = None
@@ -346,8 +338,8 @@ class TargetMatching:
     def may_match(self, rx: Regex, value: str) -> bool:
         if rx.set_id is None:
             return True
-        ids = self._pcache.get(value, _UNKNOWN)
-        if ids is _UNKNOWN:
+        ids = self._pcache.get(value, UNKNOWN)
+        if ids is UNKNOWN:
             ids = self._matching(value)
         return ids is None or rx.set_id in ids  # type: ignore[operator]
 

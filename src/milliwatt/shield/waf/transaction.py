@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from milliwatt.shield.waf.api import HttpRequest, HttpResponse, Interruption, MatchedRule
 from milliwatt.shield.waf.audit import DATA_LIMIT, audit_record
 from milliwatt.shield.waf.macros import Macro
-from milliwatt.shield.waf.matching import CAPTURE_KEYS, TargetMatching, View
+from milliwatt.shield.waf.matching import CAPTURE_KEYS, UNKNOWN, TargetMatching, View
 from milliwatt.shield.waf.operators import to_int
 from milliwatt.shield.waf.request_data import load_request, load_request_body, load_response
 from milliwatt.shield.waf.rules import Rule
@@ -119,7 +119,7 @@ class Transaction(TargetMatching):
         if phase <= self._allowed_through and phase != 5:
             return False
         rules, markers = self.waf.sequences[phase], self.waf.markers[phase]
-        screened_out, evaluate = self._screened_out, self._evaluate
+        unions, evaluate = self._unions, self._evaluate
         collections = self.data.collections
         n, i = len(rules), 0
         while i < n:
@@ -127,11 +127,16 @@ class Transaction(TargetMatching):
             i += 1
             if self._removing and self._is_removed(rule):
                 continue
-            # sound under ctl: target removal too: fewer values can only match less
+            # the pattern set rules out most rules: when none of the patterns that match the
+            # rule's values is its own (sound under ctl: target removal: fewer values match less)
             screen = rule.prescreen
-            if screen is not None and screened_out(rule, screen):
-                collections["MATCHED_VARS"] = []  # as an evaluation would leave it
-                continue
+            if screen is not None:
+                union = unions.get(screen[0], UNKNOWN)
+                if union is UNKNOWN:
+                    union = unions[screen[0]] = self._union_of(rule)
+                if union is not None and screen[1] not in union:
+                    collections["MATCHED_VARS"] = []  # as an evaluation would leave it
+                    continue
             if not evaluate(rule):
                 continue
             if self.interruption is not None:
