@@ -84,8 +84,8 @@ def test_multimatch_checks_every_stage() -> None:
 
 @pytest.mark.parametrize("pattern_set", [True, False])
 def test_prescreened_rules_agree_with_each_pattern_run_alone(pattern_set: bool) -> None:
-    # the pattern set rules out @rx and @pm rules whose patterns match no value; for
-    # multiMatch every stage counts, and after ctl: removed a target the others still do
+    # the pattern set rules out @rx rules whose patterns match no value: for multiMatch every
+    # stage counts, after ctl: removed a target the others still do, and @pm is unaffected
     waf = WAF.from_text(
         'SecRule ARGS "@rx ^%41$" "id:1,phase:2,deny,status:401,t:urlDecode,multiMatch"\n'
         'SecRule ARGS "@pm evil" "id:2,phase:2,deny,status:402,t:lowercase"\n'

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from milliwatt.shield.waf.api import RuleLoadError, WafSettings
 from milliwatt.shield.waf.matching import SharedCaches, Targeting
-from milliwatt.shield.waf.operators import Pm, PmFromFile, Rx
+from milliwatt.shield.waf.operators import Rx
 from milliwatt.shield.waf.regexes import PatternSet, Regex
 from milliwatt.shield.waf.rules import Rule
 from milliwatt.shield.waf.ruleset import RuleSet
@@ -189,9 +189,8 @@ def _regexes(rules: list[Rule], paranoia: int = 4) -> list[Regex]:
             continue
         rule: Rule | None = head
         while rule is not None:
-            screen = _screening_regex(rule)
-            if screen is not None:
-                out.append(screen)
+            if isinstance(rule.operator, Rx):
+                out.append(rule.operator.regex)
             rule = rule.chain
     return out
 
@@ -204,25 +203,15 @@ def _paranoia_of(rule: Rule) -> int:
     return 1
 
 
-def _screening_regex(rule: Rule) -> Regex | None:
-    """The regex whose not matching any value proves the rule's operator matches none."""
-    op = rule.operator
-    if isinstance(op, Rx):
-        return op.regex
-    if isinstance(op, Pm | PmFromFile):
-        return op.phrases.screen
-    return None
-
-
 def _prescreen(rule: Rule) -> tuple[str, int] | None:
-    """For an @rx or @pm rule on request/response data only, what lets the pattern set skip it."""
-    screen = _screening_regex(rule)
-    if screen is None or screen.set_id is None or rule.negated:
+    """For an @rx rule on request/response data only, what lets the pattern set skip it."""
+    op = rule.operator
+    if not isinstance(op, Rx) or op.regex.set_id is None or rule.negated:
         return None
     # counts excluded: removing targets at run time changes a count, it does not only drop it
     if not rule.targets or not all(t.cacheable and not t.count for t in rule.targets):
         return None
-    return "\x01".join(rule.screen_keys), screen.set_id
+    return "\x01".join(rule.screen_keys), op.regex.set_id
 
 
 def _package_text(name: str) -> str:
