@@ -50,11 +50,13 @@ def to_bytes_pattern(pattern: str) -> str:
     return pattern.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
-# RE2 builds a set's DFA lazily and throws its states away when they outgrow this budget.
-# With CRS's paranoia-1 patterns at 64 MB the states were thrown away over and over and a
-# median value took 108 us to match; at 256 MB, 8 us. Memory is taken only as needed: after
-# the whole regression mix the process had grown by about 130 MB.
-SET_MAX_MEM = 256 << 20
+# RE2 builds a set's DFA lazily and throws its states away when they outgrow the budget it
+# was given; then every value costs states built anew. Measured on the CRS regression mix:
+# paranoia 1 (189 patterns) at 64 MB took 108 us per value (median), at 256 MB 8 us;
+# paranoia 4 (320 patterns) at 256 MB 800 us, at 512 MB 12 us. The budget is a ceiling, taken
+# as states are built: after the mix the process had grown by about 130 MB (paranoia 1) and
+# 350 MB (paranoia 4).
+SET_MEMORY_PER_PATTERN = 1_700_000  # bytes
 _UNANCHORED = re2._Anchor.UNANCHORED
 _NO_MATCH = (-1, -1)
 
@@ -130,16 +132,15 @@ class PatternSet:
     def __init__(self, patterns: Iterable[Regex]) -> None:
         self._set: Any = None
         self.covered = 0
+        wanted = list(dict.fromkeys(r for r in patterns if r.engine == "re2" and r.set_id is None))
         opts = _re2_options()
         opts.never_capture = True
-        opts.max_mem = SET_MAX_MEM
+        opts.max_mem = max(64 << 20, SET_MEMORY_PER_PATTERN * len(wanted))
         built = re2._re2.Set(_UNANCHORED, opts)
         # matches every value: when it is missing from an answer, the DFA ran out of memory
         self._sentinel = built.Add(b"")
         members: list[Regex] = []
-        for rx in patterns:
-            if rx.engine != "re2" or rx.set_id is not None:
-                continue
+        for rx in wanted:
             index = built.Add(rx.flagged.encode("latin-1"))
             if index < 0:
                 continue
