@@ -75,12 +75,20 @@ class WafSettings:
     request_body_limit: int = 13_107_200  # ModSecurity's default SecRequestBodyLimit
     response_body_limit: int = 524_288
     extra_rules: str = ""  # SecLang text loaded after crs-setup, before the rules
+    # ceiling on the memory of the pattern set's DFA states, in MB; None: 1.7 MB per pattern
+    # (about 320 MB at paranoia 1, 540 MB at 4, taken as traffic needs it). Less saves memory
+    # and costs speed: states are rebuilt when they outgrow it
+    pattern_set_memory_mb: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in ("blocking", "detection"):
             raise ValueError(f"mode must be 'blocking' or 'detection', not {self.mode!r}")
         if not 1 <= self.paranoia <= 4:
             raise ValueError(f"paranoia must be between 1 and 4, not {self.paranoia}")
+        if self.pattern_set_memory_mb is not None and self.pattern_set_memory_mb < 1:
+            raise ValueError(
+                f"pattern_set_memory_mb must be at least 1, not {self.pattern_set_memory_mb}"
+            )
         if self.inbound_threshold < 1 or self.outbound_threshold < 1:
             raise ValueError("anomaly thresholds must be positive")
         if self.request_body_limit < 0 or self.response_body_limit < 0:

@@ -68,8 +68,14 @@ def settings_rules(settings: WafSettings) -> str:
 
 class WAF:
     def __init__(
-        self, ruleset: RuleSet, source: str, *, pattern_set: bool = True, paranoia: int = 4
+        self,
+        ruleset: RuleSet,
+        source: str,
+        *,
+        pattern_set: bool = True,
+        settings: WafSettings | None = None,
     ) -> None:
+        """`settings` tune the pattern set (paranoia, memory); the rules hold the rest."""
         self.ruleset = ruleset
         self.source = source
         for head in ruleset.rules():
@@ -98,8 +104,10 @@ class WAF:
         self.fallback_patterns = [r.source for r in patterns if r.engine == "regex"]
         # patterns of rules above the paranoia level would only make the set's DFA slower;
         # left out, they run on their own if a rule ever gets to them
-        kept = _regexes(ruleset.rules(), paranoia)
-        built = PatternSet(kept) if pattern_set else None
+        tuning = settings or WafSettings(paranoia=4)  # no settings: every level's patterns
+        kept = _regexes(ruleset.rules(), tuning.paranoia)
+        memory = tuning.pattern_set_memory_mb
+        built = PatternSet(kept, memory << 20 if memory else None) if pattern_set else None
         self.pattern_set = built if built is not None and built.active else None
         for head in ruleset.rules():
             head.prescreen = _prescreen(head)
@@ -135,7 +143,6 @@ class WAF:
         pattern_set: bool = True,
     ) -> WAF:
         settings = settings or WafSettings()
-        paranoia = settings.paranoia
         crs = find_crs(rules_dir)
         ruleset = RuleSet()
         ruleset.add(parse_text(_package_text("engine.conf"), "engine.conf"))
@@ -150,7 +157,7 @@ class WAF:
             ruleset.add(parse_text(settings.extra_rules, "extra_rules"))
             ruleset.add(parse_text(_package_text("baseline.conf"), "baseline.conf"))
             return cls(
-                ruleset, "baseline (no CRS found)", pattern_set=pattern_set, paranoia=paranoia
+                ruleset, "baseline (no CRS found)", pattern_set=pattern_set, settings=settings
             )
         setup = find_setup(crs)
         if setup is not None:
@@ -160,7 +167,7 @@ class WAF:
         for path in sorted(crs.glob("*.conf")):
             ruleset.add(parse_file(path))
         version = _crs_version(ruleset.component_signatures)
-        return cls(ruleset, f"crs {version} at {crs}", pattern_set=pattern_set, paranoia=paranoia)
+        return cls(ruleset, f"crs {version} at {crs}", pattern_set=pattern_set, settings=settings)
 
     @classmethod
     def from_text(cls, text: str, *, name: str = "rules", pattern_set: bool = True) -> WAF:

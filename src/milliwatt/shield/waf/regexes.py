@@ -129,13 +129,16 @@ class PatternSet:
     scanned once for every `@rx` rule; a rule then only needs its own regex to read captures.
     """
 
-    def __init__(self, patterns: Iterable[Regex]) -> None:
+    def __init__(self, patterns: Iterable[Regex], max_mem: int | None = None) -> None:
+        """`max_mem`: bytes the DFA's states may take; by default SET_MEMORY_PER_PATTERN each."""
         self._set: Any = None
         self.covered = 0
         wanted = list(dict.fromkeys(r for r in patterns if r.engine == "re2" and r.set_id is None))
         opts = _re2_options()
         opts.never_capture = True
-        opts.max_mem = max(64 << 20, SET_MEMORY_PER_PATTERN * len(wanted))
+        if max_mem is None:
+            max_mem = max(64 << 20, SET_MEMORY_PER_PATTERN * len(wanted))
+        opts.max_mem = max_mem
         built = re2._re2.Set(_UNANCHORED, opts)
         # matches every value: when it is missing from an answer, the DFA ran out of memory
         self._sentinel = built.Add(b"")
