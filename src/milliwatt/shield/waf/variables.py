@@ -144,7 +144,7 @@ _CACHEABLE = {
 }  # fmt: skip
 
 
-_LITERAL_PREFIX = re.compile(r"\^[\w-]+")
+_LITERAL_PREFIX = re.compile(r"\^[A-Za-z0-9_-]+")  # ASCII: lower() folds it as re.I does
 
 
 def compile_target(spec: TargetSpec) -> Target:
