@@ -89,11 +89,11 @@ class Rule:
         tx_only = all(t.name == "TX" and t.key and t.key_regex is None for t in self.targets)
         if self.targets and tx_only and not (self.excluded or self.transforms or self.multi_match):
             self.tx_keys = tuple((t.key, t.count) for t in self.targets if t.key)
-        op, keys = self.operator, self.tx_keys
+        op, keys = self.operator, self.tx_keys or ()
         plain = not (self.actions or self.capture or self.negated or self.chain)
-        one_key = keys is not None and len(keys) == 1 and not keys[0][1]
+        one_key = len(keys) == 1 and not keys[0][1]
         if plain and one_key and isinstance(op, NumericOperator) and op.constant is not None:
-            self.comparison = (keys[0][0], op.test, op.constant)  # type: ignore[index]
+            self.comparison = (keys[0][0], op.test, op.constant)
 
 
 def select_key(target: Target, excluded: tuple[Target, ...]) -> str:
