@@ -18,6 +18,7 @@ from pathlib import Path
 from milliwatt.config import BUNDLED_MODEL, load_settings
 from milliwatt.evals.bfcl import BfclReport, load_category, run_bfcl
 from milliwatt.evals.bfcl_calls import make_call_fn
+from milliwatt.evals.frugal_run import spread
 from milliwatt.models.embeddings import get_embedder
 from milliwatt.models.loader import load_model
 
@@ -47,8 +48,7 @@ def main() -> int:
     rows: list[tuple[str, dict[str, BfclReport], dict[str, float]]] = []
     for category in args.categories.split(","):
         cases = load_category(args.data, category)
-        step = max(1, len(cases) // args.per_category)
-        sample = cases[::step][: args.per_category]
+        sample = spread(cases, args.per_category)
         reports: dict[str, BfclReport] = {}
         seconds: dict[str, float] = {}
         for mode, call_fn in modes.items():

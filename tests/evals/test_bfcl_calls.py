@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ def bag_of_words(texts: Sequence[str]) -> np.ndarray:
     for i, text in enumerate(texts):
         for word in re.findall(r"[a-z]+", text.lower()):
             if len(word) > 3:
-                rows[i, hash(word) % 64] += 1
+                rows[i, zlib.crc32(word.encode()) % 64] += 1  # hash() is salted per run
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
     return rows / np.where(norms == 0, 1, norms)
 

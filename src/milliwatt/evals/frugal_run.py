@@ -10,12 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from milliwatt.agent.runner import Agent
 from milliwatt.evals.frugal import Outcome, Report, Route, Row, answer_matches, score
 from milliwatt.models.base import GenerationSettings, Message, Model, ModelError
 from milliwatt.telemetry.ledger import Ledger
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -167,25 +169,18 @@ def run_model_alone(
                 step.completion_tokens = response.usage.completion_tokens
                 if not model.local:
                     step.joules_est = response.usage.total_tokens * model.joules_per_token
-            text, right = response.text, is_correct(row, "model", response.text)
+            text, failed = response.text, False
         except ModelError as exc:
-            text, right = f"error: {exc}", False
-        done = RowRun(
-            row,
-            "model",
-            text,
-            ledger.tokens,
-            ledger.ms,
-            ledger.joules_est,
-            right if row.route == "tool" else not text.startswith("error: "),
-        )
+            text, failed = f"error: {exc}", True
+        right = not failed and is_correct(row, "model", text)
+        done = RowRun(row, "model", text, ledger.tokens, ledger.ms, ledger.joules_est, right)
         side.runs.append(done)
         if on_row is not None:
             on_row(done)
     return side
 
 
-def spread(rows: Sequence[Row], count: int | None) -> list[Row]:
+def spread(rows: Sequence[T], count: int | None) -> list[T]:
     """`count` rows spread evenly over the workload (all rows when count is None)."""
     if count is None or count >= len(rows):
         return list(rows)
