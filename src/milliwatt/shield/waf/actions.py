@@ -57,11 +57,8 @@ class SetVar:
     value: Macro
 
     def apply(self, tx: ActionContext) -> None:
-        key = self.key.text.lower() if self.key.is_constant else tx.expand(self.key).lower()
-        if self.op == "delete":
-            value = None
-        else:
-            value = self.value.text if self.value.is_constant else tx.expand(self.value)
+        key = tx.expand(self.key).lower()
+        value = None if self.op == "delete" else tx.expand(self.value)
         tx.set_var(self.collection, key, value, self.op)
 
 

@@ -24,8 +24,8 @@ class Macro:
     is_constant: bool = False  # no references: expansion is the text itself
 
     def expand(self, lookup: Lookup) -> str:
-        if len(self.parts) == 1 and isinstance(self.parts[0], str):
-            return self.parts[0]
+        if self.is_constant:
+            return self.text
         out: list[str] = []
         for part in self.parts:
             if isinstance(part, str):

@@ -116,7 +116,7 @@ class _StringOperator(Operator):
         self.macro = compile_macro(argument)
 
     def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
-        arg = tx.expand(self.macro) if not self.macro.is_constant else self.argument
+        arg = tx.expand(self.macro)
         if not self.compare(value, arg):
             return False
         if capture:
@@ -193,9 +193,6 @@ class NumericOperator(_StringOperator):
         if capture:
             tx.set_captures((value,))
         return True
-
-    def compare(self, value: str, arg: str) -> bool:
-        return self.test(to_int(value), to_int(arg))
 
     test: Callable[[int, int], bool]  # a C function from `operator`: called per value
 

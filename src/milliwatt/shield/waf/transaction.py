@@ -229,7 +229,7 @@ class Transaction(TargetMatching):
     # -- what operators and actions call back ------------------------------------------------
 
     def expand(self, macro: Macro) -> str:
-        return macro.expand(self._lookup)
+        return macro.text if macro.is_constant else macro.expand(self._lookup)
 
     def _lookup(self, name: str, key: str | None) -> str:
         if name == "RULE" and self._rule is not None:
