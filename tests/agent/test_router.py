@@ -153,6 +153,7 @@ NEAR_MISSES = [
     "book a meeting tomorrow at 10",
     "cancel all my meetings",
     "what is 2 + 2 in binary",
+    "what is 1e6 in binary",  # scientific notation, not the hex digits 1e6
     "what is the 3rd planet from the sun",
     "what does error 404 mean",
     "what's the square root of my problems",

@@ -19,7 +19,8 @@ _BASES = {
     "hexadecimal": 16,
 }
 _BASE = r"(binary|bin|octal|oct|decimal|denary|hex|hexadecimal|base[ -]?(\d{1,2}))"
-_HEX_ONLY = re.compile(r"(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{2,16}|f{2,8}")
+# hex digits beside letters ("1a", "ff"), but not a number in scientific notation ("1e6")
+_HEX_ONLY = re.compile(r"(?!\d+e\d+$)(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{2,16}|f{2,8}")
 _PREFIXED = {"0x": 16, "0b": 2, "0o": 8}
 
 _PRIME = [
