@@ -128,3 +128,19 @@ def test_tool_vectors_are_kept_on_disk(embed, tmp_path: Path) -> None:  # type: 
     cache.write_bytes(b"damaged")
     ToolSelector(embed=counting, cache_file=cache).select("convert 3 miles to km", tools)
     assert sum(calls) == 1 + embedded_first  # a damaged cache is rebuilt
+
+
+def test_a_cache_that_cannot_be_read_or_written_costs_time_not_answers(  # type: ignore[no-untyped-def]
+    embed, tmp_path: Path
+) -> None:
+    tools = list(builtin_registry())
+    cache = tmp_path / "tool-vectors.npz"
+    expected = ToolSelector(embed=embed, cache_file=cache).select("convert 3 miles to km", tools)
+    cache.write_bytes(cache.read_bytes()[:200])  # a zip cut short by a crash
+    again = ToolSelector(embed=embed, cache_file=cache).select("convert 3 miles to km", tools)
+    assert [t.name for t in again] == [t.name for t in expected]
+    blocked = tmp_path / "a-file" / "tool-vectors.npz"  # its folder cannot be made
+    blocked.parent.write_text("not a folder")
+    chosen = ToolSelector(embed=embed, cache_file=blocked).select("convert 3 miles to km", tools)
+    assert [t.name for t in chosen] == [t.name for t in expected]
+    assert list(tmp_path.glob("*.tmp.npz")) == []

@@ -8,10 +8,13 @@ all-MiniLM-L6-v2, and a tool's score for a request is the best cosine over its t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import re
 import threading
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,8 @@ import numpy as np
 
 from milliwatt.config import ToolSelectionConfig
 from milliwatt.models.embeddings import MODEL_PACKAGE as EMBEDDING_MODEL
+
+log = logging.getLogger(__name__)
 
 Embed = Callable[[Sequence[str]], np.ndarray]  # texts -> L2-normalised rows
 
@@ -134,17 +139,22 @@ def _load_vectors(path: Path | None) -> dict[str, np.ndarray]:
     try:
         with np.load(path) as stored:
             return {key: stored[key] for key in stored.files}
-    except (OSError, ValueError):  # a damaged cache is rebuilt, never trusted
+    except (OSError, ValueError, zipfile.BadZipFile):  # a damaged cache is rebuilt
         return {}
 
 
 def _save_vectors(path: Path | None, vectors: dict[str, np.ndarray]) -> None:
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    np.savez(temporary, **vectors)
-    os.replace(temporary, path)  # readers see the old file or the new one, never half
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(temporary, **vectors)
+        os.replace(temporary, path)  # readers see the old file or the new one, never half
+    except OSError as exc:  # a read-only or full disk costs the next start time, not answers
+        log.warning("tool vectors not cached at %s: %s", path, exc)
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
 
 
 def tool_selector(
