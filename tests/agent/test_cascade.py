@@ -13,7 +13,14 @@ import pytest
 
 from milliwatt.agent.runner import Agent, RunResult, TextDelta
 from milliwatt.config import AgentConfig, Budgets
-from milliwatt.models.base import GenerationSettings, Message, ModelResponse, ToolCall, ToolSpec
+from milliwatt.models.base import (
+    DEFAULT_GENERATION,
+    GenerationSettings,
+    Message,
+    ModelResponse,
+    ToolCall,
+    ToolSpec,
+)
 from milliwatt.models.fake import FakeModel, scripted
 from milliwatt.tools.builtin import builtin_registry
 from milliwatt.tools.registry import Effect, ToolRegistry, tool
@@ -128,6 +135,23 @@ def test_a_sure_answer_or_no_threshold_means_no_escalation() -> None:
 def test_the_last_model_answers_even_when_unsure() -> None:
     last = FakeModel(scripted(unsure("best effort")), name="last")
     assert agent(last, confidence_threshold=-1.0).run("q").answer == "best effort"
+
+
+class SettingsRecordingModel(FakeModel):
+    asked_logprobs: bool | None = None
+
+    def stream(  # type: ignore[no-untyped-def]
+        self, messages, *, tools=(), json_schema=None, settings=DEFAULT_GENERATION
+    ):
+        self.asked_logprobs = settings.logprobs
+        return super().stream(messages, tools=tools, json_schema=json_schema, settings=settings)
+
+
+def test_only_a_model_that_may_escalate_is_asked_for_log_probabilities() -> None:
+    small = SettingsRecordingModel(scripted(unsure("a guess")), name="small")
+    large = SettingsRecordingModel(scripted("sure"), name="large")
+    assert agent(small, large, confidence_threshold=-1.0).run("q").answer == "sure"
+    assert small.asked_logprobs and not large.asked_logprobs  # nothing escalates past the last
 
 
 def test_no_escalation_past_the_budget() -> None:

@@ -86,7 +86,8 @@ class ModelCascade:
             escalable = tier.index + 1 < len(self.models)
             settings = GenerationSettings(
                 max_tokens=model.max_tokens,
-                logprobs=self.config.confidence_threshold is not None,
+                # per-token log-probabilities cost time; only a reply that may escalate needs them
+                logprobs=escalable and self.config.confidence_threshold is not None,
             )
             messages = [Message("system", self.config.instructions), *prior, *turn]
             prompt = fit_to_context(messages, model, specs, settings.max_tokens)
