@@ -115,7 +115,7 @@ class Router:
             return None  # nothing ingested: do not pay for an embedding
         try:
             kb = open_knowledge_base(context.data_dir)
-            keys = [c.key for c in kb.collections(DEFAULT_TENANT, context.agent)]
+            keys = kb.collection_keys(DEFAULT_TENANT, context.agent)
             passage = kb.best_passage(text, keys) if keys else None
         except Exception:  # a damaged index must not fail the request: the model answers
             _log.exception("extractive answer failed")

@@ -97,6 +97,10 @@ class KnowledgeBase:
         passages, vector_rank, text_rank = self._search(question, collections, 5)
         return pick_answer(question, passages, vector_rank, text_rank)
 
+    def collection_keys(self, tenant: str, agent: str) -> list[store.CollectionKey]:
+        """An agent's collections, without counting what they hold (asked per request)."""
+        return [c.key for c in store.list_collections(self._reader(), tenant, agent)]
+
     def collections(self, tenant: str, agent: str) -> list[CollectionInfo]:
         conn = self._reader()
         return [
