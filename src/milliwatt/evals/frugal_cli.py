@@ -80,7 +80,7 @@ def frugal(
     # tools that keep state (calendar, memory) write to a scratch directory, not the user's
     with tempfile.TemporaryDirectory(prefix="milliwatt-eval-") as scratch:
         models = {
-            n: m.model_copy(update={"threads": threads or m.threads})
+            n: m.model_copy(update={"threads": threads or m.threads, "max_tokens": max_tokens})
             for n, m in settings.models.items()
         }
         eval_settings = settings.model_copy(
@@ -89,8 +89,6 @@ def frugal(
         runtime = Runtime(eval_settings)
         try:
             the_agent = runtime.agent(config.name)
-            for tier in the_agent.models:
-                tier.max_tokens = max_tokens
             the_agent.warm()  # one-off loading is not a per-request cost
             run = run_routing_only if routing_only else run_pipeline
             report, pipeline = run(the_agent, rows, lambda d: show("pipeline", d))
@@ -99,7 +97,6 @@ def frugal(
                 config.instructions,
                 [] if routing_only else spread(rows, llm_rows),
                 watts_per_core=settings.watts_per_core,
-                max_tokens=max_tokens,
                 on_row=lambda d: show("llm_only", d),
             )
         finally:

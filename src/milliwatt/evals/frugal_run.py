@@ -153,12 +153,11 @@ def run_model_alone(
     rows: Sequence[Row],
     *,
     watts_per_core: float,
-    max_tokens: int,
     on_row: Callable[[RowRun], None] | None = None,
 ) -> Side:
     """The same rows answered by the model with no router and no tools."""
     side = Side()
-    settings = GenerationSettings(max_tokens=max_tokens)
+    settings = GenerationSettings(max_tokens=model.max_tokens)
     for row in rows:
         ledger = Ledger(watts_per_core)
         prompt = [Message("system", instructions), Message("user", row.prompt)]
