@@ -65,6 +65,7 @@ class ResponseInspector:
         self.tx, self.send = tx, send
         self.body_types, self.body_limit = body_types, body_limit
         self.start: Message | None = None
+        self.headers: list[tuple[str, str]] = []  # the start's, decoded
         self.buffer: bytearray | None = None
         self.blocked = False
 
@@ -80,7 +81,7 @@ class ResponseInspector:
             await self.send(message)
 
     async def _on_start(self, message: Message) -> None:
-        headers = [(text(k), text(v)) for k, v in message.get("headers", [])]
+        headers = self.headers = [(text(k), text(v)) for k, v in message.get("headers", [])]
         ctype = header(headers, "content-type").split(";", 1)[0].strip().lower()
         if self.tx.response_body_access and ctype in self.body_types:
             self.start, self.buffer = message, bytearray()
@@ -95,9 +96,8 @@ class ResponseInspector:
         if more and len(self.buffer) <= self.body_limit:
             return
         start = self.start
-        headers = [(text(k), text(v)) for k, v in start.get("headers", [])]
         seen = bytes(self.buffer[: self.body_limit])  # beyond the limit: partial
-        if await self._inspect(HttpResponse(start["status"], headers, seen)):
+        if await self._inspect(HttpResponse(start["status"], self.headers, seen)):
             await self.send(start)
             await self.send(
                 {"type": "http.response.body", "body": bytes(self.buffer), "more_body": more}

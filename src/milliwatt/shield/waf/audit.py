@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from milliwatt.shield.waf.api import HttpRequest
+from milliwatt.shield.waf.operators import to_int
 
 if TYPE_CHECKING:
     from milliwatt.shield.waf.transaction import Transaction
@@ -13,10 +14,7 @@ DATA_LIMIT = 200  # characters of matched data kept per audit entry
 
 
 def _score(value: str | None) -> int:
-    try:
-        return int(value or 0)
-    except ValueError:  # a rule may have stored anything there
-        return 0
+    return to_int(value or "0")  # read as the rules read it: a rule may store anything there
 
 
 def audit_record(tx: Transaction, request: HttpRequest | None, seconds: float) -> dict[str, Any]:
