@@ -85,6 +85,7 @@ def text(request: str) -> tuple[str, dict[str, object]] | None:
         ),
         ("what is the length of 'hello world'", "text.stats", {"text": "hello world"}),
         ('how long is the string "abc"', "text.stats", {"text": "abc"}),
+        ("how long is: hello world in characters", "text.stats", {"text": "hello world"}),
         ("how many letters does the word strawberry have", "text.stats", {"text": "strawberry"}),
     ],
 )

@@ -70,7 +70,7 @@ _STATS = [
 ]
 _LENGTH = re.compile(
     r"^(?:what(?:'s| is) the length of|how long is)(?: the (?:string|word|text|phrase))?"
-    r"(?:\s+(?P<q>[\"'`])(?P<quoted>.+)(?P=q)|:\s*(?P<rest>.+))(?: in characters)?$",
+    r"(?:\s+(?P<q>[\"'`])(?P<quoted>.+)(?P=q)|:\s*(?P<rest>.+?))(?: in characters)?$",
     re.I | re.S,
 )
 _KIND = {
@@ -125,7 +125,7 @@ class TextResolver:
                 return Match("text.stats", {"text": body}, partial(_say_stat, field=what))
         if m := _LENGTH.fullmatch(text):
             body = m.group("quoted") or m.group("rest")
-            return Match("text.stats", {"text": body}, lambda v: f"{v['characters']} characters.")
+            return Match("text.stats", {"text": body}, partial(_say_stat, field="characters"))
         if m := _EXTRACT.fullmatch(text):
             kind = _KIND[m.group("kind").lower()]
             return Match("text.extract", {"text": m.group("text"), "kind": kind}, _say_found)
