@@ -8,12 +8,13 @@ XML) and every rule that reads them. Any request must give a verdict or Malforme
 
 from __future__ import annotations
 
+import os
 import sys
 
 import atheris
 
 with atheris.instrument_imports():
-    from milliwatt.shield.waf import WAF, HttpRequest, HttpResponse, MalformedRequest
+    from milliwatt.shield.waf import WAF, HttpRequest, HttpResponse, MalformedRequest, WafSettings
 
 CONTENT_TYPES = [
     "application/x-www-form-urlencoded",
@@ -31,7 +32,9 @@ _WAF: WAF | None = None
 def _waf() -> WAF:
     global _WAF
     if _WAF is None:
-        _WAF = WAF.load()  # $MILLIWATT_CRS_DIR when set, else the baseline rules
+        # the CRS of $MILLIWATT_CRS_DIR when set, else the baseline rules: short runs stay short
+        rules = "crs" if os.environ.get("MILLIWATT_CRS_DIR") else "baseline"
+        _WAF = WAF.load(settings=WafSettings(rules=rules))
     return _WAF
 
 

@@ -98,8 +98,16 @@ class ShieldConfig(BaseModel):
     paranoia: int = Field(1, ge=1, le=4)
     inbound_threshold: PositiveInt = 5
     outbound_threshold: PositiveInt = 4
-    crs_dir: Path | None = None  # default: MILLIWATT_CRS_DIR, then /usr/share/modsecurity-crs
+    # "crs": the OWASP CRS v4 shipped in the package; "baseline": milliwatt's small rule set
+    rules: Literal["crs", "baseline"] = "crs"
+    crs_dir: Path | None = None  # default: MILLIWATT_CRS_DIR, then the packaged CRS
     audit_log: Path | None = None  # default: <data_dir>/audit.jsonl
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> ShieldConfig:
+        if self.rules == "baseline" and self.crs_dir is not None:
+            raise ValueError('shield.crs_dir names CRS rules, but shield.rules is "baseline"')
+        return self
 
 
 def _default_data_dir() -> Path:

@@ -26,7 +26,8 @@ def doctor(
         "versions": _versions(),
         "data_dir": _data_dir(Path(settings.data_dir)),
         "models": {name: _model(name, settings) for name in settings.models},
-        "crs": _crs(settings),
+        "waf": _waf(settings),
+        "llama_cpp": _llama_cpp(),
     }
     if as_json:
         print(json.dumps(report, indent=2, default=str))
@@ -42,10 +43,13 @@ def doctor(
     for name, info in report["models"].items():
         for key, value in info.items():
             table.add_row(f"model {name} {key}", str(value))
-    table.add_row("waf rules", str(report["crs"]))
+    for key, value in report["waf"].items():
+        table.add_row(f"waf {key}", str(value))
+    for key, value in report["llama_cpp"].items():
+        table.add_row(f"llama.cpp {key}", ", ".join(value) if isinstance(value, list) else value)
     console.print(table)
     broken = [n for n, m in report["models"].items() if m.get("error")]
-    if broken or not report["data_dir"]["writable"]:
+    if broken or "error" in report["waf"] or not report["data_dir"]["writable"]:
         raise typer.Exit(1)
 
 
@@ -114,13 +118,44 @@ def _parses(text: str) -> bool:
         return False
 
 
-def _crs(settings: Settings) -> str:
-    from milliwatt.shield.waf.engine import find_crs
+def _waf(settings: Settings) -> dict[str, Any]:
+    """The rules `milliwatt serve` would run, loaded as it loads them."""
+    from milliwatt.shield.http import api_exclusions
+    from milliwatt.shield.waf import WAF, RuleLoadError, WafSettings
 
+    shield = settings.shield
+    tuning = WafSettings(rules=shield.rules, paranoia=shield.paranoia, extra_rules=api_exclusions())
     try:
-        found = find_crs(settings.shield.crs_dir)
-    except FileNotFoundError as exc:
-        return f"error: {exc}"
-    if found is None:
-        return "no CRS found: the WAF runs its small baseline rule set"
-    return f"OWASP CRS at {found}"
+        # no pattern set: counting the rules does not need their compiled matcher
+        waf = WAF.load(shield.crs_dir, tuning, pattern_set=False)
+    except (RuleLoadError, OSError) as exc:
+        return {"rules": shield.rules, "error": str(exc)}
+    info: dict[str, Any] = {"rules": "crs" if waf.crs_version else "baseline"}
+    if waf.crs_version:
+        info["crs_version"] = waf.crs_version
+    info["rule_count"] = waf.rule_count
+    info["paranoia"] = shield.paranoia
+    info["source"] = waf.source
+    return info
+
+
+def _llama_cpp() -> dict[str, Any]:
+    """The llama.cpp build in use: its binding's version and the CPU features compiled in."""
+    try:
+        import llama_cpp
+    except (ImportError, OSError) as exc:  # OSError: the shared library failed to load
+        return {"error": str(exc)}
+    return {
+        "version": llama_cpp.__version__,
+        "cpu_features": cpu_features(llama_cpp.llama_print_system_info().decode()),
+    }
+
+
+def cpu_features(system_info: str) -> list[str]:
+    """The flags set to 1 in llama.cpp's system info ("CPU : SSE3 = 1 | AVX2 = 1 | ...")."""
+    features = []
+    for item in system_info.split("|"):
+        name, _, value = item.rpartition(":")[2].partition("=")
+        if value.strip() == "1":
+            features.append(name.strip())
+    return features

@@ -198,11 +198,12 @@ def test_build_from_plain_values_uses_settings(tmp_path: Path) -> None:
 
 
 def test_missing_crs_is_a_loud_warning(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
-    if Path("/usr/share/modsecurity-crs").exists():
-        pytest.skip("a system CRS is installed, so the baseline is not used")
+    from milliwatt.shield.waf import engine
+
     monkeypatch.delenv("MILLIWATT_CRS_DIR", raising=False)
+    monkeypatch.setattr(engine, "PACKAGED_CRS", tmp_path / "lost" / "rules")  # a broken install
     with caplog.at_level(logging.WARNING):
         mw = build_waf_middleware(EchoApp())
     assert mw.waf.source.startswith("baseline")

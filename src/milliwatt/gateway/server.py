@@ -31,6 +31,7 @@ def build_server_app(
             inbound_threshold=shield.inbound_threshold,
             outbound_threshold=shield.outbound_threshold,
             crs_dir=shield.crs_dir,
+            rules=shield.rules,
             audit_log=shield.audit_log or Path(settings.data_dir) / "audit.jsonl",
         )
         log(f"milliwatt: WAF ({shield.mode}, paranoia {shield.paranoia}): {middleware.waf.source}")

@@ -30,9 +30,7 @@ def proxy(
     listen: Annotated[str, typer.Option(help="HOST:PORT to accept clients on")] = "127.0.0.1:8081",
     rules: Annotated[
         Path | None,
-        typer.Option(
-            help="CRS rules folder (default: $MILLIWATT_CRS_DIR, /usr/share/modsecurity-crs)"
-        ),
+        typer.Option(help="CRS rules folder (default: $MILLIWATT_CRS_DIR, then the packaged CRS)"),
     ] = None,
     mode: Annotated[str, typer.Option(help="blocking or detection (log only)")] = "blocking",
     paranoia: Annotated[int, typer.Option(min=1, max=4, help="CRS paranoia level")] = 1,

@@ -189,17 +189,19 @@ def load_waf(
     outbound_threshold: int = 4,
     crs_dir: Path | None = None,
     extra_rules: str = "",
+    rules: Literal["crs", "baseline"] = "crs",
 ) -> WAF:
     """Loads the rules (`extra_rules` before CRS's)."""
     settings = WafSettings(
         mode=mode,
+        rules=rules,
         paranoia=paranoia,
         inbound_threshold=inbound_threshold,
         outbound_threshold=outbound_threshold,
         extra_rules=extra_rules,
     )
     waf = WAF.load(crs_dir, settings)
-    # the engine itself warns loudly when it falls back to the baseline rules
+    # the engine itself warns loudly when the packaged CRS is missing
     log.info(
         "WAF loaded %d rules from %s (%s mode, paranoia %d)",
         waf.rule_count, waf.source, mode, paranoia,
@@ -217,6 +219,7 @@ def build_waf_middleware(
     crs_dir: Path | None = None,
     audit_log: Path | None = None,
     milliwatt_api: bool = True,
+    rules: Literal["crs", "baseline"] = "crs",
 ) -> WafMiddleware:
     """`app` behind the WAF, configured from plain values (the fields of ShieldConfig).
     `milliwatt_api` adds the exclusions for milliwatt's own chat API (api_exclusions)."""
@@ -227,5 +230,6 @@ def build_waf_middleware(
         outbound_threshold=outbound_threshold,
         crs_dir=crs_dir,
         extra_rules=api_exclusions() if milliwatt_api else "",
+        rules=rules,
     )
     return WafMiddleware(app, waf, audit_log)

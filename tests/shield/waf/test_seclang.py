@@ -91,7 +91,7 @@ def test_no_crs_falls_back_to_baseline_loudly(
     from milliwatt.shield.waf import engine
 
     monkeypatch.delenv("MILLIWATT_CRS_DIR", raising=False)
-    monkeypatch.setattr(engine, "DEBIAN_CRS", Path("/nonexistent/crs"))
+    monkeypatch.setattr(engine, "PACKAGED_CRS", Path("/nonexistent/crs/rules"))
     waf = WAF.load()
     assert waf.source == "baseline (no CRS found)"
     assert "NO OWASP CRS FOUND" in caplog.text

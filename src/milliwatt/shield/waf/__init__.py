@@ -1,6 +1,6 @@
 """A web application firewall that runs the OWASP Core Rule Set (ModSecurity SecLang).
 
-waf = WAF.load()                       # CRS from MILLIWATT_CRS_DIR or modsecurity-crs
+waf = WAF.load()                       # CRS from MILLIWATT_CRS_DIR, else the packaged CRS
 tx = waf.transaction(client_ip="203.0.113.7")
 if (it := tx.process_request(HttpRequest("GET", "/?q=1", headers=[("Host", "x")]))):
     ...                                # answer it.status

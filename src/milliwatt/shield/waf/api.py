@@ -69,6 +69,8 @@ class MatchedRule:
 @dataclass(frozen=True)
 class WafSettings:
     mode: Literal["blocking", "detection"] = "blocking"
+    # "crs": the OWASP CRS (packaged unless a folder is named); "baseline": the small set
+    rules: Literal["crs", "baseline"] = "crs"
     paranoia: int = 1
     inbound_threshold: int = 5
     outbound_threshold: int = 4
@@ -83,6 +85,8 @@ class WafSettings:
     def __post_init__(self) -> None:
         if self.mode not in ("blocking", "detection"):
             raise ValueError(f"mode must be 'blocking' or 'detection', not {self.mode!r}")
+        if self.rules not in ("crs", "baseline"):
+            raise ValueError(f"rules must be 'crs' or 'baseline', not {self.rules!r}")
         if not 1 <= self.paranoia <= 4:
             raise ValueError(f"paranoia must be between 1 and 4, not {self.paranoia}")
         if self.pattern_set_memory_mb is not None and self.pattern_set_memory_mb < 1:

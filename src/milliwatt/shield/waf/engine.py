@@ -19,28 +19,28 @@ from milliwatt.shield.waf.transaction import Transaction
 
 log = logging.getLogger(__name__)
 
-DEBIAN_CRS = Path("/usr/share/modsecurity-crs")
+# OWASP CRS v4 ships inside the package, so a plain `pip install` runs it
+PACKAGED_CRS = Path(__file__).with_name("crs") / "rules"
 
 
 def find_crs(rules_dir: Path | None) -> Path | None:
-    """The directory holding the CRS `*.conf` rule files, or None when there is none."""
-    candidates: list[Path] = []
-    if rules_dir is not None:
-        candidates.append(Path(rules_dir))
-    else:
+    """The directory holding the CRS `*.conf` rule files: `rules_dir`, else
+    $MILLIWATT_CRS_DIR, else the packaged CRS; None only when the package lost its rules."""
+    if rules_dir is None:
         env = os.environ.get("MILLIWATT_CRS_DIR")
-        if env:
-            candidates.append(Path(env))
-        candidates.append(DEBIAN_CRS)
-    for base in candidates:
-        for folder in (base, base / "rules"):
-            if folder.is_dir() and any(folder.glob("REQUEST-9*.conf")):
-                return folder
-        if rules_dir is not None:
-            raise FileNotFoundError(
-                f"no CRS rule files (REQUEST-9*.conf) in {base} or {base / 'rules'}"
-            )
-    return None
+        rules_dir = Path(env) if env else None
+    if rules_dir is None:
+        return PACKAGED_CRS if any(PACKAGED_CRS.glob("REQUEST-9*.conf")) else None
+    base = Path(rules_dir)
+    for folder in (base, base / "rules"):
+        if folder.is_dir() and any(folder.glob("REQUEST-9*.conf")):
+            return folder
+    raise FileNotFoundError(f"no CRS rule files (REQUEST-9*.conf) in {base} or {base / 'rules'}")
+
+
+def packaged_crs_version() -> str:
+    """The version of the CRS shipped in the package."""
+    return (PACKAGED_CRS.parent / "VERSION").read_text(encoding="utf-8").strip()
 
 
 def find_setup(rules: Path) -> Path | None:
@@ -74,10 +74,13 @@ class WAF:
         *,
         pattern_set: bool = True,
         settings: WafSettings | None = None,
+        crs_version: str | None = None,
     ) -> None:
-        """`settings` tune the pattern set (paranoia, memory); the rules hold the rest."""
+        """`settings` tune the pattern set (paranoia, memory); the rules hold the rest.
+        `crs_version` is None when the rules are not the OWASP CRS."""
         self.ruleset = ruleset
         self.source = source
+        self.crs_version = crs_version
         for head in ruleset.rules():
             member: Rule | None = head
             while member is not None:
@@ -143,22 +146,24 @@ class WAF:
         pattern_set: bool = True,
     ) -> WAF:
         settings = settings or WafSettings()
-        crs = find_crs(rules_dir)
+        crs = None if settings.rules == "baseline" else find_crs(rules_dir)
         ruleset = RuleSet()
         ruleset.add(parse_text(_package_text("engine.conf"), "engine.conf"))
         if crs is None:
-            log.warning(
-                "NO OWASP CRS FOUND (looked at MILLIWATT_CRS_DIR and %s): running the small "
-                "milliwatt baseline rule set only. "
-                "Install modsecurity-crs or set MILLIWATT_CRS_DIR.",
-                DEBIAN_CRS,
-            )
+            if settings.rules == "baseline":
+                source = "baseline (chosen by configuration)"
+            else:
+                log.warning(
+                    "NO OWASP CRS FOUND (the package's rules at %s are missing): running the "
+                    "small milliwatt baseline rule set only. Reinstall milliwatt or set "
+                    "MILLIWATT_CRS_DIR.",
+                    PACKAGED_CRS,
+                )
+                source = "baseline (no CRS found)"
             ruleset.add(parse_text(settings_rules(settings), "settings"))
             ruleset.add(parse_text(settings.extra_rules, "extra_rules"))
             ruleset.add(parse_text(_package_text("baseline.conf"), "baseline.conf"))
-            return cls(
-                ruleset, "baseline (no CRS found)", pattern_set=pattern_set, settings=settings
-            )
+            return cls(ruleset, source, pattern_set=pattern_set, settings=settings)
         setup = find_setup(crs)
         if setup is not None:
             ruleset.add(parse_file(setup))
@@ -167,7 +172,13 @@ class WAF:
         for path in sorted(crs.glob("*.conf")):
             ruleset.add(parse_file(path))
         version = _crs_version(ruleset.component_signatures)
-        return cls(ruleset, f"crs {version} at {crs}", pattern_set=pattern_set, settings=settings)
+        return cls(
+            ruleset,
+            f"crs {version} at {crs}",
+            pattern_set=pattern_set,
+            settings=settings,
+            crs_version=version,
+        )
 
     @classmethod
     def from_text(cls, text: str, *, name: str = "rules", pattern_set: bool = True) -> WAF:
@@ -233,4 +244,4 @@ def _crs_version(signatures: list[str]) -> str:
     return "(unknown version)"
 
 
-__all__ = ["WAF", "RuleLoadError", "find_crs"]
+__all__ = ["PACKAGED_CRS", "WAF", "RuleLoadError", "find_crs", "packaged_crs_version"]
