@@ -75,3 +75,37 @@ def test_pattern_set_agrees_with_every_pattern(crs_waf: WAF, crs_tests: Path) ->
             assert (rx.set_id in answer) == rx.matches(value), (rx.source[:80], value[:80])
         matches += len(answer)
     assert matches > 200
+
+
+def test_ftw_skips_empty_files_and_reports_malformed_ones(tmp_path: Path, crs_rules: Path) -> None:
+    from typer.testing import CliRunner
+
+    from milliwatt.shield.waf.cli import app
+
+    good = {
+        "rule_id": 942100,
+        "tests": [{"test_id": 1, "stages": [{"input": {"uri": "/?a=1%27%20OR%201%3D1--", "headers": {"Host": "localhost"}},  # noqa: E501
+                                             "output": {"log": {"expect_ids": [942100]}}}]}],
+    }  # fmt: skip
+    (tmp_path / "a-comments.yaml").write_text("# only a comment\n# and another\n")
+    (tmp_path / "b-942100.yaml").write_text(yaml.safe_dump(good))
+    (tmp_path / "920100.yaml").write_text("rule_id: 920100\ntests: [unclosed\n")
+    (tmp_path / "c-list.yaml").write_text("- just\n- a list\n")
+    (tmp_path / "d-stages.yaml").write_text("rule_id: 1\ntests:\n  - test_id: 1\n    stages: 7\n")
+    report = ftw.run([tmp_path], crs_rules)
+    assert report.empty_files == [tmp_path / "a-comments.yaml"]
+    assert (report.passed, report.failed) == (1, 3)
+    failures = {o.file: o for items in report.failures_by_rule().values() for o in items}
+    assert set(failures) == {
+        str(tmp_path / n) for n in ("920100.yaml", "c-list.yaml", "d-stages.yaml")
+    }
+    assert failures[str(tmp_path / "920100.yaml")].rule_id == 920100
+    assert all(o.problems[0].startswith("malformed test file: ") for o in failures.values())
+    assert "not a mapping" in failures[str(tmp_path / "c-list.yaml")].problems[0]
+    assert "stages" in failures[str(tmp_path / "d-stages.yaml")].problems[0]
+
+    result = CliRunner().invoke(app, ["ftw", str(tmp_path), "--rules", str(crs_rules)])
+    assert result.exit_code == 1, result.output  # failures: the run says so in its status
+    assert f"skipped {tmp_path / 'a-comments.yaml'}: no YAML document in it" in result.output
+    assert f"test 0 ({tmp_path / '920100.yaml'}): malformed test file: not YAML" in result.output
+    assert result.output.strip().splitlines()[-1] == "1 passed, 3 failed, 1 empty files"

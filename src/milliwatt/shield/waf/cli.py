@@ -36,9 +36,11 @@ def ftw(
             "skipped": [
                 {"rule": o.rule_id, "test": o.test_id, "reason": o.skipped} for o in report.skipped
             ],
+            "empty_files": [str(path) for path in report.empty_files],
             "failures": {
                 str(rule): [
-                    {"test": o.test_id, "title": o.title, "problems": o.problems} for o in items
+                    {"test": o.test_id, "title": o.title, "file": o.file, "problems": o.problems}
+                    for o in items
                 ]
                 for rule, items in failures.items()
             },
@@ -46,6 +48,8 @@ def ftw(
         }
         typer.echo(json.dumps(out, indent=2))
     else:
+        for path in report.empty_files:
+            typer.echo(f"skipped {path}: no YAML document in it")
         for rule, items in failures.items():
             typer.echo(f"rule {rule}: {len(items)} failed")
             for o in items:

@@ -43,11 +43,17 @@ class Outcome:
     passed: bool
     skipped: str = ""
     problems: list[str] = field(default_factory=list)
+    file: str = ""
+
+
+class MalformedTestFile(ValueError):
+    """A test file that is not go-ftw YAML: it counts as one failed entry, the rest run."""
 
 
 @dataclass
 class Report:
     outcomes: list[Outcome] = field(default_factory=list)
+    empty_files: list[Path] = field(default_factory=list)  # no YAML document: nothing to run
 
     @property
     def passed(self) -> int:
@@ -70,7 +76,8 @@ class Report:
 
     def summary(self) -> str:
         line = f"{self.passed} passed, {self.failed} failed"
-        return line + (f", {len(self.skipped)} skipped" if self.skipped else "")
+        line += f", {len(self.skipped)} skipped" if self.skipped else ""
+        return line + (f", {len(self.empty_files)} empty files" if self.empty_files else "")
 
 
 def test_files(paths: Iterable[Path]) -> list[Path]:
@@ -189,15 +196,28 @@ def run(paths: Iterable[Path], rules_dir: Path | None = None, waf: WAF | None = 
         waf = WAF.load(rules_dir, settings)
     report = Report()
     for path in test_files(paths):
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        try:
+            doc = read_test_file(path)
+        except MalformedTestFile as exc:
+            # one failed entry, under the rule the file is named after, titled by its path
+            rule = int(path.stem) if path.stem.isdigit() else 0
+            problem = f"malformed test file: {exc}"
+            failed = Outcome(rule, 0, str(path), passed=False, problems=[problem], file=str(path))
+            report.outcomes.append(failed)
+            continue
+        if doc is None:
+            report.empty_files.append(path)
+            continue
         rule_id = int(doc.get("rule_id", 0) or 0)
-        for test in doc.get("tests", []):
+        for test in doc.get("tests") or []:
             test_id = int(test.get("test_id", 0))
             title = str(test.get("desc", "")).strip().splitlines()[0] if test.get("desc") else ""
             skip = SKIPS.get((rule_id, test_id), "")
-            outcome = Outcome(rule_id, test_id, title, passed=not skip, skipped=skip)
+            outcome = Outcome(
+                rule_id, test_id, title, passed=not skip, skipped=skip, file=str(path)
+            )
             if not skip:
-                for stage in test.get("stages", []):
+                for stage in test.get("stages") or []:
                     spec = stage.get("stage", stage)
                     try:
                         status, log, errored = run_stage(waf, spec.get("input") or {})
@@ -207,3 +227,46 @@ def run(paths: Iterable[Path], rules_dir: Path | None = None, waf: WAF | None = 
                 outcome.passed = not outcome.problems
             report.outcomes.append(outcome)
     return report
+
+
+def read_test_file(path: Path) -> dict[str, Any] | None:
+    """The file's one YAML document, its shape checked so that running it cannot trip on it;
+    None when the file holds no document (only comments, say)."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise MalformedTestFile(f"not YAML: {_first_line(exc)}") from exc
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        raise MalformedTestFile(f"a {type(doc).__name__}, not a mapping with `tests`")
+    _check_int(doc.get("rule_id", 0) or 0, "rule_id")
+    tests = doc.get("tests") or []
+    if not isinstance(tests, list):
+        raise MalformedTestFile("`tests` is not a list")
+    for n, test in enumerate(tests, start=1):
+        if not isinstance(test, dict):
+            raise MalformedTestFile(f"test {n} is not a mapping")
+        _check_int(test.get("test_id", 0), f"test {n}'s test_id")
+        stages = test.get("stages") or []
+        if not isinstance(stages, list) or not all(
+            isinstance(st, dict) and isinstance(st.get("stage", st), dict) for st in stages
+        ):
+            raise MalformedTestFile(f"test {n}'s stages are not a list of mappings")
+        for st in stages:
+            spec = st.get("stage", st)
+            for part in ("input", "output"):
+                if not isinstance(spec.get(part) or {}, dict):
+                    raise MalformedTestFile(f"test {n}'s {part} is not a mapping")
+    return doc
+
+
+def _check_int(value: object, what: str) -> None:
+    try:
+        int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise MalformedTestFile(f"{what} {value!r} is not a number") from None
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
