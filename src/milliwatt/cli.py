@@ -16,6 +16,7 @@ from milliwatt.gateway import cli as gateway_cli
 from milliwatt.gateway.mcp_cli import app as mcp_app
 from milliwatt.knowledge import cli as knowledge_cli
 from milliwatt.models.base import ModelError
+from milliwatt.models.cli import models_app
 from milliwatt.shield.cli import app as shield_app
 from milliwatt.shield.egress.cli import egress_app
 from milliwatt.shield.waf.cli import app as waf_app
@@ -48,6 +49,7 @@ def options(
 app.add_typer(egress_app, name="egress")
 app.add_typer(eval_app, name="eval")
 app.add_typer(mcp_app, name="mcp")
+app.add_typer(models_app, name="models")
 app.add_typer(shield_app, name="shield")
 app.add_typer(waf_app, name="waf")
 app.add_typer(tools_app, name="tools")

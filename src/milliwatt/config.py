@@ -7,11 +7,19 @@ The file is the one named by MILLIWATT_CONFIG, else ./milliwatt.toml when presen
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import BaseModel, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +31,8 @@ from milliwatt.shield.egress.policy import EgressPolicy
 
 BUNDLED_MODEL = "smollm2-135m"
 DEFAULT_AGENT = "milliwatt"
+# in the data directory: models fetched by `milliwatt models pull`, as milliwatt.toml tables
+REGISTRY_FILE = "models.toml"
 
 
 class Budgets(BaseModel):
@@ -131,6 +141,13 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_references(self) -> Settings:
         self.models.setdefault(BUNDLED_MODEL, ModelConfig())
+        # pulled models: known unless configured here; tiers of agents that do not list theirs
+        pulled = registered_models(Path(self.data_dir))
+        for name, config in pulled.items():
+            self.models.setdefault(name, config)
+        for agent in self.agents:
+            if "models" not in agent.model_fields_set:
+                agent.models = [*agent.models, *(n for n in pulled if n not in agent.models)]
         names = [a.name for a in self.agents]
         if len(set(names)) != len(names):
             raise ValueError(f"agent names must be unique: {names}")
@@ -162,6 +179,18 @@ class Settings(BaseSettings):
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+
+def registered_models(data_dir: Path) -> dict[str, ModelConfig]:
+    """The models in the data directory's registry, in the order they were pulled."""
+    path = data_dir / REGISTRY_FILE
+    if not path.is_file():
+        return {}
+    try:
+        tables = tomllib.loads(path.read_text(encoding="utf-8")).get("models", {})
+        return {name: ModelConfig(**table) for name, table in tables.items()}
+    except (tomllib.TOMLDecodeError, ValidationError, TypeError, AttributeError) as exc:
+        raise ValueError(f"the model registry {path} does not load: {exc}") from None
 
 
 def config_file() -> Path | None:
