@@ -29,18 +29,23 @@ def serve(
     """Serve the configured agents over an OpenAI-compatible HTTP API."""
     import uvicorn
 
+    from milliwatt.gateway.deadline import deadline_protocol
     from milliwatt.gateway.server import build_server_app
 
     settings = load_settings()
     host = host or settings.host
     port = settings.port if port is None else port
     app = build_server_app(settings, log=err.print, host=host, port=port)
+    limits = settings.server
     uvicorn.run(
         app,
         host=host,
         port=port,
         log_level="warning",
-        http="httptools",
+        # h11, not httptools: it bounds the request line and headers (a 50 MB header got a 200)
+        http=deadline_protocol(limits.request_timeout_seconds),
+        h11_max_incomplete_event_size=limits.max_header_bytes,
+        timeout_keep_alive=limits.keep_alive_seconds,
     )
 
 

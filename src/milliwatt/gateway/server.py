@@ -10,6 +10,7 @@ from starlette.types import ASGIApp
 from milliwatt.agent.runtime import Runtime
 from milliwatt.config import Settings
 from milliwatt.gateway.app import create_app
+from milliwatt.gateway.guard import RequestGuard
 from milliwatt.shield.http import build_waf_middleware
 
 
@@ -32,11 +33,13 @@ def build_server_app(
             outbound_threshold=shield.outbound_threshold,
             crs_dir=shield.crs_dir,
             audit_log=shield.audit_log or Path(settings.data_dir) / "audit.jsonl",
+            arguments_limit=shield.arguments_limit,
         )
         log(f"milliwatt: WAF ({shield.mode}, paranoia {shield.paranoia}): {middleware.waf.source}")
         app = middleware
     else:
         log("milliwatt: WAF disabled by configuration (shield.waf = false)")
+    app = RequestGuard(app, settings.server, host=host)  # before the WAF reads a byte
     log(
         f"milliwatt: agents {', '.join(runtime.agent_names)}; data in {settings.data_dir}; "
         f"http://{host}:{port}/v1"
