@@ -175,6 +175,15 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+def private_data_dir(path: Path) -> Path:
+    """The data directory, created 0700, and every file this process creates from now on 0600:
+    conversations, facts and calendars live there, and SQLite gives WAL files the database's
+    mode. An existing directory keeps its mode (`milliwatt doctor` warns when it is open)."""
+    os.umask(0o077)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
 def config_file() -> Path | None:
     named = os.environ.get("MILLIWATT_CONFIG")
     if named:

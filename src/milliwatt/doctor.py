@@ -27,6 +27,7 @@ def doctor(
         "data_dir": _data_dir(Path(settings.data_dir)),
         "models": {name: _model(name, settings) for name in settings.models},
         "crs": _crs(settings),
+        "data_permissions": _data_permissions(Path(settings.data_dir)),
     }
     if as_json:
         print(json.dumps(report, indent=2, default=str))
@@ -43,6 +44,7 @@ def doctor(
         for key, value in info.items():
             table.add_row(f"model {name} {key}", str(value))
     table.add_row("waf rules", str(report["crs"]))
+    table.add_row("data permissions", report["data_permissions"])
     console.print(table)
     broken = [n for n, m in report["models"].items() if m.get("error")]
     if broken or not report["data_dir"]["writable"]:
@@ -61,11 +63,24 @@ def _versions() -> dict[str, str]:
 
 def _data_dir(path: Path) -> dict[str, Any]:
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
         writable = os.access(path, os.W_OK)
     except OSError:
         writable = False
     return {"path": str(path), "writable": writable}
+
+
+def _data_permissions(path: Path) -> str:
+    """ "private", or a warning naming what other users may read (conversations, facts)."""
+    if not path.is_dir():
+        return "private (not created yet)"
+    entries = [path, *sorted(path.rglob("*"))]
+    open_ = [p for p in entries if p.stat().st_mode & 0o077 and not p.is_symlink()]
+    if not open_:
+        return "private"
+    shown = ", ".join(f"{p} {p.stat().st_mode & 0o777:o}" for p in open_[:5])
+    more = f" and {len(open_) - 5} more" if len(open_) > 5 else ""
+    return f"warning: readable by other users: {shown}{more} (chmod 700 the directory)"
 
 
 def _model(name: str, settings: Settings) -> dict[str, Any]:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +16,10 @@ import httpx
 import pytest
 from tests.conftest import Server
 
+from milliwatt.doctor import _data_permissions
+from milliwatt.memory.sessions import TurnCost
+from milliwatt.memory.sqlite import SqliteSessionStore
+from milliwatt.models.base import Message
 from milliwatt.tools.graph import Edge, store_graph
 from milliwatt.tools.registry import ToolContext
 
@@ -169,6 +176,60 @@ def test_rebound_host_cross_origin_and_form_posts_are_refused(server: Server) ->
     assert post(server, body, host=f"localhost:{server.port}").status_code == 200
 
 
+# -- 5. data files are private from the start ----------------------------------------------
+
+
+def test_data_files_are_private_and_doctor_warns_otherwise(server: Server) -> None:
+    reply = post(server, chat_body("what is 2+3", user="ada"))
+    assert reply.status_code == 200
+    data = Path(server.env["MILLIWATT_DATA_DIR"])
+    assert data.stat().st_mode & 0o777 == 0o700
+    files = [p for p in data.rglob("*") if p.is_file()]
+    assert any(p.name == "sessions.db-wal" for p in files)
+    assert {p.name: p.stat().st_mode & 0o777 for p in files} == {p.name: 0o600 for p in files}
+    assert _data_permissions(data) == "private"
+    data.chmod(0o755)
+    (data / "sessions.db").chmod(0o644)
+    warning = _data_permissions(data)
+    assert warning.startswith("warning") and "sessions.db 644" in warning
+
+
+# -- 6. stored text is printed, never interpreted --------------------------------------------
+
+
+def test_sessions_show_prints_stored_text_literally(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    stored = [
+        'how many x are in "[/bogus]"',
+        "\x1b]8;;http://evil.example\x1b\\click\x1b]8;;\x1b\\ \x1b[31mred\x9b",
+        "[link=http://evil.example]docs[/link]",
+    ]
+    store = SqliteSessionStore(data / "sessions.db")
+    store.append_turn("ada", "milliwatt", [Message("user", text) for text in stored], TurnCost())
+    store.close()
+    env = {
+        **os.environ,
+        "MILLIWATT_DATA_DIR": str(data),
+        "MILLIWATT_CONFIG": str(tmp_path / "m.toml"),
+    }
+    (tmp_path / "m.toml").write_text(TOOLS_ONLY)
+    for args in (["show", "ada"], ["list"], ["show", "ada", "--json"]):
+        shown = subprocess.run(
+            [sys.executable, "-m", "milliwatt.cli", "sessions", *args],
+            capture_output=True, text=True, env=env, timeout=120,
+        )  # fmt: skip
+        assert shown.returncode == 0, shown.stderr
+        assert "\x1b" not in shown.stdout and "\x9b" not in shown.stdout
+    assert '"[/bogus]"' in shown.stdout or "[/bogus]" in shown.stdout
+    plain = subprocess.run(
+        [sys.executable, "-m", "milliwatt.cli", "sessions", "show", "ada"],
+        capture_output=True, text=True, env=env, timeout=120,
+    ).stdout  # fmt: skip
+    assert 'how many x are in "[/bogus]"' in plain
+    assert "[link=http://evil.example]docs[/link]" in plain
+    assert "\\u001b]8;;http://evil.example" in plain and "\\u001b[31mred\\u009b" in plain
+
+
 # -- 7. a lone surrogate is text the WAF reads, not a crash ---------------------------------
 
 
@@ -197,3 +258,19 @@ def test_a_megabyte_user_is_not_echoed_back(server: Server) -> None:
     reply = post(server, chat_body(user="u" * 900_000))
     assert reply.status_code == 400
     assert len(reply.content) < 2_000
+
+
+def test_audit_log_keeps_no_secrets_from_prompts_or_query_strings(server: Server) -> None:
+    secrets = ["ada@example.com", "4111 1111 1111 1111", "hunter2", "sk-live-123"]
+    prompt = (
+        "<script>alert(1)</script> mail ada@example.com card 4111 1111 1111 1111 password: hunter2"
+    )
+    reply = httpx.post(
+        f"{server.url}{CHAT}?api_key=sk-live-123",
+        content=chat_body(prompt, user="ada"),
+        headers={"content-type": "application/json"},
+    )
+    assert reply.status_code == 403  # the WAF refused it and logged why
+    audit = (Path(server.env["MILLIWATT_DATA_DIR"]) / "audit.jsonl").read_text()
+    assert "api_key=[redacted]" in audit and "XSS" in audit
+    assert [s for s in secrets if s in audit] == []
