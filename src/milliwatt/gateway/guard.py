@@ -7,7 +7,7 @@ allow-list `milliwatt mcp serve` uses, so the two servers cannot disagree.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.requests import Request
@@ -43,9 +43,18 @@ def transport_security(
 class RequestGuard:
     """Pure ASGI middleware: refuses what breaks `limits`, buffers the body it lets through."""
 
-    def __init__(self, app: ASGIApp, limits: ServerConfig, *, host: str) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limits: ServerConfig,
+        *,
+        host: str,
+        body_checks: Mapping[str, Callable[[bytes], None]] | None = None,
+    ) -> None:
+        """`body_checks`: per path, a check of the whole body that raises ApiError."""
         self.app = app
         self.limits = limits
+        self.body_checks = body_checks or {}
         security = transport_security(host, limits.allowed_hosts, limits.allowed_origins)
         self.security = TransportSecurityMiddleware(security)
 
@@ -98,7 +107,11 @@ class RequestGuard:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        return _replay(b"".join(chunks), receive)
+        body = b"".join(chunks)
+        check = self.body_checks.get(scope["path"])
+        if check is not None:
+            check(body)
+        return _replay(body, receive)
 
 
 def _too_large(limit: int) -> ApiError:

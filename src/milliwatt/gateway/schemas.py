@@ -91,23 +91,42 @@ def parse_chat_request(raw: bytes, limits: ServerConfig | None = None) -> ChatRe
         raise ApiError(400, "the body must be a JSON object", code="invalid_json")
     if b"\\ud" in raw.lower():  # only a JSON escape can carry a surrogate
         _check_no_surrogates(data)
-    messages = data.get("messages")
-    if isinstance(messages, list) and len(messages) > limits.max_messages:  # before validating
-        raise ApiError(
-            400, f"messages: at most {limits.max_messages}", param="messages", code="too_large"
-        )
+    _check_limits(data, limits)
     try:
-        chat = ChatRequest.model_validate(data)
+        return ChatRequest.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         param = ".".join(str(p) for p in first["loc"]) or None
         raise ApiError(400, f"{param}: {first['msg']}", param=param, code="invalid_value") from None
-    for i, message in enumerate(chat.messages):
-        if len(message.text()) > limits.max_message_chars:
+
+
+def check_chat_limits(raw: bytes, limits: ServerConfig) -> None:
+    """Refuses a chat request over the message limits before the WAF inspects it (the rules'
+    work grows with each value's length); anything else, bad JSON included, passes on."""
+    try:
+        data: Any = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return
+    if isinstance(data, dict):
+        _check_limits(data, limits)
+        _check_string_lengths(data, limits.max_message_chars)
+
+
+def _check_limits(data: dict[str, Any], limits: ServerConfig) -> None:
+    messages = data.get("messages")
+    if not isinstance(messages, list):
+        return
+    if len(messages) > limits.max_messages:
+        text = f"messages: at most {limits.max_messages}"
+        raise ApiError(400, text, param="messages", code="too_large")
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        parts = content if isinstance(content, list) else [{"text": content}]
+        texts = [p.get("text") for p in parts if isinstance(p, dict)]
+        if sum(len(t) for t in texts if isinstance(t, str)) > limits.max_message_chars:
             param = f"messages.{i}.content"
             text = f"{param}: at most {limits.max_message_chars} characters"
             raise ApiError(400, text, param=param, code="too_large")
-    return chat
 
 
 def session_name(value: str | None) -> str | None:
@@ -128,3 +147,18 @@ def _check_no_surrogates(data: object) -> None:
         raise ApiError(
             400, "the body holds a lone surrogate (\\ud800-\\udfff), not text", code="invalid_json"
         ) from None
+
+
+def _check_string_lengths(document: object, limit: int) -> None:
+    """No string anywhere (`user`, `model`, tool descriptions ...) longer than a message."""
+    stack = [("", document)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str) and len(value) > limit:
+            param = path.lstrip(".") or None
+            text = f"{param}: at most {limit} characters"
+            raise ApiError(400, text, param=param, code="too_large")
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{k}", v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{path}.{i}", v) for i, v in enumerate(value))

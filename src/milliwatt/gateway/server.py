@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from starlette.types import ASGIApp
@@ -11,6 +12,7 @@ from milliwatt.agent.runtime import Runtime
 from milliwatt.config import Settings
 from milliwatt.gateway.app import create_app
 from milliwatt.gateway.guard import RequestGuard
+from milliwatt.gateway.schemas import check_chat_limits
 from milliwatt.shield.http import build_waf_middleware
 
 
@@ -39,7 +41,10 @@ def build_server_app(
         app = middleware
     else:
         log("milliwatt: WAF disabled by configuration (shield.waf = false)")
-    app = RequestGuard(app, settings.server, host=host)  # before the WAF reads a byte
+    # limits before the WAF reads a byte: its work grows with the body and each value's length
+    limits = settings.server
+    checks = {"/v1/chat/completions": partial(check_chat_limits, limits=limits)}
+    app = RequestGuard(app, limits, host=host, body_checks=checks)
     log(
         f"milliwatt: agents {', '.join(runtime.agent_names)}; data in {settings.data_dir}; "
         f"http://{host}:{port}/v1"
