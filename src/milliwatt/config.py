@@ -112,6 +112,24 @@ class ShieldConfig(BaseModel):
     rules: Literal["crs", "baseline"] = "crs"
     crs_dir: Path | None = None  # default: MILLIWATT_CRS_DIR, then the packaged CRS
     audit_log: Path | None = None  # default: <data_dir>/audit.jsonl
+    arguments_limit: PositiveInt = 1000  # ARGS the rules read from one body (SecArgumentsLimit)
+
+
+class ServerConfig(BaseModel):
+    """What one HTTP request to `milliwatt serve` may be, and who may send it; checked before
+    the WAF or the API parse a byte of it."""
+
+    max_body_bytes: PositiveInt = 1_048_576
+    max_messages: PositiveInt = 256
+    max_message_chars: PositiveInt = 65_536  # past the bundled model's window already
+    max_headers: PositiveInt = 100
+    max_header_bytes: PositiveInt = 32_768  # the request line and all headers together
+    request_timeout_seconds: PositiveFloat = 10.0  # to send the whole request, body included
+    keep_alive_seconds: PositiveInt = 5
+    # Host names the API answers to besides localhost and `host` (DNS rebinding), and the
+    # browser origins that may call it besides those hosts' own pages (CSRF)
+    allowed_hosts: list[str] = Field(default_factory=list)
+    allowed_origins: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_rules(self) -> ShieldConfig:
@@ -137,6 +155,7 @@ class Settings(BaseSettings):
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     agents: list[AgentConfig] = Field(default_factory=lambda: [AgentConfig()])
     shield: ShieldConfig = Field(default_factory=ShieldConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
 
     @model_validator(mode="after")
     def _check_references(self) -> Settings:
@@ -191,6 +210,15 @@ def registered_models(data_dir: Path) -> dict[str, ModelConfig]:
         return {name: ModelConfig(**table) for name, table in tables.items()}
     except (tomllib.TOMLDecodeError, ValidationError, TypeError, AttributeError) as exc:
         raise ValueError(f"the model registry {path} does not load: {exc}") from None
+
+
+def private_data_dir(path: Path) -> Path:
+    """The data directory, created 0700, and every file this process creates from now on 0600:
+    conversations, facts and calendars live there, and SQLite gives WAL files the database's
+    mode. An existing directory keeps its mode (`milliwatt doctor` warns when it is open)."""
+    os.umask(0o077)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
 
 
 def config_file() -> Path | None:

@@ -28,6 +28,7 @@ def doctor(
         "models": {name: _model(name, settings) for name in settings.models},
         "waf": _waf(settings),
         "llama_cpp": _llama_cpp(),
+        "data_permissions": _data_permissions(Path(settings.data_dir)),
     }
     if as_json:
         print(json.dumps(report, indent=2, default=str))
@@ -47,6 +48,7 @@ def doctor(
         table.add_row(f"waf {key}", str(value))
     for key, value in report["llama_cpp"].items():
         table.add_row(f"llama.cpp {key}", ", ".join(value) if isinstance(value, list) else value)
+    table.add_row("data permissions", report["data_permissions"])
     console.print(table)
     broken = [n for n, m in report["models"].items() if m.get("error")]
     if broken or "error" in report["waf"] or not report["data_dir"]["writable"]:
@@ -65,11 +67,24 @@ def _versions() -> dict[str, str]:
 
 def _data_dir(path: Path) -> dict[str, Any]:
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
         writable = os.access(path, os.W_OK)
     except OSError:
         writable = False
     return {"path": str(path), "writable": writable}
+
+
+def _data_permissions(path: Path) -> str:
+    """ "private", or a warning naming what other users may read (conversations, facts)."""
+    if not path.is_dir():
+        return "private (not created yet)"
+    entries = [path, *sorted(path.rglob("*"))]
+    open_ = [p for p in entries if p.stat().st_mode & 0o077 and not p.is_symlink()]
+    if not open_:
+        return "private"
+    shown = ", ".join(f"{p} {p.stat().st_mode & 0o777:o}" for p in open_[:5])
+    more = f" and {len(open_) - 5} more" if len(open_) > 5 else ""
+    return f"warning: readable by other users: {shown}{more} (chmod 700 the directory)"
 
 
 def _model(name: str, settings: Settings) -> dict[str, Any]:

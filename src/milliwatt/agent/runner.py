@@ -96,7 +96,7 @@ class Agent:
         `history`, that conversation is continued and nothing is stored.
         """
         if session is not None:
-            check_session_name(session)
+            session = check_session_name(session)
         if not message.strip():
             raise ValueError("message: the message is empty")
         prior = list(history or [])

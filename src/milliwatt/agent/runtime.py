@@ -11,7 +11,7 @@ from pathlib import Path
 from milliwatt.agent.router import Router
 from milliwatt.agent.runner import Agent
 from milliwatt.agent.tool_selection import tool_selector
-from milliwatt.config import Settings
+from milliwatt.config import Settings, private_data_dir
 from milliwatt.memory.sqlite import SqliteSessionStore
 from milliwatt.models.base import Model
 from milliwatt.models.loader import load_model
@@ -29,7 +29,7 @@ class UnknownAgentError(KeyError):
 class Runtime:
     def __init__(self, settings: Settings, tools: ToolRegistry | None = None) -> None:
         self.settings = settings
-        self.data_dir = Path(settings.data_dir)
+        self.data_dir = private_data_dir(Path(settings.data_dir))
         self.store = SqliteSessionStore(self.data_dir / "sessions.db")
         self.tools = tools if tools is not None else builtin_registry()
         self._models: dict[str, Model] = {}

@@ -24,10 +24,11 @@ from starlette.routing import Route
 from milliwatt import __version__
 from milliwatt.agent.runner import Agent, RunEvent, RunResult, TextDelta
 from milliwatt.agent.runtime import Runtime, UnknownAgentError
-from milliwatt.gateway.schemas import ApiError, ChatRequest, parse_chat_request
+from milliwatt.gateway.schemas import ApiError, ChatRequest, parse_chat_request, session_name
 from milliwatt.models.base import ContextOverflowError, ModelError
 
 RETRY_AFTER_SECONDS = "5"
+ANONYMOUS = "anonymous"  # callers without a session share what tools store
 
 
 def create_app(runtime: Runtime) -> Starlette:
@@ -43,11 +44,17 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def chat_completions(request: Request) -> Response:
         try:
-            chat = parse_chat_request(await request.body())
+            chat = parse_chat_request(await request.body(), runtime.settings.server)
             agent = _agent(runtime, chat.model)
-            session = chat.user or request.headers.get("x-session-id")
+            session = session_name(chat.user or request.headers.get("x-session-id"))
             history = None if session else [m.to_message() for m in chat.messages[:-1]]
-            events = agent.stream(chat.messages[-1].text(), session=session, history=history)
+            # the session's name is the caller: tools keep their facts, calendars and graphs
+            events = agent.stream(
+                chat.messages[-1].text(),
+                session=session,
+                history=history,
+                user=session or ANONYMOUS,
+            )
             # the first event surfaces bad input, budget and model failures as HTTP errors
             first = await run_in_threadpool(_first_event, events)
         except ApiError as exc:

@@ -11,11 +11,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from milliwatt.agent.runner import Agent
 from milliwatt.agent.runtime import Runtime
 from milliwatt.config import load_settings
 from milliwatt.memory.sessions import SessionInfo
+from milliwatt.terminal import escape_controls, literal
 
 console = Console()
 err = Console(stderr=True)
@@ -29,18 +31,23 @@ def serve(
     """Serve the configured agents over an OpenAI-compatible HTTP API."""
     import uvicorn
 
+    from milliwatt.gateway.deadline import deadline_protocol
     from milliwatt.gateway.server import build_server_app
 
     settings = load_settings()
     host = host or settings.host
     port = settings.port if port is None else port
     app = build_server_app(settings, log=err.print, host=host, port=port)
+    limits = settings.server
     uvicorn.run(
         app,
         host=host,
         port=port,
         log_level="warning",
-        http="httptools",
+        # h11, not httptools: it bounds the request line and headers (a 50 MB header got a 200)
+        http=deadline_protocol(limits.request_timeout_seconds),
+        h11_max_incomplete_event_size=limits.max_header_bytes,
+        timeout_keep_alive=limits.keep_alive_seconds,
     )
 
 
@@ -64,7 +71,7 @@ def chat(
             _answer(chosen, message, session, as_json)
             return
         session = session or datetime.now().strftime("chat-%Y%m%d-%H%M%S")
-        err.print(f"[dim]session {session}; Ctrl-D or /exit to leave[/dim]")
+        err.print(literal(f"session {session}; Ctrl-D or /exit to leave", "dim"))
         while True:
             try:
                 line = input("you> ") if sys.stdin.isatty() else sys.stdin.readline()
@@ -75,25 +82,26 @@ def chat(
             if line.strip():
                 _answer(chosen, line.strip(), session, as_json)
     except (ValueError, KeyError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(Text.assemble(("error: ", "red"), literal(str(exc))))
         raise typer.Exit(2) from None
     finally:
         runtime.close()
 
 
 def _answer(agent: Agent, message: str, session: str | None, as_json: bool) -> None:
-    stream = None if as_json else (lambda text: print(text, end="", flush=True))
+    stream = None if as_json else (lambda text: print(escape_controls(text), end="", flush=True))
     result = agent.run(message, session=session, on_text=stream)
     if as_json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
+        print(escape_controls(json.dumps(result.to_dict(), ensure_ascii=False)), flush=True)
     else:
         print(flush=True)
         cost = result.to_dict()["cost"]
-        err.print(
-            f"[dim]{result.route}: {result.model or result.tools_called[0].name} · "
+        summary = (
+            f"{result.route}: {result.model or result.tools_called[0].name} · "
             f"{result.ledger.tokens} tokens · {cost['ms']:.0f} ms · "
-            f"~{cost['joules_est']:.3g} J (estimate)[/dim]"
+            f"~{cost['joules_est']:.3g} J (estimate)"
         )
+        err.print(literal(summary, "dim"))
 
 
 @sessions_app.command("list")
@@ -105,11 +113,12 @@ def sessions_list(
     infos = runtime.store.list()
     runtime.close()
     if as_json:
-        print(json.dumps([_info_dict(i) for i in infos], indent=2))
+        print(escape_controls(json.dumps([_info_dict(i) for i in infos], indent=2)))
         return
     table = Table("session", "agent", "turns", "messages", "tokens", "updated")
     for i in infos:
-        table.add_row(i.name, i.agent, str(i.turns), str(i.messages), str(i.cost.tokens), i.updated)
+        cells = (i.name, i.agent, str(i.turns), str(i.messages), str(i.cost.tokens), i.updated)
+        table.add_row(*(literal(cell) for cell in cells))
     console.print(table if infos else "no stored sessions")
 
 
@@ -124,7 +133,7 @@ def sessions_show(
     messages = runtime.store.history(name)
     runtime.close()
     if info is None:
-        err.print(f"[red]error:[/red] no session named {name!r}")
+        err.print(Text.assemble(("error: ", "red"), literal(f"no session named {name!r}")))
         raise typer.Exit(1)
     if as_json:
         body = _info_dict(info) | {
@@ -135,13 +144,14 @@ def sessions_show(
                 for m in messages
             ]
         }
-        print(json.dumps(body, indent=2, ensure_ascii=False))
+        print(escape_controls(json.dumps(body, indent=2, ensure_ascii=False)))
         return
-    console.print(
-        f"[bold]{info.name}[/bold] ({info.agent}, {info.turns} turns, {info.cost.tokens} tokens)"
-    )
+    summary = f" ({info.agent}, {info.turns} turns, {info.cost.tokens} tokens)"
+    console.print(Text.assemble(literal(info.name, "bold"), literal(summary)), highlight=False)
     for m in messages:
-        console.print(f"[cyan]{m.role}[/cyan]: {m.content}", highlight=False)
+        console.print(
+            Text.assemble(literal(m.role, "cyan"), ": ", literal(m.content)), highlight=False
+        )
 
 
 def _info_dict(info: SessionInfo) -> dict[str, object]:

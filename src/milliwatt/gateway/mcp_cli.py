@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from milliwatt.config import load_settings
+from milliwatt.gateway.guard import transport_security
 from milliwatt.gateway.mcp_server import AnswerFn, build_mcp_server
 from milliwatt.tools.registry import ToolContext, ToolRegistry
 
@@ -67,7 +68,11 @@ def serve(
     if address is None:
         server.run("stdio")
     else:
-        server.run("streamable-http", host=address[0], port=address[1])
+        # the same Host/Origin allow-list as `milliwatt serve`, remote listening included
+        security = transport_security(
+            address[0], settings.server.allowed_hosts, settings.server.allowed_origins
+        )
+        server.run("streamable-http", host=address[0], port=address[1], transport_security=security)
 
 
 def _parse_address(value: str, allow_remote: bool) -> tuple[str, int]:

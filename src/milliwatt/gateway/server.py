@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from starlette.types import ASGIApp
@@ -10,6 +11,8 @@ from starlette.types import ASGIApp
 from milliwatt.agent.runtime import Runtime
 from milliwatt.config import Settings
 from milliwatt.gateway.app import create_app
+from milliwatt.gateway.guard import RequestGuard
+from milliwatt.gateway.schemas import check_chat_limits
 from milliwatt.shield.http import build_waf_middleware
 
 
@@ -33,11 +36,16 @@ def build_server_app(
             crs_dir=shield.crs_dir,
             rules=shield.rules,
             audit_log=shield.audit_log or Path(settings.data_dir) / "audit.jsonl",
+            arguments_limit=shield.arguments_limit,
         )
         log(f"milliwatt: WAF ({shield.mode}, paranoia {shield.paranoia}): {middleware.waf.source}")
         app = middleware
     else:
         log("milliwatt: WAF disabled by configuration (shield.waf = false)")
+    # limits before the WAF reads a byte: its work grows with the body and each value's length
+    limits = settings.server
+    checks = {"/v1/chat/completions": partial(check_chat_limits, limits=limits)}
+    app = RequestGuard(app, limits, host=host, body_checks=checks)
     log(
         f"milliwatt: agents {', '.join(runtime.agent_names)}; data in {settings.data_dir}; "
         f"http://{host}:{port}/v1"

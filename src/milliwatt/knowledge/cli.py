@@ -16,12 +16,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from milliwatt.config import DEFAULT_AGENT, load_settings
+from milliwatt.config import DEFAULT_AGENT, load_settings, private_data_dir
 from milliwatt.knowledge.base import KnowledgeBase, UnknownCollectionError
 from milliwatt.knowledge.fetch import guarded_fetcher
 from milliwatt.knowledge.loaders import LoadError
 from milliwatt.knowledge.store import CollectionKey
 from milliwatt.shield.egress import EgressPolicy, GuardedClient
+from milliwatt.terminal import literal
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -47,7 +48,7 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 
 def _open() -> KnowledgeBase:
-    return KnowledgeBase(load_settings().data_dir)
+    return KnowledgeBase(private_data_dir(Path(load_settings().data_dir)))
 
 
 def _key(tenant: str, agent: str, collection: str) -> CollectionKey:
@@ -152,8 +153,8 @@ def search(
         return
     console = Console()
     for rank, p in enumerate(passages, start=1):
-        console.print(f"[bold]{rank}. {p.citation()}[/bold]", highlight=False)
-        console.print(p.text, markup=False, highlight=False)
+        console.print(literal(f"{rank}. {p.citation()}", "bold"), highlight=False)
+        console.print(literal(p.text), highlight=False)
         console.print()
 
 
@@ -167,7 +168,7 @@ def list_collections(agent: AgentOpt = DEFAULT_AGENT, tenant: TenantOpt = "defau
         kb.close()
     table = Table("collection", "documents", "chunks")
     for info in infos:
-        table.add_row(info.key.name, str(info.documents), str(info.chunks))
+        table.add_row(literal(info.key.name), str(info.documents), str(info.chunks))
     Console().print(table)
 
 

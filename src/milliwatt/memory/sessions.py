@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Protocol
 
 from milliwatt.models.base import Message
 
-_SESSION_NAME = re.compile(r"^[\w.:@-]{1,128}$")
+# \Z, not $: `$` also matches before a final newline, and "ada\n" would be a second "ada"
+_SESSION_NAME = re.compile(r"[\w.:@-]{1,128}\Z")
+_QUOTED = 40  # characters of a refused name quoted back
 
 
 def check_session_name(name: str) -> str:
-    if not _SESSION_NAME.match(name):
-        raise ValueError(f"invalid session name {name!r}: use 1-128 letters, digits or . _ : @ -")
-    return name
+    """The name in NFKC form (fullwidth "ａｄａ" is "ada"), or ValueError."""
+    normal = unicodedata.normalize("NFKC", name[:1024])
+    if len(name) > 1024 or not _SESSION_NAME.match(normal):
+        quoted = repr(name[:_QUOTED]) + ("..." if len(name) > _QUOTED else "")
+        raise ValueError(f"invalid session name {quoted}: use 1-128 letters, digits or . _ : @ -")
+    return normal
 
 
 @dataclass(frozen=True)

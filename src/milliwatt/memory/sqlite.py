@@ -68,7 +68,7 @@ class SqliteSessionStore:
     def append_turn(
         self, session: str, agent: str, messages: list[Message], cost: TurnCost
     ) -> None:
-        check_session_name(session)
+        session = check_session_name(session)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")

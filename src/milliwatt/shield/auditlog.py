@@ -1,4 +1,4 @@
-"""The WAF audit log: one JSON object per line, appended atomically.
+"""The WAF audit log: one JSON object per line, appended atomically, secrets redacted.
 
 Several server processes may share one log file. Each record is written with a single
 `write(2)` on a descriptor opened with O_APPEND, so lines from different workers never
@@ -13,6 +13,8 @@ import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from milliwatt.shield.redaction import redact_record
 
 # Strings longer than this are cut: matched data can be attacker-sized, a log line must not be.
 MAX_STRING = 512
@@ -43,7 +45,8 @@ class AuditLog:
         self._lock = threading.Lock()
 
     def write(self, record: Mapping[str, Any]) -> None:
-        line = json.dumps(truncate(record, self._max_string), ensure_ascii=False, default=str)
+        redacted = redact_record(truncate(record, self._max_string))
+        line = json.dumps(redacted, ensure_ascii=False, default=str)
         data = (line + "\n").encode("utf-8")
         with self._lock:
             written = os.write(self._fd, data)

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from milliwatt.shield.auditlog import AuditLog
@@ -26,6 +27,10 @@ from milliwatt.shield.waf import (
 from milliwatt.shield.waf.api import MalformedRequest
 
 log = logging.getLogger(__name__)
+
+# bodies larger than this are inspected in a worker thread: the rules' work grows with the
+# body, and the event loop must go on serving other clients (health probes included)
+INSPECT_INLINE_BYTES = 16_384
 
 
 class WafMiddleware:
@@ -100,7 +105,10 @@ class WafMiddleware:
             scope["method"], _uri(scope), "HTTP/" + scope["http_version"], headers, body
         )
         try:
-            verdict = tx.process_request(request)
+            if len(body) > INSPECT_INLINE_BYTES:
+                verdict = await anyio.to_thread.run_sync(tx.process_request, request)
+            else:
+                verdict = tx.process_request(request)
         except MalformedRequest as exc:
             return await self._refuse(send, tx, 400, f"malformed request: {exc}")
         except Exception:
@@ -190,6 +198,7 @@ def load_waf(
     crs_dir: Path | None = None,
     extra_rules: str = "",
     rules: Literal["crs", "baseline"] = "crs",
+    arguments_limit: int = WafSettings.arguments_limit,
 ) -> WAF:
     """Loads the rules (`extra_rules` before CRS's)."""
     settings = WafSettings(
@@ -199,6 +208,7 @@ def load_waf(
         inbound_threshold=inbound_threshold,
         outbound_threshold=outbound_threshold,
         extra_rules=extra_rules,
+        arguments_limit=arguments_limit,
     )
     waf = WAF.load(crs_dir, settings)
     # the engine itself warns loudly when the packaged CRS is missing
@@ -220,6 +230,7 @@ def build_waf_middleware(
     audit_log: Path | None = None,
     milliwatt_api: bool = True,
     rules: Literal["crs", "baseline"] = "crs",
+    arguments_limit: int = WafSettings.arguments_limit,
 ) -> WafMiddleware:
     """`app` behind the WAF, configured from plain values (the fields of ShieldConfig).
     `milliwatt_api` adds the exclusions for milliwatt's own chat API (api_exclusions)."""
@@ -231,5 +242,6 @@ def build_waf_middleware(
         crs_dir=crs_dir,
         extra_rules=api_exclusions() if milliwatt_api else "",
         rules=rules,
+        arguments_limit=arguments_limit,
     )
     return WafMiddleware(app, waf, audit_log)

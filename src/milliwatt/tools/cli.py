@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from milliwatt.config import load_settings
+from milliwatt.config import load_settings, private_data_dir
 from milliwatt.tools import arithmetic, dates, graph, scheduling, text, units
 from milliwatt.tools.registry import ToolContext, ToolRegistry, UnknownToolError
 
@@ -23,7 +23,7 @@ def deterministic_tools() -> ToolRegistry:
 
 
 def _context(user: str) -> ToolContext:
-    return ToolContext(user=user, data_dir=Path(load_settings().data_dir))
+    return ToolContext(user=user, data_dir=private_data_dir(Path(load_settings().data_dir)))
 
 
 @tools_app.command("list")

@@ -251,3 +251,13 @@ def test_hostile_input_never_crashes_the_engine(crs_waf: WAF) -> None:
         tx.process_request(request)
         tx.process_response(HttpResponse(200, [("Content-Type", "text/html")], junk.encode()))
         assert json.dumps(tx.finish())
+
+
+def test_arguments_past_the_limit_make_the_body_unparsed() -> None:
+    waf = WAF.from_text("SecArgumentsLimit 3\n")  # engine.conf: JSON processor, 200002
+    few = json.dumps({"a": [1, 2, 3]}).encode()
+    many = json.dumps({"a": list(range(30_000))}).encode()
+    json_type = {"Content_Type": "application/json"}
+    assert waf.transaction().process_request(req("/", "POST", few, **json_type)) is None
+    it = waf.transaction().process_request(req("/", "POST", many, **json_type))
+    assert it is not None and it.status == 400 and it.rule_id == 200002

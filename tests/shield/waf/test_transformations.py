@@ -30,6 +30,8 @@ CASES = [
     ("trim", " \t a \n", "a"),
     ("sqlHexDecode", "0x414243 x", "ABC x"),
     ("utf8toUnicode", "a\xc3\xa9\xe2\x82\xac", "a%u00e9%u20ac"),
+    # a lone surrogate (JSON's \ud800), an overlong form, past U+10FFFF: no crash, the bits
+    ("utf8toUnicode", "\xed\xa0\x80 \xe0\x80\xaf \xf4\x90\x80\x80", "%ud800 %u002f %u0000"),
 ]
 
 

@@ -76,6 +76,9 @@ class WafSettings:
     outbound_threshold: int = 4
     request_body_limit: int = 13_107_200  # ModSecurity's default SecRequestBodyLimit
     response_body_limit: int = 524_288
+    # ARGS taken from one body (modsecurity.conf-recommended's SecArgumentsLimit): every rule
+    # reads every argument, so their number, not the body's size, sets the cost of a request
+    arguments_limit: int = 1000
     extra_rules: str = ""  # SecLang text loaded after crs-setup, before the rules
     # ceiling on the memory of the pattern set's DFA states, in MB; None: 1.7 MB per pattern
     # (about 320 MB at paranoia 1, 540 MB at 4, taken as traffic needs it). Less saves memory
@@ -95,5 +98,5 @@ class WafSettings:
             )
         if self.inbound_threshold < 1 or self.outbound_threshold < 1:
             raise ValueError("anomaly thresholds must be positive")
-        if self.request_body_limit < 0 or self.response_body_limit < 0:
-            raise ValueError("body limits must not be negative")
+        if min(self.request_body_limit, self.response_body_limit, self.arguments_limit) < 0:
+            raise ValueError("body and argument limits must not be negative")

@@ -59,6 +59,7 @@ def settings_rules(settings: WafSettings) -> str:
         f"SecRuleEngine {engine}\n"
         f"SecRequestBodyLimit {settings.request_body_limit}\n"
         f"SecResponseBodyLimit {settings.response_body_limit}\n"
+        f"SecArgumentsLimit {settings.arguments_limit}\n"
         'SecAction "id:900001,phase:1,pass,nolog,'
         f"setvar:tx.blocking_paranoia_level={settings.paranoia},"
         f"setvar:tx.inbound_anomaly_score_threshold={settings.inbound_threshold},"

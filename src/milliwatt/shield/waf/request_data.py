@@ -117,6 +117,11 @@ def load_request_body(tx: Transaction, body: bytes) -> None:
         return
     ctype = _header(c["REQUEST_HEADERS"], "content-type") or ""
     result = parse(text, ctype)
+    arguments_limit = tx.waf.ruleset.arguments_limit
+    if arguments_limit and len(result.args) > arguments_limit and not result.error:
+        # as ModSecurity: the rest goes uninspected, so the body counts as unparsed (200002)
+        result.args = result.args[:arguments_limit]
+        result.error = f"Request exceeded SecArgumentsLimit ({arguments_limit})"
     if result.error:
         s["REQBODY_ERROR"] = s["REQBODY_PROCESSOR_ERROR"] = "1"
         s["REQBODY_ERROR_MSG"] = result.error

@@ -37,6 +37,7 @@ class RuleSet:
     response_body_access: bool = False
     request_body_limit: int = 13_107_200
     request_body_no_files_limit: int = 131_072
+    arguments_limit: int = 0  # SecArgumentsLimit; 0: none, as ModSecurity without the directive
     response_body_limit: int = 524_288
     response_mime_types: tuple[str, ...] = ("text/plain", "text/html")
     component_signatures: list[str] = field(default_factory=list)
@@ -91,6 +92,8 @@ class RuleSet:
             self.request_body_limit = self._number(d)
         elif name == "secrequestbodynofileslimit":
             self.request_body_no_files_limit = self._number(d)
+        elif name == "secargumentslimit":
+            self.arguments_limit = self._number(d)
         elif name == "secresponsebodylimit":
             self.response_body_limit = self._number(d)
         elif name == "secresponsebodymimetype":

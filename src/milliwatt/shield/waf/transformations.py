@@ -167,8 +167,13 @@ def utf8_to_unicode(value: str) -> str:
         return value
 
     def encode(m: re.Match[str]) -> str:
-        code = ord(m.group().encode("latin-1").decode("utf-8", "replace"))
-        return f"%u{code:04x}" if code <= 0xFFFF else f"%u{code & 0xFFFF:04x}"
+        # the code point from the bits, as ModSecurity computes it: surrogates (a lone \ud800
+        # in JSON), overlong forms and values past U+10FFFF are not valid UTF-8 to a decoder
+        first, *rest = (ord(c) for c in m.group())
+        code = first & (0x7F >> (len(rest) + 1))
+        for byte in rest:
+            code = (code << 6) | (byte & 0x3F)
+        return f"%u{code & 0xFFFF:04x}"
 
     return _UTF8.sub(encode, value)
 

@@ -1,0 +1,79 @@
+"""The model worker: a process that holds one llama.cpp model and generates for its parent.
+
+    python -m milliwatt.models.worker_process --fd N '<spec as JSON>'
+
+Native code runs here and nowhere else, so a segfault or an out-of-memory kill ends this
+process and not the server (models/worker.py restarts it). The parent talks over one
+socket (multiprocessing's Connection, pickled tuples):
+
+    parent -> worker: ("generate", id, GenerateRequest) | ("cancel", id)
+    worker -> parent: ("ready", info) | ("failed", message) | ("events", [(id, text | Finished)])
+
+The loop reads every message that has arrived, decodes one batch, and sends what the batch
+produced in one message. It ends when the parent's end of the socket closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+
+def serve(connection: Connection, spec: dict[str, Any]) -> None:
+    from llama_cpp import _logger, llama_print_system_info
+
+    from milliwatt.models.llamacpp_engine import BatchEngine, Finished
+
+    _logger.set_verbose(False)  # llama.cpp's load chatter is not the operator's business
+    try:
+        engine = BatchEngine(
+            Path(spec["path"]),
+            parallel=spec["parallel"],
+            context_length=spec["context_length"],
+            threads=spec["threads"],
+        )
+    except (ValueError, OSError, RuntimeError) as exc:
+        connection.send(("failed", str(exc)))
+        return
+    info = {
+        "context_length": engine.context_length,
+        "parallel": engine.parallel,
+        "system_info": llama_print_system_info().decode(errors="replace"),
+    }
+    connection.send(("ready", info))
+    while True:
+        try:
+            if engine.idle:
+                connection.poll(None)  # nothing to decode: sleep until the parent writes
+            while connection.poll(0):
+                message = connection.recv()
+                if message[0] == "generate":
+                    _, request_id, request = message
+                    try:
+                        engine.submit(request_id, request)
+                    except (ValueError, RuntimeError) as exc:
+                        failed = Finished(0, "error", error=str(exc))
+                        connection.send(("events", [(request_id, failed)]))
+                elif message[0] == "cancel":
+                    engine.cancel(message[1])
+            events = engine.step()
+            if events:
+                connection.send(("events", events))
+        except (EOFError, OSError):  # the parent is gone
+            return
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="milliwatt model worker (started by its parent)")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("spec")
+    args = parser.parse_args(argv)
+    serve(Connection(args.fd), json.loads(args.spec))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
