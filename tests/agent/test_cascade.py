@@ -100,12 +100,16 @@ def test_with_no_larger_model_it_says_plainly_that_it_cannot_answer() -> None:
     assert len(small.calls) == 2
 
 
-def test_an_empty_reply_escalates() -> None:
-    small = FakeModel(scripted(ModelResponse("small", "", stop_reason="length")), name="small")
+def test_an_empty_reply_is_asked_again_without_tools_then_escalates() -> None:
+    cut = ModelResponse("small", "", stop_reason="length")
+    small = FakeModel(scripted(cut, ModelResponse("small", "")), name="small")
     large = FakeModel(scripted("hello"), name="large")
     assert agent(small, large).run("hi").answer == "hello"
-    alone = FakeModel(scripted(ModelResponse("small", "")), name="small")
-    assert "small gave an empty reply" in agent(alone).run("hi").answer
+    tools_offered = [bool(t) for t in small.tool_lists]
+    assert tools_offered == [True, False]  # the retry is in plain words
+    alone = FakeModel(scripted(cut, ModelResponse("small", "")), name="small")
+    answer = agent(alone).run("hi").answer
+    assert answer == "I don't have an answer to that (small gave an empty reply)."
 
 
 def test_an_unsure_answer_escalates_and_is_never_shown() -> None:
