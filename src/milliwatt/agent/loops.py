@@ -49,8 +49,10 @@ class StreamGuard:
             return ""
         self.chunks += 1
         self._pending += chunk
-        if self._cut_at_stop_sequence():
-            return ""
+        if self._cut_at_stop_sequence():  # what came before it is the reply's end
+            rest, self._pending = self._pending, ""
+            self._released += rest
+            return rest
         if not (self._released + self._pending).strip():
             if self.chunks >= EMPTY_CHUNKS:
                 self.stopped = "empty"
