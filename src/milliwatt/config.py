@@ -71,9 +71,10 @@ class ToolSelectionConfig(BaseModel):
     # (and each offered tool makes a small model slower: grammar-constrained decoding)
     min_similarity: float = Field(0.40, ge=-1.0, le=1.0)
     # tools are offered only when the best one beats the closest example of conversation or
-    # writing (agent/conversation.py) by this much; None: no such check. 0.0 kept every
-    # tool request of the frugal workload but 4 of 314 (each answered by the router anyway)
-    conversation_margin: float | None = Field(0.0, ge=-1.0, le=1.0)
+    # writing (agent/conversation.py) by conversation_margin. 0.0 kept every tool request of
+    # the frugal workload but 4 of 314 (each answered by the router anyway)
+    conversation: bool = True
+    conversation_margin: float = Field(0.0, ge=-1.0, le=1.0)
 
 
 class AgentConfig(BaseModel):

@@ -162,5 +162,5 @@ def test_requests_that_want_words_get_no_tools_whatever_words_they_share(embed) 
         ("is 7919 prime", "math.is_prime"),
     ]:
         assert gated.select(request, tools)[0].name == wanted
-    off = tool_selector(ToolSelectionConfig(conversation_margin=None))
+    off = tool_selector(ToolSelectionConfig(conversation=False))
     assert off is not None and off.conversation == ()

@@ -182,11 +182,10 @@ def tool_selector(
     """The selector an agent's configuration asks for (None: offer every tool)."""
     if not config.enabled:
         return None
-    margin = config.conversation_margin
     return ToolSelector(
         top_k=config.top_k,
         min_similarity=config.min_similarity,
         cache_file=cache_file,
-        conversation=CONVERSATION_EXAMPLES if margin is not None else (),
-        conversation_margin=margin or 0.0,
+        conversation=CONVERSATION_EXAMPLES if config.conversation else (),
+        conversation_margin=config.conversation_margin,
     )
