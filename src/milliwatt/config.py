@@ -80,6 +80,11 @@ class ToolSelectionConfig(BaseModel):
     # 0.40: chit-chat scores under 0.36 against the built-in tools, tool requests 0.38-0.93
     # (and each offered tool makes a small model slower: grammar-constrained decoding)
     min_similarity: float = Field(0.40, ge=-1.0, le=1.0)
+    # tools are offered only when the best one beats the closest example of conversation or
+    # writing (agent/conversation.py) by conversation_margin. 0.0 kept every tool request of
+    # the frugal workload but 4 of 314 (each answered by the router anyway)
+    conversation: bool = True
+    conversation_margin: float = Field(0.0, ge=-1.0, le=1.0)
 
 
 class AgentConfig(BaseModel):
@@ -92,6 +97,12 @@ class AgentConfig(BaseModel):
     tools: list[str] = Field(default_factory=lambda: ["*"])
     models: list[str] = Field(default_factory=lambda: [BUNDLED_MODEL])  # smallest first
     max_steps: PositiveInt = 6  # model calls + tool rounds per request
+    # generated tokens per model call (at most the model's own max_tokens): a chat answer
+    # fits; a small model that rambles on is cut here, at its last full sentence
+    max_tokens: PositiveInt = 256
+    # where a reply ends: a small model that goes on to write the user's next turn is cut
+    # there (the chat template's own end-of-turn marker applies too)
+    stop: list[str] = Field(default_factory=lambda: ["\nUser:", "\nuser:", "<|im_start|>"])
     # what the agent's web tools may reach (schemes, domains, ports, sizes, explicit networks)
     egress: EgressPolicy = Field(default_factory=EgressPolicy)
     search_url: str | None = None  # a SearXNG-compatible JSON search API for web.search

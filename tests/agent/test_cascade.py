@@ -100,12 +100,16 @@ def test_with_no_larger_model_it_says_plainly_that_it_cannot_answer() -> None:
     assert len(small.calls) == 2
 
 
-def test_an_empty_reply_escalates() -> None:
-    small = FakeModel(scripted(ModelResponse("small", "", stop_reason="length")), name="small")
+def test_an_empty_reply_is_asked_again_without_tools_then_escalates() -> None:
+    cut = ModelResponse("small", "", stop_reason="length")
+    small = FakeModel(scripted(cut, ModelResponse("small", "")), name="small")
     large = FakeModel(scripted("hello"), name="large")
     assert agent(small, large).run("hi").answer == "hello"
-    alone = FakeModel(scripted(ModelResponse("small", "")), name="small")
-    assert "small gave an empty reply" in agent(alone).run("hi").answer
+    tools_offered = [bool(t) for t in small.tool_lists]
+    assert tools_offered == [True, False]  # the retry is in plain words
+    alone = FakeModel(scripted(cut, ModelResponse("small", "")), name="small")
+    answer = agent(alone).run("hi").answer
+    assert answer == "I don't have an answer to that (small gave an empty reply)."
 
 
 def test_an_unsure_answer_escalates_and_is_never_shown() -> None:
@@ -220,3 +224,45 @@ def test_the_bundled_model_makes_only_parseable_schema_valid_calls() -> None:
     reply = json.loads(forced.text)
     assert reply["tool"] in {s.name for s in specs}
     registry.get(reply["tool"]).validate(reply["arguments"])
+
+
+def test_a_repeated_identical_call_is_not_run_again_and_the_model_answers_in_words() -> None:
+    written.clear()
+    model = FakeModel(scripted(call("note", text="milk"), call("note", text="milk"), "Noted."))
+    result = agent(model).run("note milk")
+    assert result.answer == "Noted." and result.stop == "answer"
+    assert written == ["milk"]  # run once
+    assert [t.name for t in result.tools_called] == ["note"]
+    assert [bool(t) for t in model.tool_lists] == [True, True, False]
+
+
+def test_the_last_step_offers_no_tools_so_the_turn_ends_with_an_answer() -> None:
+    replies = [call("add", a=i, b=1) for i in range(5)]
+    model = FakeModel(scripted(*replies, "The sums are done."))
+    result = agent(model, max_steps=6).run("add a few numbers")
+    assert result.stop == "answer" and result.answer == "The sums are done."
+    assert [bool(t) for t in model.tool_lists] == [True] * 5 + [False]
+
+
+def test_a_looping_reply_is_cut_while_it_streams() -> None:
+    loop = "A bat and a ball cost a dollar. The man laughed at the joke. " * 40
+    model = FakeModel(scripted(loop.strip()))
+    text, result = streamed(agent(model), "tell me a joke")
+    assert text == result.answer == "A bat and a ball cost a dollar. The man laughed at the joke."
+    assert result.stop == "answer"
+    assert result.ledger.completion_tokens < 40  # stopped early, not after 480 words
+
+
+def test_a_reply_of_nothing_but_a_loop_ends_shortly_and_honestly() -> None:
+    model = FakeModel(scripted("\n " * 200, "\n " * 200))
+    result = agent(model).run("hello")
+    assert result.answer == "I don't have an answer to that (fake gave an empty reply)."
+    assert [bool(t) for t in model.tool_lists] == [True, False]  # asked once more, in words
+    assert result.ledger.completion_tokens < 100  # each stopped early
+
+
+def test_replies_are_asked_for_with_the_agents_token_cap_and_stop_sequences() -> None:
+    model = FakeModel(scripted("Hi there!\nUser: and now I speak for you"))
+    text, result = streamed(agent(model, max_tokens=100, stop=["\nUser:"]), "hi")
+    assert text == result.answer == "Hi there!"
+    assert model.settings[0].max_tokens == 100 and model.settings[0].stop == ("\nUser:",)

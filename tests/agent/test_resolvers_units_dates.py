@@ -130,6 +130,25 @@ def test_unit_near_misses(text: str) -> None:
             "dates.convert_timezone",
             {"time": "12:00", "from_zone": "Asia/Tokyo", "to_zone": "Europe/London"},
         ),
+        (
+            "how many days until christmas",
+            "dates.difference",
+            {"start": "today", "end": "christmas"},
+        ),
+        ("how many weeks to halloween", "dates.difference", {"start": "today", "end": "halloween"}),
+        (
+            "what day of the week is new year's day 2027",
+            "dates.weekday",
+            {"date": "new year's day 2027"},
+        ),
+        ("when is halloween 2027", "dates.weekday", {"date": "halloween 2027"}),
+        (
+            "what date is thanksgiving this year",
+            "dates.weekday",
+            {"date": "thanksgiving this year"},
+        ),
+        ("what is today's date", "dates.weekday", {"date": "today"}),
+        ("what day is it", "dates.weekday", {"date": "today"}),
     ],
 )
 def test_date_requests(text: str, tool: str, arguments: dict[str, object]) -> None:
@@ -144,7 +163,9 @@ def test_date_requests(text: str, tool: str, arguments: dict[str, object]) -> No
         "what time is it in Narnia",
         "what day of the week is my birthday",
         "how many days until my vacation",
-        "how many days until christmas",
+        "when is the meeting",
+        "when is my birthday",
+        "what is the day after that",
         "what is the date of Easter 2027",
         "is 2024 going to be a good year?",
         "what year did the Titanic sink",

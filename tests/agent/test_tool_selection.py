@@ -144,3 +144,23 @@ def test_a_cache_that_cannot_be_read_or_written_costs_time_not_answers(  # type:
     chosen = ToolSelector(embed=embed, cache_file=blocked).select("convert 3 miles to km", tools)
     assert [t.name for t in chosen] == [t.name for t in expected]
     assert list(tmp_path.glob("*.tmp.npz")) == []
+
+
+def test_requests_that_want_words_get_no_tools_whatever_words_they_share(embed) -> None:  # type: ignore[no-untyped-def]
+    tools = list(builtin_registry())
+    gated = tool_selector(ToolSelectionConfig())
+    assert gated is not None
+    gated._embed = embed  # the same bundled embedder, without the disk cache
+    # each of these shares a word with a tool ("sentence", "email", "day off") and once got it
+    for request in [
+        "Write one sentence describing a sunset.",
+        "Write an email asking for a day off.",
+    ]:
+        assert gated.select(request, tools) == [], request
+    for request, wanted in [
+        ("convert 3 furlongs to metres", "units.convert"),
+        ("is 7919 prime", "math.is_prime"),
+    ]:
+        assert gated.select(request, tools)[0].name == wanted
+    off = tool_selector(ToolSelectionConfig(conversation=False))
+    assert off is not None and off.conversation == ()

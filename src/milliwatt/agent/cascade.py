@@ -3,7 +3,12 @@
 Each reply of the current model is accepted, retried or escalated to the next model:
 - a tool call whose arguments fail the tool's validation goes back to the same model once,
   with the error; a second invalid call escalates;
-- an empty reply (a call cut off by the token limit) escalates;
+- an empty reply (a call cut off by the token limit) is asked again once without tools, then
+  escalates;
+- a reply is watched while it streams (agent/loops.py): at a stop sequence it ends, a loop is
+  cut before its first repetition, and a run of nothing but whitespace counts as empty;
+- a tool call identical to one already made in the turn is not run again: the model is asked
+  for its answer, with no tools offered, from the result it has; so is the last step's call;
 - a reply whose mean token log-probability is below the agent's confidence_threshold
   escalates before any tool it asks for runs, and its text is held back meanwhile.
 Budgets are checked before every model call, escalations included: an escalation the budget
@@ -13,6 +18,7 @@ statement that it cannot be answered; a doubtful answer from the last model stan
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
@@ -20,10 +26,19 @@ from dataclasses import dataclass, field
 from milliwatt.agent.budgets import Spent, budget_breach
 from milliwatt.agent.context import fit_to_context
 from milliwatt.agent.events import RunEvent, RunResult, TextDelta, ToolCalled
+from milliwatt.agent.loops import StreamGuard
 from milliwatt.agent.tool_selection import ToolSelector
 from milliwatt.config import AgentConfig
 from milliwatt.memory.sessions import TurnCost
-from milliwatt.models.base import GenerationSettings, Message, Model, ModelResponse, ToolSpec
+from milliwatt.models.base import (
+    GenerationSettings,
+    Message,
+    Model,
+    ModelResponse,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 from milliwatt.telemetry.ledger import Ledger
 from milliwatt.tools.registry import ToolContext, ToolError, ToolRegistry, UnknownToolError
 
@@ -43,6 +58,18 @@ def cannot_answer(model: Model, reason: str, agent: str) -> str:
         f"larger model to ask. List one after {model.name} in the agent's models to "
         "escalate such requests."
     )
+
+
+NO_ANSWER = "I don't have an answer to that"
+
+
+def no_answer(model: Model, reason: str) -> str:
+    """A short, honest end to a turn the last model could not answer."""
+    return f"{NO_ANSWER} ({model.name} {reason})."
+
+
+def _call_key(call: ToolCall) -> str:
+    return f"{call.name} {json.dumps(call.arguments, sort_keys=True, default=str)}"
 
 
 class ModelCascade:
@@ -81,19 +108,24 @@ class ModelCascade:
         called: list[ToolCalled] = []
         tier = _Tier(0)
         doubtful: tuple[str, str] | None = None  # a held-back answer and its model's name
-        for _ in range(self.config.max_steps):
+        made: set[str] = set()  # the calls run this turn, by name and arguments
+        plain = False  # the next call offers no tools: the model must answer in words
+        for step in range(self.config.max_steps):
             model = self.models[tier.index]
             escalable = tier.index + 1 < len(self.models)
             settings = GenerationSettings(
-                max_tokens=model.max_tokens,
+                max_tokens=min(model.max_tokens, self.config.max_tokens),
                 # per-token log-probabilities cost time; only a reply that may escalate needs them
                 logprobs=escalable and self.config.confidence_threshold is not None,
+                stop=tuple(self.config.stop),
             )
+            # the last step offers no tools: a call there could never be answered
+            offered = [] if plain or step + 1 == self.config.max_steps else specs
             messages = [Message("system", self.config.instructions), *prior, *turn]
-            prompt = fit_to_context(messages, model, specs, settings.max_tokens)
+            prompt = fit_to_context(messages, model, offered, settings.max_tokens)
             spent = Spent(ledger.tokens, ledger.model_calls, time.monotonic() - started)
             breach = budget_breach(
-                self.config.budgets, spent, session_cost, model.count_tokens(prompt, specs)
+                self.config.budgets, spent, session_cost, model.count_tokens(prompt, offered)
             )
             if breach is not None and doubtful is not None:
                 yield TextDelta(doubtful[0])
@@ -104,18 +136,22 @@ class ModelCascade:
                 yield TextDelta(breach)
                 return RunResult(breach, "model", model.name, session, "budget", called, ledger)
             held: list[str] = []
-            response = yield from self._call_model(model, prompt, specs, settings, ledger, held)
+            response = yield from self._call_model(model, prompt, offered, settings, ledger, held)
             reason = self._doubt(response) if escalable else None
             if not response.tool_calls and not response.text.strip():
+                if offered:  # a constrained reply cut short: once more, in plain words
+                    plain = True
+                    continue
                 reason = "gave an empty reply"
                 if not escalable:
-                    answer = cannot_answer(model, reason, self.config.name)
+                    answer = no_answer(model, reason)
                     yield TextDelta(answer)
                     return RunResult(answer, "model", model.name, session, "answer", called, ledger)
             if reason is not None:
                 if not response.tool_calls and response.text.strip():
                     doubtful = (response.text, model.name)
                 tier = self._escalate(tier, turn)
+                plain = False
                 continue
             if not response.tool_calls:
                 if held:
@@ -123,10 +159,16 @@ class ModelCascade:
                 return RunResult(
                     response.text, "model", model.name, session, "answer", called, ledger
                 )
-            exchange = [Message("assistant", response.text, response.tool_calls)]
+            fresh = [c for c in response.tool_calls if _call_key(c) not in made]
+            if not fresh:  # the same call again: its result is in the prompt already
+                plain = True
+                continue
+            exchange = [Message("assistant", response.text, fresh)]
             invalid_error = ""
-            for call in response.tool_calls:
+            for call in fresh:
                 done, invalid = self._run_tool(call.name, call.arguments, context, ledger)
+                if not invalid:  # a call that failed validation may be corrected and made
+                    made.add(_call_key(call))
                 called.append(done)
                 yield done
                 exchange.append(Message("tool", done.result, tool_call_id=call.id, name=call.name))
@@ -145,6 +187,7 @@ class ModelCascade:
                 yield TextDelta(answer)
                 return RunResult(answer, "model", model.name, session, "answer", called, ledger)
             tier = self._escalate(tier, turn)
+            plain = False
         stop = f"Stopped after {self.config.max_steps} steps without a final answer."
         yield TextDelta(stop)
         return RunResult(
@@ -175,18 +218,42 @@ class ModelCascade:
         ledger: Ledger,
         held: list[str],
     ) -> Generator[RunEvent, None, ModelResponse]:
-        """Stream the reply; text of a model that may still be overruled is only held."""
+        """Stream the reply; text of a model that may still be overruled is only held.
+
+        The guard releases text a sentence at a time and ends the stream early at a stop
+        sequence, a loop or a run of whitespace; the reply is then what it kept.
+        """
         hold = model is not self.models[-1] and self.config.confidence_threshold is not None
+        guard = StreamGuard(settings.stop)
         response: ModelResponse | None = None
+
+        def show(text: str) -> Generator[RunEvent, None, None]:
+            if text and hold:
+                held.append(text)
+            elif text:
+                yield TextDelta(text)
+
         with ledger.step("model", model.name) as step:
-            for chunk in model.stream(prompt, tools=specs, settings=settings):
-                if chunk.text and hold:
-                    held.append(chunk.text)
-                elif chunk.text:
-                    yield TextDelta(chunk.text)
-                if chunk.response is not None:
-                    response = chunk.response
-            assert response is not None, "a model stream must end with its response"
+            chunks = model.stream(prompt, tools=specs, settings=settings)
+            try:
+                for chunk in chunks:
+                    yield from show(guard.feed(chunk.text))
+                    if guard.stopped is not None:
+                        break
+                    if chunk.response is not None:
+                        response = chunk.response
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()  # stops the generation, not just our reading of it
+            if guard.stopped is not None:
+                usage = Usage(model.count_tokens(prompt, specs), guard.chunks)
+                response = ModelResponse(model.name, guard.text, usage=usage)
+            else:
+                assert response is not None, "a model stream must end with its response"
+                yield from show(guard.finish(cut=response.stop_reason == "length"))
+                if not response.tool_calls:
+                    response.text = guard.text or response.text
             step.prompt_tokens = response.usage.prompt_tokens
             step.completion_tokens = response.usage.completion_tokens
             if not model.local:

@@ -22,6 +22,7 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
+from milliwatt.agent.conversation import CONVERSATION_EXAMPLES
 from milliwatt.config import ToolSelectionConfig
 from milliwatt.models.embeddings import MODEL_PACKAGE as EMBEDDING_MODEL
 
@@ -69,7 +70,11 @@ class ToolSelector:
         min_similarity: float = DEFAULT_MIN_SIMILARITY,
         embed: Embed | None = None,
         cache_file: Path | None = None,
+        conversation: Sequence[str] = (),
+        conversation_margin: float = 0.0,
     ) -> None:
+        """`conversation`: examples of requests that want words, not a tool; a request whose
+        best tool does not beat its closest example by `conversation_margin` gets no tools."""
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         if not -1.0 <= min_similarity <= 1.0:
@@ -77,6 +82,8 @@ class ToolSelector:
         self.top_k = top_k
         self.min_similarity = min_similarity
         self._embed = embed
+        self.conversation = tuple(conversation)
+        self.conversation_margin = conversation_margin
         self._vectors: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
         # tool texts rarely change: their vectors are kept on disk, so a restart does not
@@ -98,9 +105,11 @@ class ToolSelector:
             raise ValueError("request: the request is empty")
         if not tools:
             return []
+        return self._rank(self.embed([request])[0], tools)
+
+    def _rank(self, query: np.ndarray, tools: Sequence[Describable]) -> list[Scored]:
         texts = [tool_texts(t) for t in tools]
         self._cache([text for group in texts for text in group])
-        query = self.embed([request])[0]
         scored = [
             Scored(t.name, float(max(self._vectors[text] @ query for text in group)))
             for t, group in zip(tools, texts, strict=True)
@@ -109,12 +118,22 @@ class ToolSelector:
 
     def select(self, request: str, tools: Sequence[T]) -> list[T]:
         """The top-k tools scoring at least min_similarity ([] means: answer without tools)."""
+        if not request.strip():
+            raise ValueError("request: the request is empty")
+        if not tools:
+            return []
         by_name = {t.name: t for t in tools}
-        return [
-            by_name[s.name]
-            for s in self.rank(request, tools)[: self.top_k]
-            if s.score >= self.min_similarity
-        ]
+        query = self.embed([request])[0]
+        ranked = self._rank(query, tools)
+        # a request more like conversation than like any tool is answered in words
+        best = ranked[0].score
+        if self.conversation and best < self._conversation_score(query) + self.conversation_margin:
+            return []
+        return [by_name[s.name] for s in ranked[: self.top_k] if s.score >= self.min_similarity]
+
+    def _conversation_score(self, query: np.ndarray) -> float:
+        self._cache(list(self.conversation))
+        return float(max(self._vectors[text] @ query for text in self.conversation))
 
     def _cache(self, texts: list[str]) -> None:
         with self._lock:
@@ -164,5 +183,9 @@ def tool_selector(
     if not config.enabled:
         return None
     return ToolSelector(
-        top_k=config.top_k, min_similarity=config.min_similarity, cache_file=cache_file
+        top_k=config.top_k,
+        min_similarity=config.min_similarity,
+        cache_file=cache_file,
+        conversation=CONVERSATION_EXAMPLES if config.conversation else (),
+        conversation_margin=config.conversation_margin,
     )

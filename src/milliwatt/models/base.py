@@ -99,6 +99,9 @@ class GenerationSettings:
     seed: int | None = None
     # report ModelResponse.mean_logprob (costs a little per token: only the cascade asks)
     logprobs: bool = False
+    # end the reply where one of these would begin (not included); the chat template's own
+    # end-of-turn marker applies whether listed or not
+    stop: tuple[str, ...] = ()
 
 
 DEFAULT_GENERATION = GenerationSettings()

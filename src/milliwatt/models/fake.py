@@ -37,6 +37,8 @@ class FakeModel(Model):
         self.name = name
         self.context_length = context_length
         self.calls: list[list[Message]] = []  # every prompt it was given, for assertions
+        self.tool_lists: list[list[ToolSpec]] = []  # the tools offered with each prompt
+        self.settings: list[GenerationSettings] = []  # and the settings of each call
 
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()) -> int:
         words = sum(len(m.content.split()) + 1 for m in messages)
@@ -51,6 +53,8 @@ class FakeModel(Model):
         settings: GenerationSettings = DEFAULT_GENERATION,
     ) -> Iterator[StreamChunk]:
         self.calls.append(list(messages))
+        self.tool_lists.append(list(tools))
+        self.settings.append(settings)
         result = self.reply(messages, tools)
         response = result if isinstance(result, ModelResponse) else ModelResponse(self.name, result)
         if response.tool_calls:

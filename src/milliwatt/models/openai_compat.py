@@ -76,6 +76,8 @@ class OpenAICompatModel(Model):
         }
         if settings.seed is not None:
             body["seed"] = settings.seed
+        if settings.stop:
+            body["stop"] = list(settings.stop)[:4]  # the most OpenAI's API accepts
         if tools:
             body["tools"] = [_wire_tool(t) for t in tools]
         if json_schema is not None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
+from milliwatt.tools.holidays import holiday
 from milliwatt.tools.registry import Effect, Tool, ToolError, tool
 from milliwatt.tools.timezones import UnknownZoneError, zone
 
@@ -83,6 +84,8 @@ def parse_moment(text: str) -> tuple[datetime, bool]:
         return datetime.fromisoformat(phrase), "T" in phrase or ":" in phrase
     except ValueError:
         pass
+    if (named := holiday(phrase)) is not None:  # "Christmas", "Halloween 2027"
+        return datetime.combine(named, datetime.min.time()), False
     if (slashed := _SLASHED.search(phrase)) and _ambiguous(*slashed.groups()):
         raise DateError(
             f"{slashed.group(0)} could be read day-first or month-first; write it as "

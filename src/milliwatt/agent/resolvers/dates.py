@@ -12,10 +12,11 @@ from typing import Any
 
 from milliwatt.agent.resolvers.common import Match, Request, plain_number
 from milliwatt.tools.dates import DateError, parse_moment
+from milliwatt.tools.holidays import holiday
 from milliwatt.tools.registry import ToolContext
 from milliwatt.tools.timezones import find_zone_name
 
-D = r"(?P<date>[\w ,./:-]{3,60}?)"
+D = r"(?P<date>[\w ,./:'-]{3,60}?)"
 _WEEKDAY = [
     re.compile(
         rf"^(?:on )?what (?:day(?: of the week)?|weekday) (?:will it be on|was it on|is it on|"
@@ -61,8 +62,8 @@ _BETWEEN = [
         r"(?P<b>[\w ,./-]{3,60}?) (?:from|since|starting) (?P<a>[\w ,./-]{3,60}?)$"
     ),
     re.compile(
-        rf"^how many {_SPAN_UNITS} (?:are )?(?:there )?(?:left )?(?:until|till|before) "
-        r"(?P<b>[\w ,./-]{3,60}?)$"
+        rf"^how many {_SPAN_UNITS} (?:are )?(?:there )?(?:left )?(?:until|till|before|to) "
+        r"(?P<b>[\w ,./'-]{3,60}?)$"
     ),
     re.compile(
         r"^how long is it (?:from|between) (?P<a>[\w ,./-]{3,60}?) (?:to|and|until) "
@@ -87,6 +88,15 @@ _MONTH_DAYS = re.compile(
     r"^how many days (?:are there |are |does |is )?(?:in )?(?P<month>january|february|march|april|"
     r"may|june|july|august|september|october|november|december)(?: of)? (?P<year>\d{4})"
     r"(?: have)?$"
+)
+# "when is Halloween": only a named day is answered ("when is the meeting" is not a date)
+_WHEN = re.compile(
+    rf"^(?:when|what date|what day) (?:is|was|will be|does|did) {D}(?: fall| fall on| be| on)?$"
+)
+_TODAY = re.compile(
+    r"^(?:what(?:'s| is) )?(?:the |today's )?(?:date|day)(?: today| is it today| is it)?$"
+    r"|^what(?:'s| is) (?:the date|today's date|the day|today)(?: today)?$"
+    r"|^what (?:date|day) is it(?: today)?$"
 )
 _NOW = re.compile(
     rf"^(?:what(?:'s| is) )?(?:the )?(?:current |local )?time (?:is it )?"
@@ -128,6 +138,11 @@ class DatesResolver:
                     {"start": start, "end": m.group("b")},
                     partial(_say_span, unit=unit),
                 )
+        if (m := _WHEN.fullmatch(text)) and holiday(m.group("date")) is not None:
+            named = m.group("date")
+            return Match("dates.weekday", {"date": named}, partial(_say_named, named=named))
+        if _TODAY.fullmatch(text):
+            return Match("dates.weekday", {"date": "today"}, lambda v: f"Today is {v['text']}.")
         if m := _MONTH_DAYS.fullmatch(text):
             return _month_length(m.group("month"), int(m.group("year")))
         return _zones(text)
@@ -212,6 +227,10 @@ def _time(text: str) -> str:
 def _say_leap(value: dict[str, Any]) -> str:
     verdict = "is a leap year" if value["leap"] else "is not a leap year"
     return f"{'Yes' if value['leap'] else 'No'}, {value['year']} {verdict} ({value['days']} days)."
+
+
+def _say_named(value: dict[str, Any], named: str) -> str:
+    return f"{named[0].upper()}{named[1:]} is on {value['text']}."
 
 
 def _say_span(value: dict[str, Any], unit: str) -> str:
