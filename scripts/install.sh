@@ -4,7 +4,8 @@
 # llama-cpp-python ships only as source on PyPI, so the first install compiles llama.cpp.
 # The flags below build just the CPU backend for this machine (no CUDA, no multimodal
 # library), which takes about 6 minutes on 2 cores instead of 12-18. pip keeps the built
-# wheel in its cache: later installs on this machine take seconds.
+# wheel in its cache: later installs on this machine take seconds (CI sets PIP_NO_CACHE_DIR
+# and builds in a fresh virtual environment, as a stranger's first install does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +19,15 @@ PYTHON="${PYTHON:-python3}"
 if ! "$PYTHON" -c "import llama_cpp" 2>/dev/null; then
     echo "milliwatt: compiling llama.cpp for this CPU, once (about 6 minutes on 2 cores)..." >&2
 fi
-export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=ON -DGGML_CUDA=OFF -DLLAVA_BUILD=OFF}"
+# Built for this CPU, without AMX: llama.cpp 0.3.16's AMX matrix kernels, built by GCC 12,
+# give wrong results for batches of tokens (tests/models/test_worker.py checks a build).
+# GCC keeps an explicit -mno-* over what -march=native turns on.
+flags="-DGGML_NATIVE=ON -DGGML_CUDA=OFF -DLLAVA_BUILD=OFF"
+if [[ "$(uname -m)" == "x86_64" ]]; then
+    no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    flags="$flags -DCMAKE_C_FLAGS='$no_amx' -DCMAKE_CXX_FLAGS='$no_amx'"
+fi
+export CMAKE_ARGS="${CMAKE_ARGS:-$flags}"
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 "$PYTHON" -m pip install --progress-bar off -e ".${extra}"
 

@@ -56,9 +56,17 @@ class ModelConfig(BaseModel):
     base_url: str | None = None
     api_key: str | None = None
     remote_name: str | None = None
-    context_length: PositiveInt | None = None  # default: what the model was trained for
+    # tokens one conversation may fill; llamacpp: per sequence, default the smaller of what
+    # the model was trained for and 2048 (its cache costs parallel x context_length tokens)
+    context_length: PositiveInt | None = None
     threads: PositiveInt | None = None  # default: the machine's physical cores
     timeout_seconds: PositiveFloat = 120.0
+    # llamacpp: generations decoded together in one batch (llama-server's --parallel); more
+    # callers wait in a line per user, up to max_waiting, each at most queue_timeout_seconds
+    # before a 503 with Retry-After
+    parallel: PositiveInt = 8
+    max_waiting: PositiveInt = 64
+    queue_timeout_seconds: PositiveFloat = 30.0
     max_tokens: PositiveInt = 512  # generated tokens per call
     ignore_eos: bool = False  # generate exactly max_tokens (benchmarks), as llama-server's option
     # energy estimates, labelled as such wherever they are shown

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from milliwatt.agent.budgets import Spent, budget_breach
 from milliwatt.agent.context import fit_to_context
@@ -31,6 +31,7 @@ from milliwatt.agent.tool_selection import ToolSelector
 from milliwatt.config import AgentConfig
 from milliwatt.memory.sessions import TurnCost
 from milliwatt.models.base import (
+    DEFAULT_GENERATION,
     GenerationSettings,
     Message,
     Model,
@@ -102,8 +103,13 @@ class ModelCascade:
         session: str | None,
         started: float,
         session_cost: TurnCost | None,
+        request: GenerationSettings = DEFAULT_GENERATION,
+        max_tokens: int | None = None,
     ) -> Generator[RunEvent, None, RunResult]:
-        """The model loop; yields events and returns the RunResult (not yielded)."""
+        """The model loop; yields events and returns the RunResult (not yielded).
+
+        `request` says who is asking and carries the event that cancels the run;
+        `max_tokens`, the caller's cap on each reply, lowers the model's own."""
         specs = self.offered_tools(turn[0].content, ledger)
         called: list[ToolCalled] = []
         tier = _Tier(0)
@@ -113,8 +119,11 @@ class ModelCascade:
         for step in range(self.config.max_steps):
             model = self.models[tier.index]
             escalable = tier.index + 1 < len(self.models)
-            settings = GenerationSettings(
-                max_tokens=min(model.max_tokens, self.config.max_tokens),
+            settings = replace(
+                request,
+                max_tokens=min(
+                    model.max_tokens, self.config.max_tokens, max_tokens or model.max_tokens
+                ),
                 # per-token log-probabilities cost time; only a reply that may escalate needs them
                 logprobs=escalable and self.config.confidence_threshold is not None,
                 stop=tuple(self.config.stop),

@@ -7,6 +7,7 @@ session exactly as it was.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from milliwatt.agent.router import Router
 from milliwatt.agent.tool_selection import ToolSelector
 from milliwatt.config import AgentConfig
 from milliwatt.memory.sessions import SessionStore, TurnCost, check_session_name
-from milliwatt.models.base import Message, Model
+from milliwatt.models.base import GenerationSettings, Message, Model
 from milliwatt.telemetry.ledger import Ledger
 from milliwatt.tools.registry import ToolContext, ToolRegistry
 
@@ -74,8 +75,12 @@ class Agent:
         history: Sequence[Message] | None = None,
         user: str = "anonymous",
         on_text: Callable[[str], None] | None = None,
+        max_tokens: int | None = None,
     ) -> RunResult:
-        for event in self.stream(message, session=session, history=history, user=user):
+        events = self.stream(
+            message, session=session, history=history, user=user, max_tokens=max_tokens
+        )
+        for event in events:
             if isinstance(event, TextDelta) and on_text is not None:
                 on_text(event.text)
             if isinstance(event, RunResult):
@@ -89,11 +94,15 @@ class Agent:
         session: str | None = None,
         history: Sequence[Message] | None = None,
         user: str = "anonymous",
+        max_tokens: int | None = None,
+        cancel: threading.Event | None = None,
     ) -> Iterator[RunEvent]:
         """Yield text as it is generated and each tool call; the last event is the RunResult.
 
         With `session`, the stored conversation is continued and the turn is stored; with
-        `history`, that conversation is continued and nothing is stored.
+        `history`, that conversation is continued and nothing is stored. `max_tokens` caps
+        each model reply below the model's own limit; setting `cancel` stops a generation
+        in progress (GenerationCancelled is raised and nothing is stored).
         """
         if session is not None:
             session = check_session_name(session)
@@ -115,8 +124,9 @@ class Agent:
         result = self._answer_with_tool(message, context, ledger, session)
         if result is None:
             session_cost = self._session_cost(session)
+            request = GenerationSettings(user=user, cancel=cancel)
             result = yield from self.cascade.run(
-                prior, turn, context, ledger, session, started, session_cost
+                prior, turn, context, ledger, session, started, session_cost, request, max_tokens
             )
         else:
             yield TextDelta(result.answer)

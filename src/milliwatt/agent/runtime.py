@@ -70,6 +70,11 @@ class Runtime:
             )
         return self._agents[name]
 
+    def model_status(self) -> dict[str, dict[str, object]]:
+        """The loaded models and how each is doing (a local model's worker: state, restarts)."""
+        with self._lock:
+            return {name: model.status() for name, model in self._models.items()}
+
     def close(self) -> None:
         for model in self._models.values():
             model.close()

@@ -8,15 +8,16 @@ conversation and nothing is stored.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -24,16 +25,17 @@ from starlette.routing import Route
 from milliwatt import __version__
 from milliwatt.agent.runner import Agent, RunEvent, RunResult, TextDelta
 from milliwatt.agent.runtime import Runtime, UnknownAgentError
+from milliwatt.gateway.agent_thread import AgentThread
 from milliwatt.gateway.schemas import ApiError, ChatRequest, parse_chat_request, session_name
 from milliwatt.models.base import ContextOverflowError, ModelError
 
-RETRY_AFTER_SECONDS = "5"
 ANONYMOUS = "anonymous"  # callers without a session share what tools store
 
 
 def create_app(runtime: Runtime) -> Starlette:
     async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "version": __version__, "agents": runtime.agent_names})
+        body = {"status": "ok", "version": __version__, "agents": runtime.agent_names}
+        return JSONResponse(body | {"models": runtime.model_status()})
 
     async def models(request: Request) -> JSONResponse:
         data = [
@@ -48,25 +50,34 @@ def create_app(runtime: Runtime) -> Starlette:
             agent = _agent(runtime, chat.model)
             session = session_name(chat.user or request.headers.get("x-session-id"))
             history = None if session else [m.to_message() for m in chat.messages[:-1]]
-            # the session's name is the caller: tools keep their facts, calendars and graphs
-            events = agent.stream(
-                chat.messages[-1].text(),
-                session=session,
-                history=history,
-                user=session or ANONYMOUS,
+            turn = AgentThread(
+                lambda cancel: agent.stream(
+                    chat.messages[-1].text(),
+                    session=session,
+                    history=history,
+                    # the session's name is the caller: tools keep their facts, calendars
+                    # and graphs per caller
+                    user=session or ANONYMOUS,
+                    max_tokens=chat.max_completion_tokens or chat.max_tokens,
+                    cancel=cancel,
+                )
             )
             # the first event surfaces bad input, budget and model failures as HTTP errors
-            first = await run_in_threadpool(_first_event, events)
+            with _as_api_errors():
+                first = await turn.next()
         except ApiError as exc:
             return exc.response()
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         if chat.stream:
-            sse = _sse(completion_id, chat, first, events)
+            sse = _sse(completion_id, chat, first, turn)
             return StreamingResponse(sse, media_type="text/event-stream")
         try:
-            result = await run_in_threadpool(_drain, first, events)
+            with _as_api_errors():
+                result = await _unless_disconnected(request, turn)
         except ApiError as exc:
             return exc.response()
+        if result is None:  # nobody is left to answer
+            return Response(status_code=499)
         return JSONResponse(_completion(completion_id, chat.model, result))
 
     app = Starlette(
@@ -92,17 +103,26 @@ def _agent(runtime: Runtime, name: str) -> Agent:
         ) from None
 
 
-def _first_event(events: Iterator[RunEvent]) -> RunEvent:
-    with _as_api_errors():
-        return next(events)
+async def _unless_disconnected(request: Request, turn: AgentThread) -> RunResult | None:
+    """The turn's result, or None when the client hung up first (the turn is then stopped:
+    a generation nobody will read costs the other callers their cores)."""
+    result = asyncio.ensure_future(turn.result())
+    gone = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({result, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if result.done():
+        return result.result()
+    turn.stop()
+    result.cancel()
+    return None
 
 
-def _drain(first: RunEvent, events: Iterator[RunEvent]) -> RunResult:
-    event = first
-    with _as_api_errors():
-        while not isinstance(event, RunResult):
-            event = next(events)
-    return event
+async def _disconnect(request: Request) -> None:
+    """Return when the client closes its connection (the body has been read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 @contextmanager
@@ -121,7 +141,7 @@ def _as_api_errors() -> Iterator[None]:
             503,
             f"the model backend failed: {exc}",
             code="model_unavailable",
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
+            headers={"Retry-After": str(math.ceil(exc.retry_after))},
         ) from None
 
 
@@ -148,10 +168,11 @@ def _completion(completion_id: str, model: str, result: RunResult) -> dict[str, 
     }
 
 
-def _sse(
-    completion_id: str, chat: ChatRequest, first: RunEvent, events: Iterator[RunEvent]
-) -> Iterator[str]:
-    """Runs in starlette's threadpool: one chunk per generated piece of text."""
+async def _sse(
+    completion_id: str, chat: ChatRequest, first: RunEvent | None, turn: AgentThread
+) -> AsyncIterator[str]:
+    """One chunk per generated piece of text. When the client goes, starlette cancels this
+    generator at its `await`, and the turn is stopped."""
     created = int(time.time())
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
@@ -168,7 +189,7 @@ def _sse(
     yield chunk({"role": "assistant", "content": ""})
     event = first
     try:
-        while True:
+        while event is not None:
             if isinstance(event, TextDelta):
                 yield chunk({"content": event.text})
             elif isinstance(event, RunResult):
@@ -180,9 +201,11 @@ def _sse(
                 }
                 yield chunk({}, finish, usage=usage, milliwatt=event.to_dict())
                 break
-            event = next(events)
+            event = await turn.next()
     except (ModelError, ValueError) as exc:
         # headers are gone: report in-band, as OpenAI does; the turn was not stored
         error = {"message": f"the model backend failed: {exc}", "type": "server_error"}
         yield f"data: {json.dumps({'error': error})}\n\n"
+    finally:
+        turn.stop()
     yield "data: [DONE]\n\n"

@@ -6,6 +6,7 @@ stop reason come out, either at once (`complete`) or as streamed chunks (`stream
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -79,6 +80,24 @@ class StreamChunk:
 class ModelError(Exception):
     """The backend failed or timed out; the request may be retried later."""
 
+    retry_after: float = 5.0  # seconds a client should wait before trying again
+
+
+class ModelBusyError(ModelError):
+    """Every generation slot is taken and the line is full or too slow; try again shortly."""
+
+    retry_after = 2.0
+
+
+class ModelUnavailableError(ModelError):
+    """The model's worker is (re)starting after a crash; try again shortly."""
+
+    retry_after = 3.0
+
+
+class GenerationCancelled(Exception):
+    """The caller gave up (its client went away); the generation was stopped."""
+
 
 class ContextOverflowError(ValueError):
     """The prompt does not fit in the model's context window."""
@@ -102,6 +121,10 @@ class GenerationSettings:
     # end the reply where one of these would begin (not included); the chat template's own
     # end-of-turn marker applies whether listed or not
     stop: tuple[str, ...] = ()
+    # who is asking: local backends serve waiting callers in turn, one line per user
+    user: str = "anonymous"
+    # set by the caller when its client has gone: the generation stops within a token
+    cancel: threading.Event | None = None
 
 
 DEFAULT_GENERATION = GenerationSettings()
@@ -149,6 +172,10 @@ class Model(ABC):
             if chunk.response is not None:
                 return chunk.response
         raise ModelError(f"{self.name}: the stream ended without a response")
+
+    def status(self) -> dict[str, object]:
+        """How the backend is doing, for /healthz (local models report their worker)."""
+        return {"state": "ready"}
 
     def close(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
         """Release the backend's resources."""

@@ -1,8 +1,9 @@
 """llama.cpp (through llama-cpp-python) over a GGUF file: the default, CPU-only backend.
 
 The prompt is rendered with the model's own chat template (read from the GGUF) and
-tokenized once; generation streams token by token. Tool calls and JSON output are
-grammar-constrained, so even a 135M model always emits something that parses.
+tokenized here; a supervised worker process generates, streaming token by token. Tool
+calls and JSON output are grammar-constrained, so even a 135M model always emits
+something that parses.
 """
 
 from __future__ import annotations
@@ -10,15 +11,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from llama_cpp import Llama, LlamaGrammar, LogitsProcessorList
+from llama_cpp import Llama, LlamaGrammar
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from milliwatt.models.base import (
@@ -27,19 +27,23 @@ from milliwatt.models.base import (
     GenerationSettings,
     Message,
     Model,
-    ModelError,
     ModelResponse,
     StreamChunk,
     ToolCall,
     ToolSpec,
     Usage,
 )
+from milliwatt.models.llamacpp_engine import Finished, GenerateRequest
 from milliwatt.models.tool_prompt import render_tool_prompt, tool_choice_schema
+from milliwatt.models.worker import ModelWorker, WorkerSpec
 
 _FALLBACK_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+
+
+DEFAULT_CONTEXT_LENGTH = 2048  # per sequence: enough for a small model's conversations
 
 
 def physical_cores() -> int:
@@ -58,6 +62,13 @@ def physical_cores() -> int:
 
 
 class LlamaCppModel(Model):
+    """A GGUF model: prompts are rendered and tokenized here, tokens generated in a worker.
+
+    The worker (models/worker.py) is a separate process holding the weights, so native code
+    that crashes takes down that process, not this one. It decodes up to `parallel`
+    sequences together; callers beyond that wait their turn, one line per user.
+    """
+
     local = True
 
     def __init__(
@@ -68,6 +79,9 @@ class LlamaCppModel(Model):
         context_length: int | None = None,
         threads: int | None = None,
         timeout_seconds: float = 120.0,
+        parallel: int = 8,
+        max_waiting: int = 64,
+        queue_timeout_seconds: float = 30.0,
     ) -> None:
         if not path.is_file():
             raise FileNotFoundError(f"model file not found: {path}")
@@ -75,26 +89,27 @@ class LlamaCppModel(Model):
         self.name = name or path.stem
         self.threads = threads or physical_cores()
         self.timeout_seconds = timeout_seconds
-        # n_ctx=0 asks llama.cpp for the context length the model was trained with
-        self._llama = Llama(
-            str(path), n_ctx=context_length or 0, n_threads=self.threads, verbose=False
-        )
-        self.context_length = self._llama.n_ctx()
+        # the vocabulary alone: templates and token counts without the weights
+        self._vocab = Llama(str(path), vocab_only=True, verbose=False)
+        meta = self._vocab.metadata
         self.trained_context_length = int(
-            self._llama.metadata.get(
-                f"{self._llama.metadata.get('general.architecture')}.context_length",
-                self.context_length,
-            )
+            meta.get(f"{meta.get('general.architecture')}.context_length", 4096)
+        )
+        # per sequence; every sequence of the worker's cache holds this many tokens
+        self.context_length = min(
+            context_length or DEFAULT_CONTEXT_LENGTH, self.trained_context_length
         )
         self._formatter = self._chat_formatter()
         # respect the GGUF: SmolLM2's BOS is <|im_start|>, which its template already writes
-        self._add_bos = self._llama.metadata.get("tokenizer.ggml.add_bos_token", "true") != "false"
-        self._lock = threading.Lock()  # a llama.cpp context serves one generation at a time
-        self._grammars: dict[str, LlamaGrammar] = {}
+        self._add_bos = meta.get("tokenizer.ggml.add_bos_token", "true") != "false"
+        self._grammars: dict[str, str] = {}
+        spec = WorkerSpec(path, parallel, self.context_length, self.threads,
+                          max_waiting, queue_timeout_seconds)  # fmt: skip
+        self.worker = ModelWorker(spec, name=self.name)
 
     def _chat_formatter(self) -> Jinja2ChatFormatter:
-        meta = self._llama.metadata
-        vocab = self._llama.tokenizer_
+        meta = self._vocab.metadata
+        vocab = self._vocab.tokenizer_
 
         def token_text(key: str) -> str:
             token_id = meta.get(key)
@@ -113,19 +128,20 @@ class LlamaCppModel(Model):
     ) -> tuple[list[int], list[str]]:
         chat = _to_template_messages(messages, tools)
         rendered = self._formatter(messages=chat)
-        tokens = self._llama.tokenize(rendered.prompt.encode(), add_bos=self._add_bos, special=True)
+        tokens = self._vocab.tokenize(rendered.prompt.encode(), add_bos=self._add_bos, special=True)
         stop = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop or ""]
         return tokens, [s for s in stop if s]
 
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()) -> int:
         return len(self._prompt(messages, tools)[0])
 
-    def _grammar(self, schema: dict[str, Any]) -> LlamaGrammar:
+    def _grammar(self, schema: dict[str, Any]) -> str:
         key = json.dumps(schema, sort_keys=True)
         if key not in self._grammars:
             # the grammar writes properties in the schema's order: "tool" before "arguments",
             # so the model names the tool before it fills the arguments (not sorted keys)
-            self._grammars[key] = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+            grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+            self._grammars[key] = grammar._grammar
         return self._grammars[key]
 
     def stream(
@@ -136,51 +152,55 @@ class LlamaCppModel(Model):
         json_schema: dict[str, Any] | None = None,
         settings: GenerationSettings = DEFAULT_GENERATION,
     ) -> Iterator[StreamChunk]:
-        tokens, stop = self._prompt(messages, tools)
+        tokens, template_stop = self._prompt(messages, tools)
         if len(tokens) + 1 > self.context_length:
             raise ContextOverflowError(len(tokens), self.context_length)
-        max_tokens = min(settings.max_tokens, self.context_length - len(tokens))
         schema = tool_choice_schema(tools) if tools else json_schema
-        grammar = self._grammar(schema) if schema is not None else None
-        deadline = time.monotonic() + self.timeout_seconds
-        confidence = TokenLogprobs(len(tokens)) if settings.logprobs else None
-        with self._lock:
-            pieces: list[str] = []
-            shown = ""  # the part of a constrained answer already streamed
-            finish = "stop"
-            for part in self._llama.create_completion(
-                tokens,
-                max_tokens=max_tokens,
-                temperature=settings.temperature,
-                seed=settings.seed,
-                stop=stop,
-                grammar=grammar,
-                logit_bias={self._llama.token_eos(): -1e9} if self.ignore_eos else None,
-                stream=True,
-                logits_processor=LogitsProcessorList([confidence]) if confidence else None,
-            ):
-                choice = part["choices"][0]
-                text = choice["text"]
-                if text:
-                    pieces.append(text)
-                    if not tools:
-                        yield StreamChunk(text=text)
-                    else:  # the JSON is not for the user's eyes, an answer inside it is
-                        visible = _partial_answer("".join(pieces))
-                        if len(visible) > len(shown) and visible.startswith(shown):
-                            yield StreamChunk(text=visible[len(shown) :])
-                            shown = visible
-                finish = choice.get("finish_reason") or finish
-                if time.monotonic() > deadline:
-                    raise ModelError(f"{self.name}: no answer within {self.timeout_seconds:g} s")
-        text = "".join(pieces)
-        usage = Usage(len(tokens), len(pieces))
+        request = GenerateRequest(
+            tokens,
+            max_tokens=min(settings.max_tokens, self.context_length - len(tokens)),
+            temperature=settings.temperature,
+            seed=settings.seed,
+            grammar=self._grammar(schema) if schema is not None else None,
+            # stop texts end plain answers; a grammar ends constrained ones by itself
+            stop=() if schema is not None else (*template_stop, *settings.stop),
+            logprobs=settings.logprobs,
+            ignore_eos=self.ignore_eos,
+        )
+        events = self.worker.generate(
+            request,
+            user=settings.user,
+            cancel=settings.cancel,
+            deadline=time.monotonic() + self.timeout_seconds,
+        )
+        with closing(events):  # a caller that stops reading stops the generation
+            yield from self._chunks(events, len(tokens), bool(tools))
+
+    def _chunks(
+        self, events: Iterator[str | Finished], prompt_tokens: int, tools: bool
+    ) -> Iterator[StreamChunk]:
+        pieces: list[str] = []
+        shown = ""  # the part of a constrained answer already streamed
+        finished: Finished | None = None
+        for event in events:
+            if isinstance(event, Finished):
+                finished = event
+                break
+            pieces.append(event)
+            if not tools:
+                yield StreamChunk(text=event)
+            else:  # the JSON is not for the user's eyes, an answer inside it is
+                visible = _partial_answer("".join(pieces))
+                if len(visible) > len(shown) and visible.startswith(shown):
+                    yield StreamChunk(text=visible[len(shown) :])
+                    shown = visible
+        assert finished is not None, "a worker stream ends with Finished"
         response = ModelResponse(
             model=self.name,
-            text=text,
-            usage=usage,
-            stop_reason="length" if finish == "length" else "stop",
-            mean_logprob=confidence.mean() if confidence else None,
+            text="".join(pieces),
+            usage=Usage(prompt_tokens, finished.completion_tokens),
+            stop_reason="length" if finished.reason == "length" else "stop",
+            mean_logprob=finished.mean_logprob,
         )
         if tools:
             _apply_tool_choice(response)
@@ -188,36 +208,12 @@ class LlamaCppModel(Model):
                 yield StreamChunk(text=response.text[len(shown) :])
         yield StreamChunk(response=response)
 
+    def status(self) -> dict[str, object]:
+        return self.worker.status()
+
     def close(self) -> None:
-        self._llama.close()
-
-
-class TokenLogprobs:
-    """A logits processor that records how sure the model was of each token it produced.
-
-    llama.cpp hands it the raw logits of each step (before the grammar masks them), and the
-    token chosen at one step is the last input of the next, so each chosen token's
-    log-probability under the model's own distribution is known one step later. A token the
-    grammar forced against the model's preference scores low, which is the point. The final
-    token (end of text, or the closing brace the grammar requires) is not scored.
-    Cheaper than llama.cpp's own logprobs, which need logits kept for every position.
-    """
-
-    def __init__(self, prompt_tokens: int) -> None:
-        self.prompt_tokens = prompt_tokens
-        self.logprobs: list[float] = []
-        self._previous: np.ndarray | None = None
-
-    def __call__(self, input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        if self._previous is not None and len(input_ids) > self.prompt_tokens:
-            self.logprobs.append(float(self._previous[int(input_ids[-1])]))
-        top = float(scores.max())
-        log_total = top + float(np.log(np.exp(scores - top).sum()))
-        self._previous = scores - log_total  # a copy: llama.cpp reuses its buffer
-        return scores
-
-    def mean(self) -> float | None:
-        return sum(self.logprobs) / len(self.logprobs) if self.logprobs else None
+        self.worker.close()
+        self._vocab.close()
 
 
 def _to_template_messages(

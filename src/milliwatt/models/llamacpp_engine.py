@@ -1,11 +1,10 @@
 """Continuous batching over one llama.cpp model: what runs inside a model worker process.
 
-Up to `parallel` generations share one loaded model and one KV cache (unified: a sequence
-may grow as long as the whole cache while the others leave room). Each `step()` decodes one
-batch holding the next token of every running sequence and a chunk of any prompt still being
-read, so a new request starts while others stream, and N streams cost far less than N times
-one. The caller (the worker's loop) owns admission: it never submits more than `parallel`
-sequences, nor more cells than the cache holds.
+Up to `parallel` generations share one loaded model; each has its own part of the KV cache,
+`context_length` tokens long, so attention reads only a sequence's own cells. Each `step()`
+decodes one batch holding the next token of every running sequence and a chunk of any
+prompt still being read, so a new request starts while others stream, and N streams cost far
+less than N times one. The caller owns admission: it never submits more than `parallel` sequences.
 
 Greedy decoding without a grammar picks the top logit in numpy; a grammar, a temperature
 or a seed use llama.cpp's own sampler chain, one per sequence.
@@ -75,15 +74,19 @@ Event = tuple[int, str | Finished]  # (request id, a piece of text or the end)
 class BatchEngine:
     def __init__(self, path: Path, *, parallel: int, context_length: int, threads: int) -> None:
         model_params = llama_cpp.llama_model_default_params()
+        # llama.cpp's AMX kernels (0.3.16, built by GCC 12) give wrong results for batches
+        # of tokens: a prompt read at once continues differently from one read token by
+        # token. scripts/install.sh builds without AMX; a build that has it is kept off it.
+        model_params.use_extra_bufts = b"AMX_INT8 = 1" not in llama_cpp.llama_print_system_info()
         self.model = LlamaModel(path_model=str(path), params=model_params, verbose=False)
         params = llama_cpp.llama_context_default_params()
-        params.n_ctx = context_length
+        params.n_ctx = context_length * parallel
         params.n_batch = params.n_ubatch = max(PROMPT_CHUNK, parallel)
         params.n_seq_max = parallel
-        params.kv_unified = False  # one pool of cells: a long sequence may use what others leave
+        params.kv_unified = False
         params.n_threads = params.n_threads_batch = threads
         self.context = LlamaContext(model=self.model, params=params, verbose=False)
-        self.context_length = self.context.n_ctx()
+        self.context_length = self.context.n_ctx() // parallel  # per sequence
         self.parallel = parallel
         vocab = self.model.vocab
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)

@@ -55,4 +55,7 @@ def _build(name: str, config: ModelConfig) -> Model:
         context_length=config.context_length,
         threads=config.threads,
         timeout_seconds=config.timeout_seconds,
+        parallel=config.parallel,
+        max_waiting=config.max_waiting,
+        queue_timeout_seconds=config.queue_timeout_seconds,
     )

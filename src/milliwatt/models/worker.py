@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import queue
 import signal
 import socket
@@ -67,7 +68,7 @@ class ModelWorker:
         self._send_lock = threading.Lock()
         self._state = "starting"
         self._closing = False
-        self._process, self._connection = self._spawn()
+        self._process, self._socket, self._connection = self._spawn()
         self._reader = threading.Thread(
             target=self._read_forever, name=f"{name}-worker", daemon=True
         )
@@ -100,10 +101,12 @@ class ModelWorker:
                 try:
                     event = stream.get(timeout=_POLL_SECONDS)
                 except queue.Empty:
-                    if cancel is not None and cancel.is_set():
-                        raise GenerationCancelled() from None
+                    event = None
+                if cancel is not None and cancel.is_set():
+                    raise GenerationCancelled()
+                if event is None:
                     if deadline is not None and time.monotonic() > deadline:
-                        raise ModelError(f"{self.name}: no answer in time") from None
+                        raise ModelError(f"{self.name}: no answer in time")
                     continue
                 if isinstance(event, _Died):
                     finished = True  # nothing left to cancel
@@ -138,6 +141,9 @@ class ModelWorker:
 
     def close(self) -> None:
         self._closing = True
+        # shutdown, not just close: it wakes the reader blocked on the socket and tells the
+        # worker, whose loop ends when its parent's end is gone
+        self._socket.shutdown(socket.SHUT_RDWR)
         self._connection.close()
         try:
             self._process.wait(5)
@@ -147,7 +153,7 @@ class ModelWorker:
 
     # the worker's side
 
-    def _spawn(self) -> tuple[subprocess.Popen[bytes], Connection]:
+    def _spawn(self) -> tuple[subprocess.Popen[bytes], socket.socket, Connection]:
         ours, theirs = socket.socketpair()
         spec = {
             "path": str(self.spec.path),
@@ -163,7 +169,7 @@ class ModelWorker:
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         theirs.close()
-        connection = Connection(ours.detach())
+        connection = Connection(os.dup(ours.fileno()))
         if not connection.poll(STARTUP_SECONDS):
             process.kill()
             raise ModelError(f"{self.name}: the model worker did not start in time")
@@ -175,7 +181,7 @@ class ModelWorker:
             raise ModelError(f"{self.name}: {payload}")
         self.info = payload
         self._state = "ready"
-        return process, connection
+        return process, ours, connection
 
     def _read_forever(self) -> None:
         backoff = 0.5
@@ -197,7 +203,7 @@ class ModelWorker:
             time.sleep(backoff)
             while not self._closing:
                 try:
-                    self._process, self._connection = self._spawn()
+                    self._process, self._socket, self._connection = self._spawn()
                     self.restarts += 1
                     break
                 except ModelError as exc:
