@@ -34,6 +34,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
+from llama_cpp import Llama
+
+import milliwatt
+from milliwatt.config import AgentConfig
+from milliwatt.models.llamacpp import physical_cores
+from milliwatt.models.loader import bundled_model_path
 
 DONE = "[DONE]"
 ANCHOR_MODEL = "smollm2-135m"
@@ -147,6 +153,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 @dataclass
 class Summary:
     requests: int = 0
+    model_requests: int = 0
     errors: int = 0
     short: int = 0  # model-route requests that generated other than --tokens tokens
     misrouted: int = 0  # tool questions the model answered, or prompts a tool answered
@@ -177,6 +184,7 @@ def summarize(
     errors = [s.error for s in samples if s.error is not None]
     return Summary(
         requests=len(samples),
+        model_requests=sum(1 for s in samples if s.kind == "model"),
         errors=len(errors),
         short=sum(1 for s in model if s.tokens != tokens),
         misrouted=sum(1 for s in ok if s.route is not None and s.route != s.kind),
@@ -266,8 +274,12 @@ def start_milliwatt(
 ) -> Target:
     config = workdir / "milliwatt.toml"
     config.write_text(milliwatt_config(tokens, waf, model_options))
+    # the server imports the milliwatt this script imported, wherever its cwd puts it
+    source = str(Path(milliwatt.__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH")) if p)
     env = {
         **os.environ,
+        "PYTHONPATH": path,
         "MILLIWATT_CONFIG": str(config),
         "MILLIWATT_DATA_DIR": str(workdir / "data"),
     }
@@ -351,6 +363,9 @@ async def one_request(
     )
 
 
+CUT_OFF = "cut off by the level's time cap"
+
+
 @dataclass
 class Load:
     target: Target
@@ -359,63 +374,90 @@ class Load:
     requests: int | None
     tool_fraction: float
     seed: int
+    probe_interval: float = 0.0
+    transport: httpx.AsyncBaseTransport | None = None  # tests answer without a server
     samples: list[Sample] = field(default_factory=list)
     model_in_flight: int = 0
+
+    async def send(
+        self, client: httpx.AsyncClient, kind: Kind, prompt: str, deadline: float
+    ) -> None:
+        busy = self.model_in_flight > 0
+        self.model_in_flight += kind == "model"
+        try:
+            self.samples.append(
+                await one_request(client, self.target, kind, prompt, busy, deadline)
+            )
+        except asyncio.CancelledError:
+            self.samples.append(Sample(kind, math.nan, error=CUT_OFF, busy=busy))
+            raise
+        finally:
+            self.model_in_flight -= kind == "model"
 
     async def client(self, index: int, client: httpx.AsyncClient, deadline: float) -> None:
         rng = random.Random(self.seed * 1000 + index)
         sent = 0
-        while True:
-            if self.requests is not None and sent >= self.requests:
-                return
-            if self.duration is not None and time.perf_counter() >= deadline:
-                return
+        while (self.requests is None or sent < self.requests) and time.perf_counter() < deadline:
             sent += 1
             tool = self.target.tools and rng.random() < self.tool_fraction
             kind: Kind = "tool" if tool else "model"
-            prompt = rng.choice(TOOL_QUESTIONS if tool else PROMPTS)
-            busy = self.model_in_flight > 0
-            if kind == "model":
-                self.model_in_flight += 1
-            try:
-                sample = await one_request(client, self.target, kind, prompt, busy, deadline)
-                self.samples.append(sample)
-            finally:
-                if kind == "model":
-                    self.model_in_flight -= 1
+            await self.send(client, kind, rng.choice(TOOL_QUESTIONS if tool else PROMPTS), deadline)
+
+    async def probe(self, client: httpx.AsyncClient, deadline: float) -> None:
+        """Tool-route questions at a steady pace while model-route requests are in flight:
+        enough samples for a p99 of the tool route under load, at any level."""
+        rng = random.Random(self.seed * 1000 - 1)
+        while time.perf_counter() < deadline:
+            if self.model_in_flight > 0:
+                await self.send(client, "tool", rng.choice(TOOL_QUESTIONS), deadline)
+            await asyncio.sleep(self.probe_interval)
 
     async def run(self, cap: float) -> float:
         """Wall seconds from the first request until the last one finished."""
-        limits = httpx.Limits(max_connections=self.clients, max_keepalive_connections=self.clients)
+        connections = self.clients + 1
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         timeout = httpx.Timeout(cap, connect=10.0)
-        async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+        async with httpx.AsyncClient(
+            limits=limits, timeout=timeout, transport=self.transport
+        ) as client:
             started = time.perf_counter()
             deadline = started + self.duration if self.duration is not None else math.inf
             tasks = [
                 asyncio.create_task(self.client(i, client, deadline)) for i in range(self.clients)
             ]
+            probe = None
+            if self.target.tools and self.probe_interval > 0:
+                probe = asyncio.create_task(self.probe(client, deadline))
             _, pending = await asyncio.wait(tasks, timeout=cap)
+            if probe is not None:
+                pending.add(probe)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
             elapsed = time.perf_counter() - started
-        # requests cut off by the cap: they count as errors, their tokens do not count
-        self.samples += [Sample("model", elapsed, error="cut off by the run's time cap")] * (
-            self.model_in_flight
-        )
         return elapsed
 
 
 def run_level(target: Target, clients: int, args: argparse.Namespace, seed: int) -> Summary:
-    load = Load(target, clients, args.duration, args.requests, args.tool_fraction, seed)
-    # queued requests drain after the deadline; the cap bounds a server that stops answering
-    expected = args.duration or args.requests * clients * args.tokens / 20
-    elapsed = asyncio.run(load.run(cap=expected + args.drain_cap))
+    load = Load(
+        target,
+        clients,
+        args.duration,
+        args.requests,
+        args.tool_fraction,
+        seed,
+        args.probe_interval,
+    )
+    # requests queued at the deadline drain after it; the cap bounds a server that hangs
+    elapsed = asyncio.run(load.run(cap=(args.duration or 0.0) + args.time_cap))
     if args.duration is not None:
         summary = summarize(load.samples, args.duration, args.tokens, windowed=True)
     else:
         summary = summarize(load.samples, elapsed, args.tokens)
     summary.wall = elapsed
+    if any(s.error == CUT_OFF for s in load.samples):
+        # a server may go on generating for a client that left; say so next to the figures
+        print(f"warning: {target.name} was cut off; the next level may overlap", file=sys.stderr)
     return summary
 
 
@@ -446,7 +488,7 @@ def ratio(a: float, b: float) -> float:
 
 def table(results: dict[int, dict[str, Summary]]) -> Iterator[str]:
     rows: list[tuple[str, Any]] = [
-        ("requests", lambda s: str(s.requests)),
+        ("requests model+tool", lambda s: f"{s.model_requests}+{s.requests - s.model_requests}"),
         ("errors", lambda s: str(s.errors)),
         ("short / misrouted", lambda s: f"{s.short} / {s.misrouted}"),
         ("model tokens", lambda s: str(s.tokens)),
@@ -536,7 +578,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="another option under [models.smollm2-135m], VALUE as TOML",
     )
     parser.add_argument(
-        "--drain-cap", type=float, default=90.0, help="seconds a level may run past its load"
+        "--time-cap",
+        type=float,
+        default=120.0,
+        help="seconds a level may run past --duration (with --requests, in all); "
+        "requests still running then count as errors",
+    )
+    parser.add_argument(
+        "--probe-interval",
+        type=float,
+        default=0.25,
+        help="seconds between tool-route probes while the model route is busy (0: none)",
     )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
@@ -554,12 +606,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    from llama_cpp import Llama
-
-    from milliwatt.config import AgentConfig
-    from milliwatt.models.llamacpp import physical_cores
-    from milliwatt.models.loader import bundled_model_path
-
     gguf = bundled_model_path()
     with quiet_stderr():  # llama.cpp logs from C even when asked not to
         eos = Llama(str(gguf), vocab_only=True, verbose=False).token_eos()

@@ -1,15 +1,20 @@
-"""bench/serve_load.py: its SSE parsing, per-request accounting, percentiles and config."""
+"""bench/serve_load.py without servers: SSE parsing, per-request accounting, percentiles,
+the config it writes, and its load loop against a fake streaming transport."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import math
 import sys
 import tomllib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
+import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,7 +40,7 @@ def chunk(content: str | None = None, finish: str | None = None, **extra: object
     return data({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra})
 
 
-def feed(bench: ModuleType, lines: list[str], window_end: float = math.inf):  # type: ignore[no-untyped-def]
+def feed(bench: ModuleType, lines: list[str], window_end: float = math.inf) -> Any:
     state = bench.StreamState(0.0, window_end)
     for now, line in enumerate(lines, start=1):
         payload = bench.parse_sse_line(line)
@@ -138,3 +143,56 @@ def test_config_and_flags(bench: ModuleType) -> None:
     assert "parallel" not in default["models"]["smollm2-135m"] and default["shield"]["waf"]
     with pytest.raises(SystemExit):
         bench.parse_args(["--model-option", "parallel"])
+
+
+def fake_server(
+    bench: ModuleType, tokens: int, delay: float, hang: bool = False
+) -> httpx.MockTransport:
+    """Answers like `milliwatt serve`: tool questions at once, prompts token by token."""
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        prompt = json.loads(request.content)["messages"][-1]["content"]
+        tool = prompt in bench.TOOL_QUESTIONS
+
+        async def events() -> AsyncIterator[bytes]:
+            yield (chunk("", None) + "\n\n").encode()
+            for _ in range(1 if tool else tokens):
+                await asyncio.sleep(0 if tool else delay)
+                if hang:
+                    await asyncio.sleep(3600)
+                yield (chunk("x") + "\n\n").encode()
+            usage = {"completion_tokens": 0 if tool else tokens}
+            route = {"route": "tool" if tool else "model"}
+            yield (chunk(None, "stop", usage=usage, milliwatt=route) + "\n\n").encode()
+            yield b"data: [DONE]\n\n"
+
+        return httpx.Response(200, content=events())
+
+    return httpx.MockTransport(handle)
+
+
+def fake_target(bench: ModuleType) -> Any:
+    return bench.Target("milliwatt", "http://fake", "milliwatt", None, Path("-"), tools=True)
+
+
+def test_load_for_a_duration(bench: ModuleType) -> None:
+    transport = fake_server(bench, tokens=5, delay=0.02)
+    target = fake_target(bench)
+    load = bench.Load(target, 3, 0.5, None, 0.25, 1, probe_interval=0.05, transport=transport)
+    elapsed = asyncio.run(load.run(cap=10.0))
+    s = bench.summarize(load.samples, 0.5, 5, windowed=True)
+    assert 0.5 <= elapsed < 5.0
+    assert s.errors == 0 and s.short == 0 and s.misrouted == 0
+    assert s.model_requests >= 6 and s.tool_requests >= 3  # the probe ran while busy
+    # 3 clients, 5 tokens per 0.1 s each: ~150 tokens/s, less what the deadline cut
+    assert 20 < s.tps <= 160
+    assert s.tokens >= s.tps * 0.5  # requests running at the deadline finished
+
+
+def test_load_cut_off_by_the_cap(bench: ModuleType) -> None:
+    transport = fake_server(bench, tokens=5, delay=0.0, hang=True)
+    load = bench.Load(fake_target(bench), 2, None, 1, 0.0, 1, transport=transport)
+    elapsed = asyncio.run(load.run(cap=0.3))
+    assert elapsed < 5.0
+    assert [s.error for s in load.samples] == [bench.CUT_OFF] * 2
+    assert load.model_in_flight == 0
