@@ -314,8 +314,14 @@ def start_anchor(
     ]  # fmt: skip
     proc = start_logged(args, log, dict(os.environ))
     url = f"http://127.0.0.1:{port}"
-    # milliwatt's ignore_eos is the same logit bias on the same token
-    extra = {"max_tokens": tokens, "logit_bias": {str(eos): -1e9}, "temperature": 0.0}
+    # as milliwatt calls llama.cpp: its ignore_eos is this logit bias on the same token;
+    # greedy, and no repeat penalty (the server's default is 1.1)
+    extra = {
+        "max_tokens": tokens,
+        "logit_bias": {str(eos): -1e9},
+        "temperature": 0.0,
+        "repeat_penalty": 1.0,
+    }
     target = Target("llama_cpp", url, ANCHOR_MODEL, proc, log, extra=extra, system=system)
     try:
         wait_for_http(f"{url}/v1/models", proc, log, timeout=120)
