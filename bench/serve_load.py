@@ -1,17 +1,22 @@
 """`milliwatt serve` under concurrent streaming load, beside llama-cpp-python's own server on
 the same GGUF as the anchor; loopback only.
 
-    python bench/serve_load.py [--levels 1,4,16] [--duration 15 | --requests 4]
+    python bench/serve_load.py [--levels 1,4,16] [--duration 12 | --requests 4]
         [--tokens 64] [--tool-fraction 0.25] [--no-waf] [--parallel 8]
 
 For each concurrency level C, C streaming clients (SSE over httpx) send requests back to back
 for --duration seconds (or --requests each), first to one server, then to the other; the
-order alternates per level and only one server generates at a time. To milliwatt a share of
-requests (--tool-fraction) are tool-route questions, the rest model-route prompts; the
-anchor gets the model-route prompts only, with the same system message, max_tokens and EOS
-suppressed, so both sides generate exactly --tokens tokens per request (checked by
-counting). Tokens/s counts model tokens of finished requests over the wall time of the
-level, drain included. The last line holds the headline figures as key=value pairs.
+order alternates per level. Both servers stay up, but only one is sent load at a time and
+its queue drains before the other starts. To milliwatt a share of requests
+(--tool-fraction) are tool-route questions, the rest model-route prompts; the anchor gets
+the model-route prompts only, with the same system message, max_tokens, greedy sampling
+and EOS suppressed, so both sides generate exactly --tokens tokens per request (checked by
+counting). A probe also asks milliwatt a tool-route question every --probe-interval
+seconds while model-route requests are in flight: the tool route's latency under load.
+
+Tokens/s: with --duration, model tokens streamed before the deadline over --duration (the
+drain after it is not steady state); with --requests, all model tokens over the wall time.
+The last line holds the headline figures as key=value pairs.
 """
 
 from __future__ import annotations
@@ -600,8 +605,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.duration is None and args.requests is None:
         args.duration = 12.0
-    args.levels = [int(level) for level in args.levels.split(",")]
-    if not args.levels or min(args.levels) < 1:
+    try:
+        args.levels = [int(level) for level in args.levels.split(",")]
+    except ValueError:
+        parser.error("--levels takes positive integers, comma-separated")
+    if min(args.levels) < 1:
         parser.error("--levels takes positive integers")
     if not 0.0 <= args.tool_fraction < 1.0:
         parser.error("--tool-fraction is in [0, 1)")
