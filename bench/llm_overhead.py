@@ -3,9 +3,10 @@ side by side in one run, interleaved so that machine load affects all paths alik
 
     python bench/llm_overhead.py [--tokens 96] [--rounds 3]
 
-Paths: raw llama-cpp-python (create_completion on the same model object), milliwatt's
-agent in process (template, budgets, ledger, session-free), and milliwatt's HTTP server
-(`milliwatt serve` on loopback through the openai client). Tokens/s counts generated
+Paths: raw llama-cpp-python (create_completion on a Llama of the same GGUF, in this
+process), milliwatt's agent in process (template, budgets, ledger; the model generates in
+its worker process), and milliwatt's HTTP server (`milliwatt serve` on loopback through the
+openai client, WAF on as by default), answered whole and streamed. Tokens/s counts generated
 tokens over wall time. EOS is suppressed everywhere so every path generates exactly
 --tokens tokens.
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import openai
+from llama_cpp import Llama
 
 from milliwatt.agent.runner import Agent
 from milliwatt.config import AgentConfig
@@ -33,9 +35,8 @@ from milliwatt.models.loader import bundled_model_path
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
 
 
-def raw_tokens_per_second(model: LlamaCppModel, tokens: int) -> float:
-    llama = model._llama
-    prompt = model._prompt([Message("user", PROMPT)], ())[0]
+def raw_tokens_per_second(llama: Llama, prompt: list[int], tokens: int) -> float:
+    llama.reset()
     started = time.perf_counter()
     out = llama.create_completion(
         prompt, max_tokens=tokens, temperature=0.0, logit_bias={llama.token_eos(): -1e9}
@@ -58,15 +59,26 @@ def http_tokens_per_second(client: openai.OpenAI, tokens: int) -> float:
         model="milliwatt", messages=[{"role": "user", "content": PROMPT}]
     )
     elapsed = time.perf_counter() - started
-    assert reply.usage is not None
-    return reply.usage.completion_tokens / elapsed
+    assert reply.usage is not None and reply.usage.completion_tokens == tokens
+    return tokens / elapsed
+
+
+def stream_tokens_per_second(client: openai.OpenAI, tokens: int) -> float:
+    started = time.perf_counter()
+    stream = client.chat.completions.create(
+        model="milliwatt", messages=[{"role": "user", "content": PROMPT}], stream=True
+    )
+    pieces = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta]
+    elapsed = time.perf_counter() - started
+    assert "".join(p or "" for p in pieces), "the stream carried no text"
+    return tokens / elapsed
 
 
 def start_server(workdir: Path, tokens: int, port: int) -> subprocess.Popen[bytes]:
     config = workdir / "milliwatt.toml"
     config.write_text(
         f"[models.smollm2-135m]\nmax_tokens = {tokens}\nignore_eos = true\n"
-        '[shield]\nwaf = false\n[[agents]]\nname = "milliwatt"\ntools = []\n'
+        f'[[agents]]\nname = "milliwatt"\ntools = []\nmax_tokens = {tokens}\n'
     )
     env = {**os.environ, "MILLIWATT_CONFIG": str(config), "MILLIWATT_DATA_DIR": str(workdir)}
     proc = subprocess.Popen(
@@ -96,30 +108,40 @@ def main() -> None:
     model = LlamaCppModel(bundled_model_path(), name="smollm2-135m")
     model.max_tokens = args.tokens
     model.ignore_eos = True
-    agent = Agent(AgentConfig(tools=[]), [model], watts_per_core=15.0)
+    agent = Agent(AgentConfig(tools=[], max_tokens=args.tokens), [model], watts_per_core=15.0)
+    raw = Llama(str(model.path), n_ctx=2048, n_threads=model.threads, verbose=False)
+    prompt = model._prompt([Message("user", PROMPT)], ())[0]
     with tempfile.TemporaryDirectory() as workdir:
         server = start_server(Path(workdir), args.tokens, args.port)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{args.port}/v1", api_key="x")
         try:
-            raw_tokens_per_second(model, 8)  # warm caches once
-            rows: dict[str, list[float]] = {"raw": [], "agent": [], "http": []}
+            raw_tokens_per_second(raw, prompt, 8)  # warm caches once
+            http_tokens_per_second(client, args.tokens)
+            rows: dict[str, list[float]] = {"raw": [], "agent": [], "http": [], "stream": []}
             for _ in range(args.rounds):
-                rows["raw"].append(raw_tokens_per_second(model, args.tokens))
+                rows["raw"].append(raw_tokens_per_second(raw, prompt, args.tokens))
                 rows["agent"].append(agent_tokens_per_second(agent, args.tokens))
                 rows["http"].append(http_tokens_per_second(client, args.tokens))
+                rows["stream"].append(stream_tokens_per_second(client, args.tokens))
         finally:
             server.terminate()
             server.wait(10)
+            model.close()
     median = {k: statistics.median(v) for k, v in rows.items()}
     for name, values in rows.items():
         print(f"{name:6} tokens/s median {median[name]:7.1f}  runs {[round(v, 1) for v in values]}")
     in_process = median["agent"] / median["raw"]
     over_http = median["http"] / median["raw"]
-    print(f"ratio in process {in_process:.3f}, over HTTP {over_http:.3f} (goal in process >= 0.95)")
+    streamed = median["stream"] / median["raw"]
+    print(
+        f"ratio in process {in_process:.3f}, over HTTP {over_http:.3f}, streamed {streamed:.3f} "
+        "(goals: in process >= 0.95, over HTTP >= 0.9)"
+    )
     print(
         f"tokens={args.tokens} rounds={args.rounds} raw_tps={median['raw']:.1f} "
         f"agent_tps={median['agent']:.1f} http_tps={median['http']:.1f} "
-        f"ratio_in_process={in_process:.3f} ratio_http={over_http:.3f}"
+        f"stream_tps={median['stream']:.1f} ratio_in_process={in_process:.3f} "
+        f"ratio_http={over_http:.3f} ratio_stream={streamed:.3f}"
     )
 
 

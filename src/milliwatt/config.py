@@ -14,6 +14,7 @@ from typing import Literal
 import platformdirs
 from pydantic import (
     BaseModel,
+    ConfigDict,
     Field,
     PositiveFloat,
     PositiveInt,
@@ -35,7 +36,12 @@ DEFAULT_AGENT = "milliwatt"
 REGISTRY_FILE = "models.toml"
 
 
-class Budgets(BaseModel):
+class _Section(BaseModel):
+    # a misspelt key is an error naming it, not a setting silently ignored
+    model_config = ConfigDict(extra="forbid")
+
+
+class Budgets(_Section):
     """Limits checked before every model call; exceeding one ends the run with a message."""
 
     tokens_per_request: PositiveInt = 8192
@@ -46,7 +52,7 @@ class Budgets(BaseModel):
     seconds_per_session: PositiveFloat | None = None
 
 
-class ModelConfig(BaseModel):
+class ModelConfig(_Section):
     """A model an agent may use: a local GGUF file or an OpenAI-compatible server."""
 
     backend: Literal["llamacpp", "openai"] = "llamacpp"
@@ -79,7 +85,7 @@ class ModelConfig(BaseModel):
         return self
 
 
-class ToolSelectionConfig(BaseModel):
+class ToolSelectionConfig(_Section):
     """Which tools the model is offered: the top_k most similar to the request, if similar
     enough (cosine of all-MiniLM-L6-v2 embeddings); none above the bar -> a plain answer."""
 
@@ -95,7 +101,7 @@ class ToolSelectionConfig(BaseModel):
     conversation_margin: float = Field(0.0, ge=-1.0, le=1.0)
 
 
-class AgentConfig(BaseModel):
+class AgentConfig(_Section):
     name: str = DEFAULT_AGENT
     instructions: str = (
         "You are milliwatt, a helpful assistant. Answer briefly and plainly. "
@@ -121,7 +127,7 @@ class AgentConfig(BaseModel):
     budgets: Budgets = Field(default_factory=Budgets)
 
 
-class ShieldConfig(BaseModel):
+class ShieldConfig(_Section):
     waf: bool = True
     mode: Literal["blocking", "detection"] = "blocking"
     paranoia: int = Field(1, ge=1, le=4)
@@ -133,8 +139,14 @@ class ShieldConfig(BaseModel):
     audit_log: Path | None = None  # default: <data_dir>/audit.jsonl
     arguments_limit: PositiveInt = 1000  # ARGS the rules read from one body (SecArgumentsLimit)
 
+    @model_validator(mode="after")
+    def _check_rules(self) -> ShieldConfig:
+        if self.rules == "baseline" and self.crs_dir is not None:
+            raise ValueError('shield.crs_dir names CRS rules, but shield.rules is "baseline"')
+        return self
 
-class ServerConfig(BaseModel):
+
+class ServerConfig(_Section):
     """What one HTTP request to `milliwatt serve` may be, and who may send it; checked before
     the WAF or the API parse a byte of it."""
 
@@ -149,12 +161,6 @@ class ServerConfig(BaseModel):
     # browser origins that may call it besides those hosts' own pages (CSRF)
     allowed_hosts: list[str] = Field(default_factory=list)
     allowed_origins: list[str] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _check_rules(self) -> ShieldConfig:
-        if self.rules == "baseline" and self.crs_dir is not None:
-            raise ValueError('shield.crs_dir names CRS rules, but shield.rules is "baseline"')
-        return self
 
 
 def _default_data_dir() -> Path:

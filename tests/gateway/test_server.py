@@ -170,7 +170,7 @@ def test_request_larger_than_the_context_is_400(server: Server) -> None:
     )
     assert reply.status_code == 400
     error = reply.json()["error"]
-    assert error["code"] == "context_length_exceeded" and "8192" in error["message"]
+    assert error["code"] == "context_length_exceeded" and "2048" in error["message"]
 
 
 def test_failing_backend_is_503_and_the_session_stays_consistent(server: Server) -> None:

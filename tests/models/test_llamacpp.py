@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -20,8 +21,22 @@ ADD = ToolSpec(
 )
 
 
-def test_context_length_is_the_models_own(bundled_model: LlamaCppModel) -> None:
-    assert bundled_model.context_length == bundled_model.trained_context_length == 8192
+def test_context_length_is_per_conversation_and_within_the_models_own(
+    bundled_model: LlamaCppModel,
+) -> None:
+    assert bundled_model.trained_context_length == 8192
+    assert bundled_model.context_length == 2048  # the default, per sequence
+    assert bundled_model.worker.info["context_length"] == 2048
+
+
+def test_a_configured_context_beyond_the_trained_one_is_the_trained_one(
+    bundled_model_path: Path,
+) -> None:
+    model = LlamaCppModel(bundled_model_path, context_length=100_000, parallel=1)
+    try:
+        assert model.context_length == 8192
+    finally:
+        model.close()
 
 
 def test_answers_and_streams(bundled_model: LlamaCppModel) -> None:
@@ -80,5 +95,5 @@ def test_tool_choice_is_constrained_to_the_schema(bundled_model: LlamaCppModel) 
 
 def test_prompt_larger_than_the_context_is_refused(bundled_model: LlamaCppModel) -> None:
     huge = Message("user", "word " * 9000)
-    with pytest.raises(ContextOverflowError, match="context holds 8192"):
+    with pytest.raises(ContextOverflowError, match="context holds 2048"):
         list(bundled_model.stream([huge]))

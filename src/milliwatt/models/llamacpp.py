@@ -18,7 +18,9 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from llama_cpp import Llama, LlamaGrammar
+import llama_cpp
+from llama_cpp import LlamaGrammar, _logger
+from llama_cpp._internals import LlamaModel
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from milliwatt.models.base import (
@@ -90,8 +92,12 @@ class LlamaCppModel(Model):
         self.threads = threads or physical_cores()
         self.timeout_seconds = timeout_seconds
         # the vocabulary alone: templates and token counts without the weights
-        self._vocab = Llama(str(path), vocab_only=True, verbose=False)
-        meta = self._vocab.metadata
+        _logger.set_verbose(False)  # llama.cpp's load chatter would mix with our output
+        params = llama_cpp.llama_model_default_params()
+        params.vocab_only = True
+        self._vocab = LlamaModel(path_model=str(path), params=params, verbose=False)
+        self.metadata = self._vocab.metadata()
+        meta = self.metadata
         self.trained_context_length = int(
             meta.get(f"{meta.get('general.architecture')}.context_length", 4096)
         )
@@ -108,14 +114,11 @@ class LlamaCppModel(Model):
         self.worker = ModelWorker(spec, name=self.name)
 
     def _chat_formatter(self) -> Jinja2ChatFormatter:
-        meta = self._vocab.metadata
-        vocab = self._vocab.tokenizer_
+        meta = self.metadata
 
         def token_text(key: str) -> str:
             token_id = meta.get(key)
-            if token_id is None:
-                return ""
-            return vocab.decode([int(token_id)]) if vocab else ""
+            return "" if token_id is None else self._vocab.token_get_text(int(token_id))
 
         return Jinja2ChatFormatter(
             template=meta.get("tokenizer.chat_template", _FALLBACK_TEMPLATE),

@@ -25,17 +25,19 @@ from typing import Any
 
 def serve(connection: Connection, spec: dict[str, Any]) -> None:
     from llama_cpp import _logger, llama_print_system_info
+    from llama_cpp._utils import suppress_stdout_stderr
 
     from milliwatt.models.llamacpp_engine import BatchEngine, Finished
 
-    _logger.set_verbose(False)  # llama.cpp's load chatter is not the operator's business
+    _logger.set_verbose(False)
     try:
-        engine = BatchEngine(
-            Path(spec["path"]),
-            parallel=spec["parallel"],
-            context_length=spec["context_length"],
-            threads=spec["threads"],
-        )
+        with suppress_stdout_stderr(disable=False):  # llama.cpp's load chatter is not ours
+            engine = BatchEngine(
+                Path(spec["path"]),
+                parallel=spec["parallel"],
+                context_length=spec["context_length"],
+                threads=spec["threads"],
+            )
     except (ValueError, OSError, RuntimeError) as exc:
         connection.send(("failed", str(exc)))
         return
