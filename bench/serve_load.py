@@ -95,8 +95,10 @@ class StreamState:
     started: float
     window_end: float = math.inf  # chunks after it are not counted in window_chunks
     first_content: float | None = None
-    chunks: int = 0  # chunks with non-empty content: one per generated token on both servers
+    chunks: int = 0  # chunks with non-empty content
     window_chunks: int = 0
+    chars: int = 0  # characters of content, all and before window_end
+    window_chars: int = 0
     usage_tokens: int | None = None
     finish: str | None = None
     route: str | None = None
@@ -117,6 +119,8 @@ class StreamState:
             if content:
                 self.chunks += 1
                 self.window_chunks += now <= self.window_end
+                self.chars += len(content)
+                self.window_chars += len(content) if now <= self.window_end else 0
                 if self.first_content is None:
                     self.first_content = now
             self.finish = choice.get("finish_reason") or self.finish
@@ -130,6 +134,15 @@ class StreamState:
     @property
     def tokens(self) -> int:
         return self.usage_tokens if self.usage_tokens is not None else self.chunks
+
+    @property
+    def window_tokens(self) -> int:
+        """Tokens streamed before window_end. A chunk may hold several tokens (milliwatt
+        releases text a sentence at a time), so the request's tokens are shared out by the
+        characters that arrived in time; without a usage count a chunk is one token."""
+        if self.usage_tokens is None or not self.chars:
+            return self.window_chunks
+        return round(self.usage_tokens * self.window_chars / self.chars)
 
 
 @dataclass
@@ -370,7 +383,7 @@ async def one_request(
     latency = time.perf_counter() - started
     ttft = None if state.first_content is None else state.first_content - started
     return Sample(
-        kind, latency, ttft, state.tokens, state.window_chunks, state.route, state.error, busy
+        kind, latency, ttft, state.tokens, state.window_tokens, state.route, state.error, busy
     )
 
 

@@ -64,11 +64,27 @@ def test_a_run_of_whitespace_is_empty() -> None:
     assert guard.stopped == "empty" and guard.text == ""
 
 
-def test_a_reply_cut_by_the_token_limit_ends_at_its_last_full_sentence() -> None:
+def test_a_reply_cut_by_the_token_limit_keeps_what_was_shown() -> None:
     guard = StreamGuard()
     shown = guard.feed("The sea is wide. ") + guard.feed("The waves roll in and")
-    shown += guard.finish(cut=True)
-    assert shown == guard.text == "The sea is wide."
-    single = StreamGuard()
-    single.feed("One sentence that never")
-    assert single.finish(cut=True) == "One sentence that never"  # nothing better to keep
+    shown += guard.finish()
+    assert shown == guard.text == "The sea is wide. The waves roll in and"
+
+
+def test_ordinary_text_is_shown_as_it_comes() -> None:
+    guard = StreamGuard(["\nUser:"])
+    assert guard.feed("Once") == "Once"
+    assert guard.feed(" upon a") == " upon a"
+    assert guard.feed(" time,") == " time,"
+    # held: it may be the start of the stop sequence, then of a repeated sentence
+    assert guard.feed(" there.\n") == " there."
+    assert guard.feed("Once upon") == "\n"
+    assert guard.feed(" a hill") == "Once upon a hill"
+
+
+def test_a_block_repeating_at_the_end_is_held_until_it_stops() -> None:
+    guard = StreamGuard()
+    assert guard.feed("It was la") == "It was la"
+    assert guard.feed(" la") == ""  # "la la": perhaps a loop starting
+    assert guard.feed(" land.") == " la land."
+    assert guard.stopped is None

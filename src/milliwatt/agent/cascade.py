@@ -260,7 +260,7 @@ class ModelCascade:
                 response = ModelResponse(model.name, guard.text, usage=usage)
             else:
                 assert response is not None, "a model stream must end with its response"
-                yield from show(guard.finish(cut=response.stop_reason == "length"))
+                yield from show(guard.finish())
                 if not response.tool_calls:
                     response.text = guard.text or response.text
             step.prompt_tokens = response.usage.prompt_tokens

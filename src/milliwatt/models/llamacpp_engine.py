@@ -1,10 +1,11 @@
 """Continuous batching over one llama.cpp model: what runs inside a model worker process.
 
-Up to `parallel` generations share one loaded model; each has its own part of the KV cache,
-`context_length` tokens long, so attention reads only a sequence's own cells. Each `step()`
-decodes one batch holding the next token of every running sequence and a chunk of any
-prompt still being read, so a new request starts while others stream, and N streams cost far
-less than N times one. The caller owns admission: it never submits more than `parallel` sequences.
+Up to `parallel` generations share one loaded model and one KV cache of `parallel` x
+`context_length` cells; each sequence is held to `context_length` tokens, so together they
+always fit. Each `step()` decodes one batch holding the next token of every running
+sequence and a chunk of any prompt still being read, so a new request starts while others
+stream, and N streams cost far less than N times one. The caller owns admission: it never
+submits more than `parallel` sequences.
 
 Greedy decoding without a grammar picks the top logit in numpy; a grammar, a temperature
 or a seed use llama.cpp's own sampler chain, one per sequence.
@@ -83,7 +84,9 @@ class BatchEngine:
         params.n_ctx = context_length * parallel
         params.n_batch = params.n_ubatch = max(PROMPT_CHUNK, parallel)
         params.n_seq_max = parallel
-        params.kv_unified = False
+        # one cache for all sequences: with separate ones this llama.cpp decodes the
+        # sequences of a batch one after another, and batching gains nothing
+        params.kv_unified = True
         params.n_threads = params.n_threads_batch = threads
         self.context = LlamaContext(model=self.model, params=params, verbose=False)
         self.context_length = self.context.n_ctx() // parallel  # per sequence
