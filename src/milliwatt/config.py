@@ -63,14 +63,15 @@ class ModelConfig(_Section):
     api_key: str | None = None
     remote_name: str | None = None
     # tokens one conversation may fill; llamacpp: per sequence, default the smaller of what
-    # the model was trained for and 2048 (its cache costs parallel x context_length tokens)
+    # the model was trained for and 2048; the worker's cache holds parallel x context_length
+    # tokens at 8 bits (SmolLM2-135M: 12 KB a token, so 400 MB for 16 x 2048)
     context_length: PositiveInt | None = None
     threads: PositiveInt | None = None  # default: the machine's physical cores
     timeout_seconds: PositiveFloat = 120.0
     # llamacpp: generations decoded together in one batch (llama-server's --parallel); more
     # callers wait in a line per user, up to max_waiting, each at most queue_timeout_seconds
     # before a 503 with Retry-After
-    parallel: PositiveInt = 8
+    parallel: PositiveInt = 16
     max_waiting: PositiveInt = 64
     queue_timeout_seconds: PositiveFloat = 30.0
     max_tokens: PositiveInt = 512  # generated tokens per call

@@ -81,7 +81,7 @@ class LlamaCppModel(Model):
         context_length: int | None = None,
         threads: int | None = None,
         timeout_seconds: float = 120.0,
-        parallel: int = 8,
+        parallel: int = 16,
         max_waiting: int = 64,
         queue_timeout_seconds: float = 30.0,
     ) -> None:

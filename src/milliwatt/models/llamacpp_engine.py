@@ -26,6 +26,7 @@ from llama_cpp._internals import LlamaContext, LlamaModel, LlamaSampler
 # a prompt is read in chunks of at most this many tokens per step, so that the streams
 # already running keep their pace while a long prompt is read
 PROMPT_CHUNK = 256
+GGML_TYPE_Q8_0 = 8  # ggml's enum value for 8-bit blocks of 32
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,9 @@ class BatchEngine:
         # one cache for all sequences: with separate ones this llama.cpp decodes the
         # sequences of a batch one after another, and batching gains nothing
         params.kv_unified = True
+        # flash attention lets the cache be 8-bit: half the memory, and faster here
+        params.flash_attn = True
+        params.type_k = params.type_v = GGML_TYPE_Q8_0
         params.n_threads = params.n_threads_batch = threads
         self.context = LlamaContext(model=self.model, params=params, verbose=False)
         self.context_length = self.context.n_ctx() // parallel  # per sequence
