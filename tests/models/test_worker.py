@@ -142,3 +142,31 @@ def test_a_worker_killed_mid_generation_fails_that_call_and_comes_back(
     assert text
     assert worker.status()["restarts"] == 1
     assert worker.status()["last_exit"] == f"was killed by {sig.name}"
+
+
+def test_a_prompt_that_starts_as_another_reads_only_its_new_part(
+    bundled_model_path: Path, tokenize
+) -> None:  # type: ignore[no-untyped-def]
+    engine = BatchEngine(bundled_model_path, parallel=2, context_length=512, threads=2)
+
+    def run(request_id: int, tokens: list[int]) -> str:
+        engine.submit(request_id, GenerateRequest(tokens, 12))
+        pieces = []
+        while not engine.idle:
+            pieces += [e for _, e in engine.step() if isinstance(e, str)]
+        return "".join(pieces)
+
+    try:
+        first = run(1, tokenize(STORY))
+        assert engine.reused_tokens == 0
+        again = run(2, tokenize(STORY))  # the same prompt: its cells are still held
+        assert again == first
+        assert engine.reused_tokens == len(tokenize(STORY)) - 1
+        # a running sequence lends the beginning both prompts share
+        engine.submit(3, GenerateRequest(tokenize(STORY + " Make it sad."), 40))
+        engine.step()
+        before = engine.reused_tokens
+        engine.submit(4, GenerateRequest(tokenize(STORY + " Make it happy."), 40))
+        assert engine.reused_tokens - before >= len(tokenize(STORY)) - 4
+    finally:
+        engine.close()

@@ -60,6 +60,7 @@ class _Sequence:
     request: GenerateRequest
     sampler: LlamaSampler | None
     pending: list[int]  # prompt tokens not yet decoded
+    cached: list[int]  # the tokens whose cells the cache holds, position by position
     position: int = 0  # next position in the sequence
     last: int = -1  # the token sampled last, decoded in the next step
     generated: int = 0
@@ -103,6 +104,8 @@ class BatchEngine:
         )
         self._batch = llama_cpp.llama_batch_init(params.n_batch, 0, 1)
         self._free_seq_ids = list(range(parallel))
+        self._held: dict[int, list[int]] = {s: [] for s in range(parallel)}  # free ones' cells
+        self.reused_tokens = 0  # prompt tokens not read again, thanks to cached cells
         self._running: dict[int, _Sequence] = {}
 
     @property
@@ -114,10 +117,46 @@ class BatchEngine:
             raise RuntimeError("no free sequence: the worker admits at most `parallel`")
         if not request.tokens:
             raise ValueError("the prompt is empty")
-        seq_id = self._free_seq_ids.pop()
+        seq_id, reused = self._place(request.tokens)
+        self.reused_tokens += reused
         self._running[request_id] = _Sequence(
-            request_id, seq_id, request, self._sampler(request), list(request.tokens)
+            request_id,
+            seq_id,
+            request,
+            self._sampler(request),
+            pending=list(request.tokens[reused:]),
+            cached=list(request.tokens[:reused]),
+            position=reused,
         )
+
+    def _place(self, tokens: list[int]) -> tuple[int, int]:
+        """A free sequence for this prompt, and how many of its first tokens are cached.
+
+        Prompts share their beginnings (instructions, the tool guide): a free sequence keeps
+        the cells of what it last held, and a running one lends its cells (in one cache a
+        cell may belong to several sequences), so only the new part is read again.
+        """
+        memory = self.context.memory
+        seq_id = max(self._free_seq_ids, key=lambda s: _common(self._held[s], tokens))
+        own = _common(self._held[seq_id], tokens)
+        donor = max(
+            self._running.values(),
+            key=lambda r: _common(r.cached[: r.position], tokens),
+            default=None,
+        )
+        lent = _common(donor.cached[: donor.position], tokens) if donor is not None else 0
+        self._free_seq_ids.remove(seq_id)
+        # at least the last prompt token is decoded again: its logits pick the first token
+        limit = len(tokens) - 1
+        if donor is not None and min(lent, limit) > min(own, limit):
+            reused = min(lent, limit)
+            llama_cpp.llama_memory_seq_rm(memory, seq_id, -1, -1)
+            llama_cpp.llama_memory_seq_cp(memory, donor.seq_id, seq_id, 0, reused)
+        else:
+            reused = min(own, limit)
+            llama_cpp.llama_memory_seq_rm(memory, seq_id, reused, -1)
+        self._held[seq_id] = []
+        return seq_id, reused
 
     def cancel(self, request_id: int) -> None:
         sequence = self._running.pop(request_id, None)
@@ -176,6 +215,7 @@ class BatchEngine:
         batch.n_seq_id[i] = 1
         batch.seq_id[i][0] = sequence.seq_id
         batch.logits[i] = logits
+        sequence.cached.append(token)
         sequence.position += 1
 
     # sampling
@@ -261,15 +301,27 @@ class BatchEngine:
         for sequence in list(self._running.values()):
             events.append((sequence.request_id, Finished(sequence.generated, "error", error=error)))
             del self._running[sequence.request_id]
-            self._release(sequence)
+            self._release(sequence, keep=False)
         return events
 
-    def _release(self, sequence: _Sequence) -> None:
-        if self.context.memory is not None:
+    def _release(self, sequence: _Sequence, *, keep: bool = True) -> None:
+        """Free the sequence; its cells stay for a next prompt that starts the same way."""
+        self._held[sequence.seq_id] = sequence.cached if keep else []
+        if not keep:
             llama_cpp.llama_memory_seq_rm(self.context.memory, sequence.seq_id, -1, -1)
         if sequence.sampler is not None:
             sequence.sampler.close()
         self._free_seq_ids.append(sequence.seq_id)
+
+
+def _common(a: list[int], b: list[int]) -> int:
+    """How many tokens two sequences share from their start."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def _piece(vocab: llama_cpp.llama_vocab_p, token: int) -> bytes:
