@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+WORKER_NICENESS = 5
 
 
 def serve(connection: Connection, spec: dict[str, Any]) -> None:
@@ -30,6 +33,9 @@ def serve(connection: Connection, spec: dict[str, Any]) -> None:
     from milliwatt.models.llamacpp_engine import BatchEngine, Finished
 
     _logger.set_verbose(False)
+    # below the gateway: on a machine whose cores the model keeps busy, the scheduler still
+    # runs the gateway at once (the tool route, the WAF, other clients' tokens)
+    os.nice(WORKER_NICENESS)
     try:
         with suppress_stdout_stderr(disable=False):  # llama.cpp's load chatter is not ours
             engine = BatchEngine(
