@@ -28,7 +28,7 @@ import httpx
 CRS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpora" / "crs" / "rules"
 CONFIG = """
 [models.smollm2-135m]
-max_tokens = 16
+max_tokens = 1500  # the dropped stream asks for a long story; requests cap their own replies
 
 [[agents]]
 name = "milliwatt"
@@ -44,6 +44,7 @@ def chat(content: str = "what is 2+3", user: str | None = None, messages: int = 
     body: dict[str, object] = {
         "model": "milliwatt",
         "messages": [{"role": "user", "content": content}] * messages,
+        "max_tokens": 16,
     }
     return json.dumps(body | ({"user": user} if user is not None else {})).encode()
 
@@ -68,6 +69,27 @@ def post(port: int, body: bytes, path: str = CHAT, **headers: str) -> str:
     except httpx.HTTPError as exc:
         return f"closed ({type(exc).__name__})"
     return str(reply.status_code)
+
+
+def dropped_stream_then_next(port: int) -> str:
+    """A long story streamed, read for four chunks, the socket closed; then a next model
+    request: its status and how long it took (it must not wait behind the dropped one)."""
+    story = json.loads(chat("Write a long story about a lighthouse keeper and a storm."))
+    body = json.dumps(story | {"stream": True, "max_tokens": 1000}).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(
+            b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (CHAT.encode(), len(body), body)
+        )
+        received = b""
+        while received.count(b'"content"') < 5:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    started = time.monotonic()
+    status = post(port, chat("Say hello."))
+    return f"{status} in {time.monotonic() - started:.2f} s"
 
 
 def cases(port: int) -> dict[str, Callable[[], str]]:
@@ -99,6 +121,7 @@ def cases(port: int) -> dict[str, Callable[[], str]]:
             port, chat(secret), path=f"{CHAT}?api_key=sk-live-123"
         ),
         "1MB_user_value": lambda: post(port, chat(user="u" * 900_000)),
+        "dropped_stream_then_next": lambda: dropped_stream_then_next(port),
     }
 
 
@@ -181,12 +204,12 @@ def main() -> int:
         proc, port = start_server(Path(tmp))
         try:
             results = {}
-            print(f"{'case':30} {'answer':>12} {'s':>6} {'cpu_s':>6} {'rss+MB':>7} {'p99ms':>7}")
+            print(f"{'case':30} {'answer':>14} {'s':>6} {'cpu_s':>6} {'rss+MB':>7} {'p99ms':>7}")
             for name, attack in cases(port).items():
                 r = measure(proc.pid, port, attack, args.probe_ms / 1000)
                 results[name] = r
                 print(
-                    f"{name:30} {str(r['answer'])[:12]:>12} {r['seconds']:>6} {r['cpu_s']:>6} "
+                    f"{name:30} {str(r['answer'])[:14]:>14} {r['seconds']:>6} {r['cpu_s']:>6} "
                     f"{r['rss_growth_mb']:>7} {r['healthz_p99_ms']:>7}",
                     flush=True,
                 )
