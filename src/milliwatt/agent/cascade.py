@@ -229,8 +229,9 @@ class ModelCascade:
     ) -> Generator[RunEvent, None, ModelResponse]:
         """Stream the reply; text of a model that may still be overruled is only held.
 
-        The guard releases text a sentence at a time and ends the stream early at a stop
-        sequence, a loop or a run of whitespace; the reply is then what it kept.
+        The guard shows text as it comes, holding back what may be a repetition, and ends
+        the stream early at a stop sequence, a loop or a run of whitespace; the reply is
+        then what it kept.
         """
         hold = model is not self.models[-1] and self.config.confidence_threshold is not None
         guard = StreamGuard(settings.stop)
