@@ -20,10 +20,8 @@ def build_server_app(
     settings: Settings, log: Callable[[str], None] = print, *, host: str, port: int
 ) -> ASGIApp:
     runtime = Runtime(settings)
-    for name in runtime.agent_names:  # load models and tool data now: the first request is fast
-        router = runtime.agent(name).router
-        if router is not None:
-            router.warm()
+    for name in runtime.agent_names:  # load models, parsers and tool vectors now: the first
+        runtime.agent(name).warm()  # request is as fast as the next, and holds nobody up
     app: ASGIApp = create_app(runtime)
     shield = settings.shield
     if shield.waf:
