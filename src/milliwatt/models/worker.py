@@ -69,6 +69,7 @@ class ModelWorker:
         self._state = "starting"
         self._closing = False
         self._process, self._socket, self._connection = self._spawn()
+        self._state = "ready"
         self._reader = threading.Thread(
             target=self._read_forever, name=f"{name}-worker", daemon=True
         )
@@ -180,7 +181,6 @@ class ModelWorker:
         if kind != "ready":
             raise ModelError(f"{self.name}: {payload}")
         self.info = payload
-        self._state = "ready"
         return process, ours, connection
 
     def _read_forever(self) -> None:
@@ -190,11 +190,13 @@ class ModelWorker:
             self._read(self._connection)
             if self._closing:
                 return
-            reason = _exit_reason(self._process)
-            self.last_exit = reason
             with self._lock:
                 self._state = "restarting"
                 streams, self._streams = self._streams, {}
+            reason = _exit_reason(self._process)
+            self.last_exit = reason
+            self._connection.close()
+            self._socket.close()
             log.error("%s: the model worker %s; restarting it", self.name, reason)
             for stream in streams.values():
                 stream.put(_Died(f"the model worker {reason}; it is restarting"))
@@ -203,8 +205,11 @@ class ModelWorker:
             time.sleep(backoff)
             while not self._closing:
                 try:
-                    self._process, self._socket, self._connection = self._spawn()
-                    self.restarts += 1
+                    spawned = self._spawn()
+                    with self._lock:  # ready only once the new connection is in place
+                        self._process, self._socket, self._connection = spawned
+                        self.restarts += 1
+                        self._state = "ready"
                     break
                 except ModelError as exc:
                     log.error("%s: %s; trying again in %g s", self.name, exc, backoff)
