@@ -170,3 +170,21 @@ def test_a_prompt_that_starts_as_another_reads_only_its_new_part(
         assert engine.reused_tokens - before >= len(tokenize(STORY)) - 4
     finally:
         engine.close()
+
+
+def test_a_batch_llama_cpp_refuses_fails_its_sequences_and_the_next_one_works(
+    bundled_model_path: Path, tokenize
+) -> None:  # type: ignore[no-untyped-def]
+    engine = BatchEngine(bundled_model_path, parallel=2, context_length=256, threads=2)
+    try:
+        engine.submit(1, GenerateRequest([engine.n_vocab + 7], 4))  # no such token
+        events = engine.step()
+        assert [(i, e.reason) for i, e in events if isinstance(e, Finished)] == [(1, "error")]
+        assert engine.idle
+        engine.submit(2, GenerateRequest(tokenize("Say hello."), 6))
+        pieces = []
+        while not engine.idle:
+            pieces += [e for _, e in engine.step() if isinstance(e, str)]
+        assert "".join(pieces).strip()
+    finally:
+        engine.close()

@@ -296,12 +296,15 @@ class BatchEngine:
 
     def _fail_all(self, error: str) -> list[Event]:
         """A batch llama.cpp could not decode ends every running sequence (their callers
-        answer 503 and may retry); the cache is emptied of them."""
+        answer 503 and may retry), and the cache is emptied, held cells too: whatever did
+        not fit is not tried again on the same cells."""
         events: list[Event] = []
         for sequence in list(self._running.values()):
             events.append((sequence.request_id, Finished(sequence.generated, "error", error=error)))
             del self._running[sequence.request_id]
             self._release(sequence, keep=False)
+        llama_cpp.llama_memory_clear(self.context.memory, True)
+        self._held = {s: [] for s in self._held}
         return events
 
     def _release(self, sequence: _Sequence, *, keep: bool = True) -> None:
