@@ -307,13 +307,7 @@ def start_milliwatt(
         [sys.executable, "-m", "milliwatt.cli", "serve", "--port", str(port)], log, env
     )
     url = f"http://127.0.0.1:{port}"
-    target = Target("milliwatt", url, "milliwatt", proc, log, tools=True)
-    try:
-        wait_for_http(f"{url}/healthz", proc, log, timeout=180)
-    except BaseException:
-        target.stop()
-        raise
-    return target
+    return started(Target("milliwatt", url, "milliwatt", proc, log, tools=True), "/healthz", 180)
 
 
 def start_anchor(
@@ -341,8 +335,13 @@ def start_anchor(
         "repeat_penalty": 1.0,
     }
     target = Target("llama_cpp", url, ANCHOR_MODEL, proc, log, extra=extra, system=system)
+    return started(target, "/v1/models", 120)
+
+
+def started(target: Target, path: str, timeout: float) -> Target:
+    """The target once it answers on `path`; stopped if it does not."""
     try:
-        wait_for_http(f"{url}/v1/models", proc, log, timeout=120)
+        wait_for_http(f"{target.url}{path}", target.proc, target.log, timeout=timeout)
     except BaseException:
         target.stop()
         raise

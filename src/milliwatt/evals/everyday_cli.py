@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -13,7 +12,6 @@ from typing import Annotated, Any
 import typer
 
 from milliwatt.agent.runner import Agent
-from milliwatt.agent.runtime import Runtime
 from milliwatt.config import load_settings
 from milliwatt.evals.everyday import (
     SPLITS,
@@ -26,6 +24,7 @@ from milliwatt.evals.everyday import (
     load_rows,
     summary,
 )
+from milliwatt.evals.scratch import scratch_agent
 from milliwatt.models.base import ModelError
 
 
@@ -93,22 +92,8 @@ def everyday(
         elif not verdict.passed:
             typer.echo(f"FAIL {verdict.row.id}: {'; '.join(verdict.failures)}", err=True)
 
-    # tools that keep state (calendar, memory) write to a scratch directory, not the user's
-    with tempfile.TemporaryDirectory(prefix="milliwatt-eval-") as scratch:
-        models = {
-            n: m.model_copy(update={"threads": threads or m.threads})
-            for n, m in settings.models.items()
-        }
-        eval_settings = settings.model_copy(
-            update={"data_dir": Path(scratch), "agents": [config], "models": models}
-        )
-        runtime = Runtime(eval_settings)
-        try:
-            the_agent = runtime.agent(config.name)
-            the_agent.warm()  # one-off loading is not a per-row cost
-            verdicts = run_rows(the_agent, rows, show)
-        finally:
-            runtime.close()
+    with scratch_agent(settings, config, threads=threads) as the_agent:
+        verdicts = run_rows(the_agent, rows, show)
     figures = summary(verdicts)
     if json_lines:
         typer.echo(json.dumps({"totals": figures}))

@@ -7,13 +7,11 @@ answers the same rows, or an even spread of them (--llm-rows), for comparison.
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from milliwatt.agent.runtime import Runtime
 from milliwatt.config import load_settings
 from milliwatt.evals.frugal import WorkloadError, default_workload, load_rows
 from milliwatt.evals.frugal_run import (
@@ -24,6 +22,7 @@ from milliwatt.evals.frugal_run import (
     spread,
     totals,
 )
+from milliwatt.evals.scratch import scratch_agent
 
 
 def frugal(
@@ -77,30 +76,16 @@ def frugal(
         if json_lines:
             typer.echo(json.dumps(done.as_json(run), ensure_ascii=False))
 
-    # tools that keep state (calendar, memory) write to a scratch directory, not the user's
-    with tempfile.TemporaryDirectory(prefix="milliwatt-eval-") as scratch:
-        models = {
-            n: m.model_copy(update={"threads": threads or m.threads, "max_tokens": max_tokens})
-            for n, m in settings.models.items()
-        }
-        eval_settings = settings.model_copy(
-            update={"data_dir": Path(scratch), "agents": [config], "models": models}
+    with scratch_agent(settings, config, threads=threads, max_tokens=max_tokens) as the_agent:
+        run = run_routing_only if routing_only else run_pipeline
+        report, pipeline = run(the_agent, rows, lambda d: show("pipeline", d))
+        alone = run_model_alone(
+            the_agent.models[0],
+            config.instructions,
+            [] if routing_only else spread(rows, llm_rows),
+            watts_per_core=settings.watts_per_core,
+            on_row=lambda d: show("llm_only", d),
         )
-        runtime = Runtime(eval_settings)
-        try:
-            the_agent = runtime.agent(config.name)
-            the_agent.warm()  # one-off loading is not a per-request cost
-            run = run_routing_only if routing_only else run_pipeline
-            report, pipeline = run(the_agent, rows, lambda d: show("pipeline", d))
-            alone = run_model_alone(
-                the_agent.models[0],
-                config.instructions,
-                [] if routing_only else spread(rows, llm_rows),
-                watts_per_core=settings.watts_per_core,
-                on_row=lambda d: show("llm_only", d),
-            )
-        finally:
-            runtime.close()
     figures = totals(report, pipeline, alone)
     figures["models"] = [m.name for m in the_agent.models]
     figures["llm_only"]["model"] = the_agent.models[0].name

@@ -11,10 +11,11 @@ from collections.abc import Callable, Mapping, Sequence
 
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from milliwatt.config import ServerConfig
 from milliwatt.gateway.schemas import ApiError
+from milliwatt.shield.http import replay_body
 
 _LOCAL_NAMES = ("127.0.0.1", "localhost", "[::1]")
 _ANY_ADDRESS = {"", "0.0.0.0", "::", "[::]"}
@@ -111,21 +112,8 @@ class RequestGuard:
         check = self.body_checks.get(scope["path"])
         if check is not None:
             check(body)
-        return _replay(body, receive)
+        return replay_body(body, receive)
 
 
 def _too_large(limit: int) -> ApiError:
     return ApiError(413, f"the body is larger than {limit} bytes", code="too_large")
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay

@@ -10,6 +10,7 @@ one, waiting longer after each crash that comes soon after a start.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -237,11 +238,8 @@ class ModelWorker:
             raise ModelUnavailableError(f"{self.name}: the model worker is gone ({exc})") from None
 
     def _send_quietly(self, message: tuple[Any, ...]) -> None:
-        try:
-            with self._send_lock:
-                self._connection.send(message)
-        except OSError:
-            pass  # a dead worker has nothing left to cancel
+        with contextlib.suppress(ModelUnavailableError):  # a dead worker has nothing to cancel
+            self._send(message)
 
 
 def _exit_reason(process: subprocess.Popen[bytes]) -> str:

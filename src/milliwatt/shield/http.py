@@ -100,7 +100,7 @@ class WafMiddleware:
                 return await self._refuse(
                     send, tx, 413, "request body larger than the WAF inspects"
                 )
-            receive = _replay(body, receive)
+            receive = replay_body(body, receive)
         request = HttpRequest(
             scope["method"], _uri(scope), "HTTP/" + scope["http_version"], headers, body
         )
@@ -169,7 +169,7 @@ def _uri(scope: Scope) -> str:
     return text(raw_path) + ("?" + text(query) if query else "")
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay_body(body: bytes, receive: Receive) -> Receive:
     """A `receive` that hands the app the buffered body once, then the real channel."""
     sent = False
 
