@@ -25,7 +25,7 @@ from milliwatt.tools.registry import Effect, Tool, ToolContext, ToolRegistry
 AnswerFn = Callable[[str, str, str | None], str]
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")  # what MCP allows in a tool name
-_SIDE_EFFECTS = {Effect.WRITES, Effect.SENDS, Effect.SPENDS}
+_SIDE_EFFECTS = {Effect.WRITES, Effect.SENDS, Effect.SPENDS, Effect.EXECUTES}
 
 
 def build_mcp_server(

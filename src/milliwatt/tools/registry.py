@@ -26,6 +26,7 @@ class Effect(StrEnum):
     WRITES = "writes"  # changes stored state
     SENDS = "sends"  # delivers something to a third party (mail, chat)
     SPENDS = "spends"  # costs money or quota
+    EXECUTES = "executes"  # runs code or commands (only ever inside the OS sandbox)
 
 
 class ToolError(Exception):
