@@ -102,6 +102,36 @@ class ToolSelectionConfig(_Section):
     conversation_margin: float = Field(0.0, ge=-1.0, le=1.0)
 
 
+class PolicyConfig(_Section):
+    """What an agent may still do once untrusted content (a web page, an e-mail, a document, an
+    MCP result) is in its context. A guarded call (send, write, spend, execute, or network to
+    a host the user did not name) runs only when these rules allow it or a human approves."""
+
+    # a guarded call the rules do not allow: "ask" the approval hook (deny without one or on
+    # timeout) or "deny" it outright
+    on_untrusted: Literal["ask", "deny"] = "ask"
+    approval_timeout_seconds: PositiveFloat = 120.0
+    send_to: list[str] = Field(default_factory=list)  # "bob@example.org", "*@example.org"
+    fetch_domains: list[str] = Field(default_factory=list)  # "example.org", "*.example.org"
+    write_paths: list[str] = Field(default_factory=list)  # globs in the workspace: "notes/*"
+    spend_max: float | None = Field(None, ge=0.0)  # amounts up to this, per call
+    execute: bool = False  # run code after reading untrusted content
+    allow_tools: list[str] = Field(default_factory=list)  # tools always allowed: "calendar.*"
+
+
+class EmailConfig(_Section):
+    """The agent's mail: SMTP to send (credentials by reference) and a local mailbox to read."""
+
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password_env: str | None = None  # the NAME of the variable holding the password
+    sender: str | None = None  # the From address
+    timeout_seconds: PositiveFloat = 20.0
+    mailbox: Path | None = None  # a folder of .eml files, a Maildir or an mbox file
+
+
 class AgentConfig(_Section):
     name: str = DEFAULT_AGENT
     instructions: str = (
@@ -126,6 +156,8 @@ class AgentConfig(_Section):
     # (None: escalate only on invalid replies); see docs/cascade.md for measured values
     confidence_threshold: float | None = Field(None, le=0.0)
     budgets: Budgets = Field(default_factory=Budgets)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    email: EmailConfig = Field(default_factory=EmailConfig)
 
 
 class ShieldConfig(_Section):

@@ -14,6 +14,8 @@ Each reply of the current model is accepted, retried or escalated to the next mo
 Budgets are checked before every model call, escalations included: an escalation the budget
 does not allow is not made. With no model left, an invalid reply ends the run with a plain
 statement that it cannot be answered; a doubtful answer from the last model stands.
+Every tool call passes the information-flow policy first (agent/policy.py); untrusted
+results reach the model delimited, or as a placeholder when the detector flags them.
 """
 
 from __future__ import annotations
@@ -25,8 +27,17 @@ from dataclasses import dataclass, field, replace
 
 from milliwatt.agent.budgets import Spent, budget_breach
 from milliwatt.agent.context import fit_to_context
-from milliwatt.agent.events import RunEvent, RunResult, TextDelta, ToolCalled
+from milliwatt.agent.events import (
+    PolicyDenied,
+    Quarantined,
+    RunEvent,
+    RunResult,
+    TextDelta,
+    ToolCalled,
+)
 from milliwatt.agent.loops import StreamGuard
+from milliwatt.agent.policy import FlowPolicy
+from milliwatt.agent.provenance import Provenance
 from milliwatt.agent.tool_selection import ToolSelector
 from milliwatt.config import AgentConfig
 from milliwatt.memory.sessions import TurnCost
@@ -69,6 +80,16 @@ def no_answer(model: Model, reason: str) -> str:
     return f"{NO_ANSWER} ({model.name} {reason})."
 
 
+@dataclass
+class _Outcome:
+    """One tool call: its event, what the model sees, the validation error, the notices."""
+
+    called: ToolCalled
+    shown: str
+    invalid: str = ""
+    events: list[RunEvent] = field(default_factory=list)
+
+
 def _call_key(call: ToolCall) -> str:
     return f"{call.name} {json.dumps(call.arguments, sort_keys=True, default=str)}"
 
@@ -80,11 +101,13 @@ class ModelCascade:
         models: Sequence[Model],
         tools: ToolRegistry,
         selector: ToolSelector | None = None,
+        policy: FlowPolicy | None = None,
     ) -> None:
         self.config = config
         self.models = list(models)
         self.tools = tools
         self.selector = selector
+        self.policy = policy or FlowPolicy(config.policy)
 
     def offered_tools(self, message: str, ledger: Ledger) -> list[ToolSpec]:
         """The tools shown to the model: all of them, or the few the selector picks."""
@@ -110,6 +133,26 @@ class ModelCascade:
 
         `request` says who is asking and carries the event that cancels the run;
         `max_tokens`, the caller's cap on each reply, lowers the model's own."""
+        flow = Provenance.start(self.config.instructions, prior, turn[0].content)
+        result = yield from self._loop(
+            prior, turn, context, ledger, session, started, session_cost, request, max_tokens, flow
+        )
+        result.notices = flow.notices
+        return result
+
+    def _loop(
+        self,
+        prior: list[Message],
+        turn: list[Message],
+        context: ToolContext,
+        ledger: Ledger,
+        session: str | None,
+        started: float,
+        session_cost: TurnCost | None,
+        request: GenerationSettings,
+        max_tokens: int | None,
+        flow: Provenance,
+    ) -> Generator[RunEvent, None, RunResult]:
         specs = self.offered_tools(turn[0].content, ledger)
         called: list[ToolCalled] = []
         tier = _Tier(0)
@@ -130,7 +173,8 @@ class ModelCascade:
             )
             # the last step offers no tools: a call there could never be answered
             offered = [] if plain or step + 1 == self.config.max_steps else specs
-            messages = [Message("system", self.config.instructions), *prior, *turn]
+            system = Message("system", self.config.instructions + flow.note())
+            messages = [system, *prior, *turn]
             prompt = fit_to_context(messages, model, offered, settings.max_tokens)
             spent = Spent(ledger.tokens, ledger.model_calls, time.monotonic() - started)
             breach = budget_breach(
@@ -175,13 +219,16 @@ class ModelCascade:
             exchange = [Message("assistant", response.text, fresh)]
             invalid_error = ""
             for call in fresh:
-                done, invalid = self._run_tool(call.name, call.arguments, context, ledger)
-                if not invalid:  # a call that failed validation may be corrected and made
+                outcome = self._run_tool(call.name, call.arguments, context, ledger, flow)
+                if not outcome.invalid:  # a call that failed validation may be corrected and made
                     made.add(_call_key(call))
-                called.append(done)
-                yield done
-                exchange.append(Message("tool", done.result, tool_call_id=call.id, name=call.name))
-                invalid_error = invalid_error or invalid
+                called.append(outcome.called)
+                yield from outcome.events
+                yield outcome.called
+                exchange.append(
+                    Message("tool", outcome.shown, tool_call_id=call.id, name=call.name)
+                )
+                invalid_error = invalid_error or outcome.invalid
             turn.extend(exchange)
             if not invalid_error:
                 continue
@@ -271,17 +318,46 @@ class ModelCascade:
         return response
 
     def _run_tool(
-        self, name: str, arguments: dict[str, object], context: ToolContext, ledger: Ledger
-    ) -> tuple[ToolCalled, str]:
-        """Run one call; the second value is the validation error when its arguments are bad."""
-        with ledger.step("tool", name):
+        self,
+        name: str,
+        arguments: dict[str, object],
+        context: ToolContext,
+        ledger: Ledger,
+        flow: Provenance,
+    ) -> _Outcome:
+        """Run one call the policy allows; an untrusted result is shown delimited, or as a
+        placeholder when the detector flags it."""
+        args = dict(arguments)
+        with ledger.step("tool", name) as step:
             try:
                 tool = self.tools.get(name)
             except UnknownToolError as exc:
-                return ToolCalled(name, dict(arguments), f"error: {exc}", False), ""
+                return _Outcome(ToolCalled(name, args, f"error: {exc}", False), f"error: {exc}")
             try:
                 tool.validate(arguments)
             except ToolError as exc:
-                return ToolCalled(name, dict(arguments), f"error: {exc}", False), str(exc)
+                text = f"error: {exc}"
+                return _Outcome(ToolCalled(name, args, text, False), text, str(exc))
+            decision = self.policy.check(tool, arguments, flow, context)
+            if not decision.allowed:
+                step.denied = decision.reason
+                text = f"error: denied by policy: {decision.reason}"
+                flow.notices.append(f"{name} was not run: {decision.reason}")
+                denied = PolicyDenied(name, args, decision.reason, decision.by)
+                return _Outcome(ToolCalled(name, args, text, False), text, events=[denied])
             result = tool.call(arguments, context)
-        return ToolCalled(name, dict(arguments), result.text(), result.ok), ""
+        text = result.text()
+        if not result.untrusted:
+            return _Outcome(ToolCalled(name, args, text, result.ok), flow.admit_trusted(text))
+        if not (result.ok and self.policy.quarantine(text)):
+            return _Outcome(
+                ToolCalled(name, args, text, result.ok), flow.admit_untrusted(name, text)
+            )
+        notice = (
+            f"content from {name} was withheld from the model: it looks like a prompt injection"
+        )
+        flow.notices.append(notice)
+        shown = flow.admit_untrusted(name, text, f"[{notice}]")
+        return _Outcome(
+            ToolCalled(name, args, text, True), shown, events=[Quarantined(name, notice)]
+        )

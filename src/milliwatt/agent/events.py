@@ -25,6 +25,24 @@ class ToolCalled:
 
 
 @dataclass
+class PolicyDenied:
+    """A tool call the information-flow policy refused; the model is told, the call never ran."""
+
+    name: str
+    arguments: dict[str, Any]
+    reason: str
+    by: str  # "policy" or "approval"
+
+
+@dataclass
+class Quarantined:
+    """Untrusted content the injection detector held back: the model saw a placeholder."""
+
+    source: str
+    notice: str
+
+
+@dataclass
 class RunResult:
     answer: str
     route: Route
@@ -33,6 +51,7 @@ class RunResult:
     stop: Stop = "answer"
     tools_called: list[ToolCalled] = field(default_factory=list)
     ledger: Ledger = field(default_factory=lambda: Ledger(0.0))
+    notices: list[str] = field(default_factory=list)  # denials and quarantines, for the user
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,7 +72,7 @@ class RunResult:
             },
             "stop": self.stop,
             "session": self.session,
-        }
+        } | ({"notices": self.notices} if self.notices else {})
 
 
-RunEvent = TextDelta | ToolCalled | RunResult
+RunEvent = TextDelta | ToolCalled | PolicyDenied | Quarantined | RunResult

@@ -13,7 +13,17 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from milliwatt.agent.cascade import ModelCascade
-from milliwatt.agent.events import Route, RunEvent, RunResult, Stop, TextDelta, ToolCalled
+from milliwatt.agent.events import (
+    PolicyDenied,
+    Quarantined,
+    Route,
+    RunEvent,
+    RunResult,
+    Stop,
+    TextDelta,
+    ToolCalled,
+)
+from milliwatt.agent.policy import FlowPolicy
 from milliwatt.agent.router import Router
 from milliwatt.agent.tool_selection import ToolSelector
 from milliwatt.config import AgentConfig
@@ -22,7 +32,17 @@ from milliwatt.models.base import GenerationSettings, Message, Model
 from milliwatt.telemetry.ledger import Ledger
 from milliwatt.tools.registry import ToolContext, ToolRegistry
 
-__all__ = ["Agent", "Route", "RunEvent", "RunResult", "Stop", "TextDelta", "ToolCalled"]
+__all__ = [
+    "Agent",
+    "PolicyDenied",
+    "Quarantined",
+    "Route",
+    "RunEvent",
+    "RunResult",
+    "Stop",
+    "TextDelta",
+    "ToolCalled",
+]
 
 
 class Agent:
@@ -37,9 +57,11 @@ class Agent:
         router: Router | None = None,
         data_dir: Path | None = None,
         selector: ToolSelector | None = None,
+        policy: FlowPolicy | None = None,
     ) -> None:
         """`selector` narrows the tools offered to the model per request; without one the
-        model sees every tool the agent may call."""
+        model sees every tool the agent may call. `policy` guards every tool call (default:
+        the configured policy with no approval hook, so what it does not allow is denied)."""
         if not models:
             raise ValueError(f"agent {config.name!r} needs at least one model")
         self.config = config
@@ -49,7 +71,7 @@ class Agent:
         self.watts_per_core = watts_per_core
         self.router = router
         self.data_dir = data_dir
-        self.cascade = ModelCascade(config, self.models, self.tools, selector)
+        self.cascade = ModelCascade(config, self.models, self.tools, selector, policy)
 
     @property
     def name(self) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from milliwatt.agent.policy import Approver, Audit, FlowPolicy, InjectionDetector
 from milliwatt.agent.router import Router
 from milliwatt.agent.runner import Agent
 from milliwatt.agent.tool_selection import tool_selector
@@ -16,6 +17,7 @@ from milliwatt.memory.sqlite import SqliteSessionStore
 from milliwatt.models.base import Model
 from milliwatt.models.loader import load_model
 from milliwatt.tools.builtin import builtin_registry, select_tools
+from milliwatt.tools.email import configure_email
 from milliwatt.tools.registry import ToolRegistry
 from milliwatt.tools.search_providers import SearxngSearch
 from milliwatt.tools.web import WebSettings, configure_web
@@ -27,8 +29,20 @@ class UnknownAgentError(KeyError):
 
 
 class Runtime:
-    def __init__(self, settings: Settings, tools: ToolRegistry | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        tools: ToolRegistry | None = None,
+        *,
+        approver: Approver | None = None,
+        audit: Audit | None = None,
+        detector: InjectionDetector | None = None,
+    ) -> None:
+        """`approver` decides guarded calls the policy does not allow (none: denied);
+        `audit("policy.denied", fields)` records each decision against a call; `detector`
+        quarantines untrusted content it takes for a prompt injection."""
         self.settings = settings
+        self.approver, self.audit, self.detector = approver, audit, detector
         self.data_dir = private_data_dir(Path(settings.data_dir))
         self.store = SqliteSessionStore(self.data_dir / "sessions.db")
         self.tools = tools if tools is not None else builtin_registry()
@@ -56,6 +70,10 @@ class Runtime:
             allowed = self.tools.subset(select_tools(self.tools, config.tools))
             search = SearxngSearch(config.search_url) if config.search_url else None
             configure_web(WebSettings(policy=config.egress, search=search), agent=name)
+            configure_email(config.email, agent=name)
+            policy = FlowPolicy(
+                config.policy, approver=self.approver, audit=self.audit, detector=self.detector
+            )
             self._agents[name] = Agent(
                 config,
                 [self.model(m) for m in config.models],
@@ -67,6 +85,7 @@ class Runtime:
                 selector=tool_selector(
                     config.tool_selection, self.data_dir / "cache" / "tool-vectors.npz"
                 ),
+                policy=policy,
             )
         return self._agents[name]
 

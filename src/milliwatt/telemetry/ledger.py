@@ -25,6 +25,7 @@ class LedgerEntry:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     joules_est: float = 0.0
+    denied: str | None = None  # a tool call the information-flow policy refused: why
 
 
 @dataclass

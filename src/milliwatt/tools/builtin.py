@@ -5,10 +5,21 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable
 
-from milliwatt.tools import arithmetic, dates, graph, knowledge, scheduling, text, units, web
+from milliwatt.tools import (
+    arithmetic,
+    dates,
+    email,
+    files,
+    graph,
+    knowledge,
+    scheduling,
+    text,
+    units,
+    web,
+)
 from milliwatt.tools.registry import ToolRegistry
 
-_FAMILIES = (arithmetic, units, dates, text, graph, scheduling, knowledge, web)
+_FAMILIES = (arithmetic, units, dates, text, graph, scheduling, knowledge, web, email, files)
 
 
 def builtin_registry() -> ToolRegistry:
