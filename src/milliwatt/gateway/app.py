@@ -1,6 +1,7 @@
 """The ASGI app: an OpenAI-compatible API over the configured agents.
 
-POST /v1/chat/completions (streamed over SSE or not), GET /v1/models, GET /healthz.
+POST /v1/chat/completions (streamed over SSE or not), GET /v1/models, GET /healthz, and
+with an approval queue GET /v1/approvals + POST /v1/approvals/{id} (gateway/approvals.py).
 Each configured agent is a "model". The request's `user` field, or an X-Session-Id header,
 names the stored session it continues; without one the request's own messages are the
 conversation and nothing is stored.
@@ -26,13 +27,14 @@ from milliwatt import __version__
 from milliwatt.agent.runner import Agent, RunEvent, RunResult, TextDelta
 from milliwatt.agent.runtime import Runtime, UnknownAgentError
 from milliwatt.gateway.agent_thread import AgentThread
+from milliwatt.gateway.approvals import ApprovalQueue, approval_routes
 from milliwatt.gateway.schemas import ApiError, ChatRequest, parse_chat_request, session_name
 from milliwatt.models.base import ContextOverflowError, ModelError
 
 ANONYMOUS = "anonymous"  # callers without a session share what tools store
 
 
-def create_app(runtime: Runtime) -> Starlette:
+def create_app(runtime: Runtime, approvals: ApprovalQueue | None = None) -> Starlette:
     async def healthz(request: Request) -> JSONResponse:
         body = {"status": "ok", "version": __version__, "agents": runtime.agent_names}
         return JSONResponse(body | {"models": runtime.model_status()})
@@ -85,6 +87,7 @@ def create_app(runtime: Runtime) -> Starlette:
             Route("/healthz", healthz),
             Route("/v1/models", models),
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            *(approval_routes(approvals) if approvals is not None else []),
         ]
     )
     app.state.runtime = runtime

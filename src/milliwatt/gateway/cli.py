@@ -16,6 +16,7 @@ from rich.text import Text
 from milliwatt.agent.runner import Agent
 from milliwatt.agent.runtime import Runtime
 from milliwatt.config import load_settings
+from milliwatt.gateway.approvals import TerminalApprover
 from milliwatt.memory.sessions import SessionInfo
 from milliwatt.terminal import escape_controls, literal
 
@@ -64,7 +65,7 @@ def chat(
     ] = False,
 ) -> None:
     """Chat with an agent in the terminal; answers stream as they are generated."""
-    runtime = Runtime(load_settings())
+    runtime = Runtime(load_settings(), approver=TerminalApprover())
     try:
         chosen = runtime.agent(agent)
         if message is not None:
@@ -95,6 +96,8 @@ def _answer(agent: Agent, message: str, session: str | None, as_json: bool) -> N
         print(escape_controls(json.dumps(result.to_dict(), ensure_ascii=False)), flush=True)
     else:
         print(flush=True)
+        for notice in result.notices:  # calls the policy refused, content held back
+            err.print(literal(f"[policy] {notice}", "yellow"))
         cost = result.to_dict()["cost"]
         summary = (
             f"{result.route}: {result.model or result.tools_called[0].name} · "

@@ -8,21 +8,30 @@ from pathlib import Path
 
 from starlette.types import ASGIApp
 
+from milliwatt.agent.policy import Audit
 from milliwatt.agent.runtime import Runtime
 from milliwatt.config import Settings
 from milliwatt.gateway.app import create_app
+from milliwatt.gateway.approvals import ApprovalQueue
 from milliwatt.gateway.guard import RequestGuard
 from milliwatt.gateway.schemas import check_chat_limits
 from milliwatt.shield.http import build_waf_middleware
 
 
 def build_server_app(
-    settings: Settings, log: Callable[[str], None] = print, *, host: str, port: int
+    settings: Settings,
+    log: Callable[[str], None] = print,
+    *,
+    host: str,
+    port: int,
+    audit: Audit | None = None,
 ) -> ASGIApp:
-    runtime = Runtime(settings)
+    """`audit(event, fields)` receives every policy decision against a tool call."""
+    approvals = ApprovalQueue()  # guarded calls wait here for POST /v1/approvals/{id}
+    runtime = Runtime(settings, approver=approvals, audit=audit)
     for name in runtime.agent_names:  # load models, parsers and tool vectors now: the first
         runtime.agent(name).warm()  # request is as fast as the next, and holds nobody up
-    app: ASGIApp = create_app(runtime)
+    app: ASGIApp = create_app(runtime, approvals)
     shield = settings.shield
     if shield.waf:
         middleware = build_waf_middleware(
