@@ -32,6 +32,7 @@ _RECIPIENT_KEYS = {"to", "cc", "bcc", "recipient", "recipients", "address", "ema
 _URL_KEYS = {"url", "urls", "link", "href", "endpoint"}
 _PATH_KEYS = {"path", "file", "filename", "destination", "target"}
 _AMOUNT_KEYS = {"amount", "price", "cost", "total", "sum"}
+_CODE_KEYS = {"code", "command", "cmd", "script", "source", "program"}
 _EMAIL = re.compile(r"^<?[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+>?$")
 
 
@@ -149,7 +150,7 @@ class FlowPolicy:
             return any(fnmatch.fnmatchcase(_relative(target), g) for g in c.write_paths)
         if effect is Effect.SPENDS:
             return c.spend_max is not None and _number(target) <= c.spend_max
-        return False
+        return False  # code the user did not write runs only with policy.execute
 
     def _audit(
         self,
@@ -180,6 +181,7 @@ _TARGET = {
     Effect.NETWORK: "host",
     Effect.WRITES: "path",
     Effect.SPENDS: "amount",
+    Effect.EXECUTES: "code",
 }
 
 
@@ -193,7 +195,7 @@ def _targets(effect: Effect, args: Mapping[str, Any]) -> list[str]:
         return _values(args, _PATH_KEYS, lambda v: False)
     if effect is Effect.SPENDS:
         return [_amount(v) for k, v in args.items() if k.lower() in _AMOUNT_KEYS]
-    return []  # EXECUTES: code has no target; only the user's own call is allowed
+    return _values(args, _CODE_KEYS, lambda v: False)  # EXECUTES: the code itself
 
 
 def _strings(args: Mapping[str, Any]) -> Iterable[str]:

@@ -13,10 +13,12 @@ from milliwatt.evals.bfcl import BfclResult, load_category, run_bfcl
 from milliwatt.evals.bfcl_calls import Mode, make_call_fn
 from milliwatt.evals.everyday_cli import everyday
 from milliwatt.evals.frugal_cli import frugal
+from milliwatt.evals.injection_cli import injection
 
 app = typer.Typer(no_args_is_help=True)
 app.command()(frugal)
 app.command()(everyday)
+app.command()(injection)
 
 
 @app.callback()
