@@ -39,7 +39,7 @@ class LoopbackResolver:
         return [ip_address("127.0.0.1")]
 
 
-EGRESS = EgressPolicy(allow_networks=("127.0.0.0/8",), ports=None)  # type: ignore[arg-type]
+EGRESS = EgressPolicy(allow_networks=("127.0.0.0/8",), ports=None)
 
 
 @dataclass
