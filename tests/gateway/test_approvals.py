@@ -121,6 +121,8 @@ def test_a_person_approves_or_denies_over_http(
     answer = out["reply"].json()["choices"][0]["message"]["content"]
     assert (workspace / "stolen.txt").exists() is approved
     assert ("denied by policy" in answer) is not approved
+    notices = out["reply"].json()["milliwatt"].get("notices", [])
+    assert bool(notices) is not approved  # the API tells the caller what was refused
     again = httpx.post(f"{server.url}/v1/approvals/{request['id']}", json={"approved": True})
     assert again.status_code == 404 and "approval_not_found" in again.text
     assert httpx.get(f"{server.url}/v1/approvals").json()["data"] == []
