@@ -27,17 +27,11 @@ from dataclasses import dataclass, field, replace
 
 from milliwatt.agent.budgets import Spent, budget_breach
 from milliwatt.agent.context import fit_to_context
-from milliwatt.agent.events import (
-    PolicyDenied,
-    Quarantined,
-    RunEvent,
-    RunResult,
-    TextDelta,
-    ToolCalled,
-)
+from milliwatt.agent.events import RunEvent, RunResult, TextDelta, ToolCalled
 from milliwatt.agent.loops import StreamGuard
 from milliwatt.agent.policy import FlowPolicy
 from milliwatt.agent.provenance import Provenance
+from milliwatt.agent.tool_call import run_tool_call
 from milliwatt.agent.tool_selection import ToolSelector
 from milliwatt.config import AgentConfig
 from milliwatt.memory.sessions import TurnCost
@@ -52,7 +46,7 @@ from milliwatt.models.base import (
     Usage,
 )
 from milliwatt.telemetry.ledger import Ledger
-from milliwatt.tools.registry import ToolContext, ToolError, ToolRegistry, UnknownToolError
+from milliwatt.tools.registry import ToolContext, ToolRegistry
 
 
 @dataclass
@@ -78,16 +72,6 @@ NO_ANSWER = "I don't have an answer to that"
 def no_answer(model: Model, reason: str) -> str:
     """A short, honest end to a turn the last model could not answer."""
     return f"{NO_ANSWER} ({model.name} {reason})."
-
-
-@dataclass
-class _Outcome:
-    """One tool call: its event, what the model sees, the validation error, the notices."""
-
-    called: ToolCalled
-    shown: str
-    invalid: str = ""
-    events: list[RunEvent] = field(default_factory=list)
 
 
 def _call_key(call: ToolCall) -> str:
@@ -219,7 +203,7 @@ class ModelCascade:
             exchange = [Message("assistant", response.text, fresh)]
             invalid_error = ""
             for call in fresh:
-                outcome = self._run_tool(call.name, call.arguments, context, ledger, flow)
+                outcome = run_tool_call(self.tools, self.policy, call, context, ledger, flow)
                 if not outcome.invalid:  # a call that failed validation may be corrected and made
                     made.add(_call_key(call))
                 called.append(outcome.called)
@@ -316,48 +300,3 @@ class ModelCascade:
             if not model.local:
                 step.joules_est = response.usage.total_tokens * model.joules_per_token
         return response
-
-    def _run_tool(
-        self,
-        name: str,
-        arguments: dict[str, object],
-        context: ToolContext,
-        ledger: Ledger,
-        flow: Provenance,
-    ) -> _Outcome:
-        """Run one call the policy allows; an untrusted result is shown delimited, or as a
-        placeholder when the detector flags it."""
-        args = dict(arguments)
-        with ledger.step("tool", name) as step:
-            try:
-                tool = self.tools.get(name)
-            except UnknownToolError as exc:
-                return _Outcome(ToolCalled(name, args, f"error: {exc}", False), f"error: {exc}")
-            try:
-                tool.validate(arguments)
-            except ToolError as exc:
-                text = f"error: {exc}"
-                return _Outcome(ToolCalled(name, args, text, False), text, str(exc))
-            decision = self.policy.check(tool, arguments, flow, context)
-            if not decision.allowed:
-                step.denied = decision.reason
-                text = f"error: denied by policy: {decision.reason}"
-                flow.notices.append(f"{name} was not run: {decision.reason}")
-                denied = PolicyDenied(name, args, decision.reason, decision.by)
-                return _Outcome(ToolCalled(name, args, text, False), text, events=[denied])
-            result = tool.call(arguments, context)
-        text = result.text()
-        if not result.untrusted:
-            return _Outcome(ToolCalled(name, args, text, result.ok), flow.admit_trusted(text))
-        if not (result.ok and self.policy.quarantine(text)):
-            return _Outcome(
-                ToolCalled(name, args, text, result.ok), flow.admit_untrusted(name, text)
-            )
-        notice = (
-            f"content from {name} was withheld from the model: it looks like a prompt injection"
-        )
-        flow.notices.append(notice)
-        shown = flow.admit_untrusted(name, text, f"[{notice}]")
-        return _Outcome(
-            ToolCalled(name, args, text, True), shown, events=[Quarantined(name, notice)]
-        )
