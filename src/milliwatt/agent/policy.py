@@ -18,6 +18,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from email.utils import getaddresses
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -147,9 +148,13 @@ class FlowPolicy:
         if effect is Effect.SENDS:
             return _address_ok(target, c.send_to)
         if effect is Effect.WRITES:
-            return any(fnmatch.fnmatchcase(_relative(target), g) for g in c.write_paths)
+            path = _relative(target)
+            return flow.named(path) or any(fnmatch.fnmatchcase(path, g) for g in c.write_paths)
         if effect is Effect.SPENDS:
-            return c.spend_max is not None and _number(target) <= c.spend_max
+            amount = _number(target)
+            return amount in flow.named_numbers() or (
+                c.spend_max is not None and amount <= c.spend_max
+            )
         return False  # code the user did not write runs only with policy.execute
 
     def _audit(
@@ -205,17 +210,18 @@ def _strings(args: Mapping[str, Any]) -> Iterable[str]:
 
 
 def _values(args: Mapping[str, Any], keys: set[str], shape: Callable[[str], bool]) -> list[str]:
-    """Argument values under one of `keys`, or of the right shape under any key."""
+    """Argument values under one of `keys`, or of the right shape under any key; recipient
+    fields give their addresses ("Bob <bob@x.example>, c@y.example": both addresses)."""
     found: list[str] = []
     for key, value in args.items():
         items = value if isinstance(value, list | tuple) else [value]
         for item in items:
             if not isinstance(item, str):
                 continue
-            parts = (
-                [p.strip() for p in item.split(",")] if key.lower() in _RECIPIENT_KEYS else [item]
-            )
-            found += [p for p in parts if p and (key.lower() in keys or shape(p.strip()))]
+            parts = [item.strip()]
+            if key.lower() in _RECIPIENT_KEYS:
+                parts = [a or n for n, a in getaddresses([item])] or parts
+            found += [p for p in parts if p and (key.lower() in keys or shape(p))]
     return found
 
 
