@@ -71,7 +71,12 @@ def read(path: str, context: ToolContext) -> dict[str, Any]:
     return {"path": "/".join(_parts(path)), "text": text[:MAX_READ_CHARS]}
 
 
-@tool(effects={Effect.PURE}, name="files.list", examples=["which files are in my workspace"])
+# file names are as untrusted as the files: a download chooses its own
+@tool(
+    effects={Effect.READS_UNTRUSTED},
+    name="files.list",
+    examples=["which files are in my workspace"],
+)
 def list_files(context: ToolContext) -> dict[str, Any]:
     """List the files in the agent's workspace (paths relative to it)."""
     root = workspace(context)
