@@ -21,6 +21,7 @@ def context(tmp_path: Path) -> ToolContext:
 def test_effects_are_declared() -> None:
     assert TOOLSET.get("files.write").effects == {Effect.WRITES}
     assert TOOLSET.get("files.read").effects == {Effect.READS_UNTRUSTED}
+    assert TOOLSET.get("files.list").effects == {Effect.READS_UNTRUSTED}
 
 
 def test_write_then_read_inside_the_workspace(context: ToolContext, tmp_path: Path) -> None:
