@@ -10,6 +10,7 @@ from starlette.types import ASGIApp
 
 from milliwatt.agent.runtime import Runtime
 from milliwatt.config import Settings
+from milliwatt.gateway.access_setup import build_access, check_binding
 from milliwatt.gateway.app import create_app
 from milliwatt.gateway.guard import RequestGuard
 from milliwatt.gateway.schemas import check_chat_limits
@@ -17,9 +18,18 @@ from milliwatt.shield.http import build_waf_middleware
 
 
 def build_server_app(
-    settings: Settings, log: Callable[[str], None] = print, *, host: str, port: int
+    settings: Settings,
+    log: Callable[[str], None] = print,
+    *,
+    host: str,
+    port: int,
+    no_auth: bool = False,
 ) -> ASGIApp:
+    check_binding(Path(settings.data_dir), host, no_auth)
     runtime = Runtime(settings)
+    access = build_access(
+        runtime.data_dir, settings.access, host=host, port=port, no_auth=no_auth, log=log
+    )
     for name in runtime.agent_names:  # load models, parsers and tool vectors now: the first
         runtime.agent(name).warm()  # request is as fast as the next, and holds nobody up
     app: ASGIApp = create_app(runtime)
@@ -35,6 +45,7 @@ def build_server_app(
             rules=shield.rules,
             audit_log=shield.audit_log or Path(settings.data_dir) / "audit.jsonl",
             arguments_limit=shield.arguments_limit,
+            on_block=access.trail.record,
         )
         log(f"milliwatt: WAF ({shield.mode}, paranoia {shield.paranoia}): {middleware.waf.source}")
         app = middleware
@@ -43,6 +54,8 @@ def build_server_app(
     # limits before the WAF reads a byte: its work grows with the body and each value's length
     limits = settings.server
     checks = {"/v1/chat/completions": partial(check_chat_limits, limits=limits)}
+    # who may call, and how often, before the WAF spends its work on a request
+    app = access.wrap(app, no_auth=no_auth)
     app = RequestGuard(app, limits, host=host, body_checks=checks)
     log(
         f"milliwatt: agents {', '.join(runtime.agent_names)}; data in {settings.data_dir}; "
