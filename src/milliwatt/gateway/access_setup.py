@@ -12,13 +12,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
-from milliwatt.access.admin import trail_path
+from milliwatt.access.admin import Admin, trail_path
+from milliwatt.access.operators import OperatorStore
 from milliwatt.access.keys import KeyStore
 from milliwatt.access.limits import Limiter, MemoryLimiter
 from milliwatt.access.quota import Quota
 from milliwatt.config import AccessConfig, private_data_dir
+from milliwatt.gateway.admin_api import admin_routes
 from milliwatt.gateway.auth import AccessMiddleware
 from milliwatt.shield.audit_trail import AuditTrail
 from milliwatt.shield.egress import errors as egress_errors
@@ -73,6 +76,10 @@ class Access:
     keys: KeyStore
     trail: AuditTrail
     quota: Quota
+
+    def admin_routes(self) -> list[BaseRoute]:
+        data_dir = self.keys.path.parent
+        return admin_routes(Admin(self.keys, OperatorStore(data_dir), self.trail))
 
     def wrap(self, app: ASGIApp, *, no_auth: bool) -> ASGIApp:
         return AccessMiddleware(app, self.keys, self.quota, self.trail, no_auth=no_auth)

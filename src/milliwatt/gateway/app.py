@@ -13,14 +13,14 @@ import json
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from milliwatt import __version__
 from milliwatt.agent.runner import Agent, RunEvent, RunResult, TextDelta
@@ -35,7 +35,9 @@ MAX_SESSION_CHARS = 128  # a stored session name, the tenant's prefix included
 KEY_RECHECK_SECONDS = 0.5  # a stream looks this often whether its key was revoked
 
 
-def create_app(runtime: Runtime) -> Starlette:
+def create_app(runtime: Runtime, routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """The API; `routes` adds more (the admin API)."""
+
     async def healthz(request: Request) -> JSONResponse:
         body = {"status": "ok", "version": __version__, "agents": runtime.agent_names}
         return JSONResponse(body | {"models": runtime.model_status()})
@@ -104,6 +106,7 @@ def create_app(runtime: Runtime) -> Starlette:
             Route("/healthz", healthz),
             Route("/v1/models", models),
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            *routes,
         ]
     )
     app.state.runtime = runtime

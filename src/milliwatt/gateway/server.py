@@ -24,15 +24,17 @@ def build_server_app(
     host: str,
     port: int,
     no_auth: bool = False,
+    runtime: Runtime | None = None,
 ) -> ASGIApp:
+    """The whole server; `runtime` may be given ready (tests give one with a scripted model)."""
     check_binding(Path(settings.data_dir), host, no_auth)
-    runtime = Runtime(settings)
+    runtime = runtime or Runtime(settings)
     access = build_access(
         runtime.data_dir, settings.access, host=host, port=port, no_auth=no_auth, log=log
     )
     for name in runtime.agent_names:  # load models, parsers and tool vectors now: the first
         runtime.agent(name).warm()  # request is as fast as the next, and holds nobody up
-    app: ASGIApp = create_app(runtime)
+    app: ASGIApp = create_app(runtime, routes=access.admin_routes())
     shield = settings.shield
     if shield.waf:
         middleware = build_waf_middleware(
