@@ -31,7 +31,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.skip("no Redis on 127.0.0.1:6379 and no redis-server to start (apt-get install redis-server)")
+        pytest.skip(
+            "no Redis on 127.0.0.1:6379 and no redis-server to start (apt-get install redis-server)"
+        )
     port = free_port()
     folder: Path = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(

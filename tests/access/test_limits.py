@@ -19,7 +19,9 @@ def limiter(request: pytest.FixtureRequest) -> Iterator[Limiter]:
         return
     from milliwatt.access.redis_limiter import RedisLimiter
 
-    redis = RedisLimiter(request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix"))
+    redis = RedisLimiter(
+        request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+    )
     yield redis
     redis.close()
 
@@ -69,8 +71,8 @@ def test_leases_bound_concurrency_and_expire(limiter: Limiter) -> None:
     assert limiter.acquire("d", 1, 60) is not None  # a crashed holder's lease ran out
 
 
-def _principal(limits: Limits, tenant_limits: Limits = Limits()) -> Principal:
-    return Principal("acme", "abcdefghij", limits=limits, tenant_limits=tenant_limits)
+def _principal(limits: Limits, tenant_limits: Limits | None = None) -> Principal:
+    return Principal("acme", "abcdefghij", limits=limits, tenant_limits=tenant_limits or Limits())
 
 
 def test_quota_refuses_with_openai_headers(limiter: Limiter) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from tests.conftest import free_port
 
 from milliwatt.agent.runtime import Runtime
 from milliwatt.config import AgentConfig, ModelConfig, Settings, ShieldConfig, ToolSelectionConfig
@@ -26,7 +27,6 @@ from milliwatt.models.base import (
     ToolSpec,
 )
 from milliwatt.models.fake import FakeModel
-from tests.conftest import free_port
 
 TOOLS = ["remember", "recall", "calendar.*", "knowledge.search"]
 
@@ -59,7 +59,9 @@ class SlowFake(FakeModel):
         json_schema: dict[str, Any] | None = None,
         settings: GenerationSettings = DEFAULT_GENERATION,
     ) -> Iterator[StreamChunk]:
-        for chunk in super().stream(messages, tools=tools, json_schema=json_schema, settings=settings):
+        for chunk in super().stream(
+            messages, tools=tools, json_schema=json_schema, settings=settings
+        ):
             if chunk.text:
                 time.sleep(self.delay)
                 if settings.cancel is not None and settings.cancel.is_set():
@@ -70,7 +72,9 @@ class SlowFake(FakeModel):
 class AccessServer:
     def __init__(self, workdir: Path, **access: object) -> None:
         self.data_dir = workdir / "data"
-        agent = dict(models=["fake"], tools=TOOLS, tool_selection=ToolSelectionConfig(enabled=False))
+        agent = dict(
+            models=["fake"], tools=TOOLS, tool_selection=ToolSelectionConfig(enabled=False)
+        )
         self.settings = Settings(
             data_dir=self.data_dir,
             models={"fake": ModelConfig(backend="openai", base_url="http://127.0.0.1:9/v1")},

@@ -68,9 +68,13 @@ def test_every_path_but_the_public_ones_needs_a_key(server: AccessServer) -> Non
         ("mw_abcdefghij_" + "A" * 43, "invalid_api_key", "not known"),
         ("mw_" + "a" * 5000, "invalid_api_key", "far too long"),
     ]:
-        refused = httpx.get(f"{server.url}/v1/models", headers={"Authorization": f"Bearer {presented}"})
+        refused = httpx.get(
+            f"{server.url}/v1/models", headers={"Authorization": f"Bearer {presented}"}
+        )
         assert refused.status_code == 401
-        assert refused.json()["error"]["code"] == code and words in refused.json()["error"]["message"]
+        assert (
+            refused.json()["error"]["code"] == code and words in refused.json()["error"]["message"]
+        )
     # the OpenAI SDK's api_key is the bearer key, unchanged
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)
     assert [m.id for m in client.models.list()] == ["helper"]  # only the agents it may use
@@ -104,26 +108,39 @@ def test_tenants_never_see_each_other(server: AccessServer, tmp_path: Path) -> N
     # memories
     _answer(_chat(server, a, 'CALL remember {"fact": "my locker code is 4711"}', user="ada"))
     assert "4711" in _answer(_chat(server, a, 'CALL recall {"query": "locker code"}', user="ada"))
-    assert "4711" not in _answer(_chat(server, b, 'CALL recall {"query": "locker code"}', user="ada"))
+    assert "4711" not in _answer(
+        _chat(server, b, 'CALL recall {"query": "locker code"}', user="ada")
+    )
     # nor without a session: each tenant's anonymous caller is its own
     assert "4711" not in _answer(_chat(server, b, 'CALL recall {"query": "locker code"}'))
 
     # calendars
-    booking = 'CALL calendar.book {"title": "board meeting", "start": "2031-05-05T10:00", "duration_minutes": 60}'
+    meeting = {"title": "board meeting", "start": "2031-05-05T10:00", "duration_minutes": 60}
+    booking = f"CALL calendar.book {json.dumps(meeting)}"
     booked = _answer(_chat(server, a, booking, user="ada"))
     event_id = json.loads(booked.removeprefix("RESULT "))["id"]
     window = '{"start": "2031-05-05T00:00", "end": "2031-05-06T00:00"}'
-    assert "board meeting" in _answer(_chat(server, a, f"CALL calendar.free_busy {window}", user="ada"))
-    assert "board meeting" not in _answer(_chat(server, b, f"CALL calendar.free_busy {window}", user="ada"))
-    cancel = _answer(_chat(server, b, f'CALL calendar.cancel {{"event_id": "{event_id}"}}', user="ada"))
+    assert "board meeting" in _answer(
+        _chat(server, a, f"CALL calendar.free_busy {window}", user="ada")
+    )
+    assert "board meeting" not in _answer(
+        _chat(server, b, f"CALL calendar.free_busy {window}", user="ada")
+    )
+    cancel = _answer(
+        _chat(server, b, f'CALL calendar.cancel {{"event_id": "{event_id}"}}', user="ada")
+    )
     assert "no event with id" in cancel
-    assert "board meeting" in _answer(_chat(server, a, f"CALL calendar.free_busy {window}", user="ada"))
+    assert "board meeting" in _answer(
+        _chat(server, a, f"CALL calendar.free_busy {window}", user="ada")
+    )
 
     # knowledge collections
     search = 'CALL knowledge.search {"query": "vacation allowance", "collection": "handbook"}'
     assert "31 days" in _answer(_chat(server, a, search))
     assert "31 days" not in _answer(_chat(server, b, search))
-    assert "31 days" not in _answer(_chat(server, b, 'CALL knowledge.search {"query": "vacation allowance"}'))
+    assert "31 days" not in _answer(
+        _chat(server, b, 'CALL knowledge.search {"query": "vacation allowance"}')
+    )
 
     # the audit trail and the operator's views
     for path in ("/admin/audit", "/admin/keys", "/console", "/console/api/feed", "/metrics"):
@@ -209,7 +226,9 @@ def test_admin_api_needs_an_operator_code_once(server: AccessServer) -> None:
     replay = httpx.post(f"{server.url}/admin/keys", json=new, headers=mfa)
     assert replay.status_code == 401 and "used already" in replay.json()["error"]["message"]
     # a plain key cannot reach the admin API even with a good code
-    forbidden = httpx.get(f"{server.url}/admin/audit", headers=mfa | {"Authorization": f"Bearer {plain}"})
+    forbidden = httpx.get(
+        f"{server.url}/admin/audit", headers=mfa | {"Authorization": f"Bearer {plain}"}
+    )
     assert forbidden.status_code == 403
     # bad input: a clear 400, nothing stored
     before = len(server.keys.list())  # type: ignore[attr-defined]

@@ -16,17 +16,16 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from milliwatt.access.admin import Admin, trail_path
-from milliwatt.access.operators import OperatorStore
 from milliwatt.access.keys import KeyStore
 from milliwatt.access.limits import Limiter, MemoryLimiter
+from milliwatt.access.operators import OperatorStore
 from milliwatt.access.quota import Quota
+from milliwatt.access.status import NO_AUTH_MARKER
 from milliwatt.config import AccessConfig, private_data_dir
 from milliwatt.gateway.admin_api import admin_routes
 from milliwatt.gateway.auth import AccessMiddleware
 from milliwatt.shield.audit_trail import AuditTrail
 from milliwatt.shield.egress import errors as egress_errors
-
-NO_AUTH_MARKER = "serving-without-auth.json"  # read by `milliwatt doctor`
 
 
 def is_loopback(host: str) -> bool:
