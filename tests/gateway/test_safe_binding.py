@@ -43,7 +43,7 @@ def test_what_counts_as_loopback(host: str, local: bool) -> None:
 
 
 def test_a_key_or_no_auth_lets_a_public_address_through(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="refusing to listen on 10.1.2.3"):
+    with pytest.raises(ValueError, match=r"refusing to listen on 10\.1\.2\.3"):
         check_binding(tmp_path, "10.1.2.3", no_auth=False)
     check_binding(tmp_path, "10.1.2.3", no_auth=True)
     KeyStore(tmp_path).create("acme")
