@@ -265,3 +265,14 @@ def test_without_keys_only_loopback_operators_and_local_sessions(server: AccessS
     _key(server, "acme")
     time.sleep(1.1)
     assert httpx.get(f"{server.url}/v1/models").status_code == 401
+
+
+def test_egress_blocks_of_the_server_process_reach_the_trail(server: AccessServer) -> None:
+    from milliwatt.shield.egress import EgressPolicy, GuardedClient
+    from milliwatt.shield.egress.errors import EgressBlocked
+
+    server.start()
+    with GuardedClient(EgressPolicy()) as client, pytest.raises(EgressBlocked):
+        client.get("http://127.0.0.1:9/metadata")  # loopback: refused by the default policy
+    blocked = _events(server, "egress.blocked")
+    assert blocked and "127.0.0.1" in str(blocked[-1]["fields"])

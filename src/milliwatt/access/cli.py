@@ -205,7 +205,7 @@ def enroll(
 
 
 def _qr(text: str) -> str:
-    import qrcode
+    import qrcode  # type: ignore[import-untyped]  # no stubs published
 
     code = qrcode.QRCode(border=1)
     code.add_data(text)

@@ -175,7 +175,8 @@ def principal_of(state: Mapping[str, object]) -> Principal:
 def _bearer(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name == b"authorization":
-            scheme, _, credentials = value.decode("latin-1").partition(" ")
+            text: str = bytes(value).decode("latin-1")
+            scheme, _, credentials = text.partition(" ")
             if scheme.lower() == "bearer" and credentials.strip():
                 return credentials.strip()
             return None
