@@ -124,3 +124,17 @@ def test_a_refused_rate_gives_its_lease_back(limiter: Limiter) -> None:
     with pytest.raises(Refused, match="requests per minute"):
         quota.admit(principal)
     assert limiter.acquire("key:abcdefghij", 1, 60) is not None
+
+
+def test_an_unreachable_redis_is_an_error_not_a_free_pass() -> None:
+    from tests.conftest import free_port
+
+    from milliwatt.access.limits import LimiterUnavailable
+    from milliwatt.access.redis_limiter import RedisLimiter
+
+    dead = RedisLimiter(f"redis://127.0.0.1:{free_port()}/0")
+    quota = Quota(dead)
+    with pytest.raises(LimiterUnavailable, match="the Redis limiter failed"):
+        quota.admit(_principal(Limits(rpm=10)))
+    with pytest.raises(LimiterUnavailable):
+        dead.add("k", MINUTE, 1)

@@ -54,6 +54,14 @@ def _events(server: AccessServer, name: str) -> list[dict[str, object]]:
     return [r for r in read_trail(trail_path(server.data_dir)) if r["event"] == name]
 
 
+def _eventually(server: AccessServer, name: str) -> list[dict[str, object]]:
+    """The events, once there: the WAF writes its record after the answer has gone."""
+    deadline = time.monotonic() + 10
+    while not (found := _events(server, name)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
 def test_every_path_but_the_public_ones_needs_a_key(server: AccessServer) -> None:
     key = _key(server, "acme", agents=("helper",))
     server.start()
@@ -252,7 +260,7 @@ def test_waf_blocks_reach_the_audit_trail(server: AccessServer) -> None:
         headers={"Authorization": f"Bearer {key}"},
     )  # fmt: skip
     assert attack.status_code == 403
-    blocked = _events(server, "waf.blocked")
+    blocked = _eventually(server, "waf.blocked")
     assert blocked and blocked[-1]["fields"]["status"] == 403  # type: ignore[index]
 
 

@@ -66,3 +66,16 @@ def test_no_auth_is_reported_while_it_serves(tmp_path: Path) -> None:
         assert report["audit_trail"].startswith("intact")
     finally:
         server.stop()
+
+
+def test_serve_names_an_unreachable_redis_limiter(tmp_path: Path) -> None:
+    from milliwatt.config import Settings
+    from milliwatt.gateway.access_setup import build_limiter
+
+    with pytest.raises(ValueError, match=r"the Redis limiter cannot reach redis://127\.0\.0\.1:"):
+        build_limiter(
+            Settings(
+                data_dir=tmp_path,
+                access={"limiter": "redis", "redis_url": f"redis://127.0.0.1:{free_port()}/0"},  # type: ignore[arg-type]
+            ).access
+        )

@@ -210,18 +210,20 @@ class KeyStore:
         return info
 
     def get(self, key_id: str) -> KeyInfo | None:
-        found = [k for k in self.list() if k.id == key_id]
+        found = self._select(" WHERE id = ?", (key_id,))
         return found[0] if found else None
 
     def list(self, tenant: str | None = None) -> list[KeyInfo]:
+        if tenant:
+            return self._select(" WHERE tenant = ? ORDER BY created", (tenant,))
+        return self._select(" ORDER BY created", ())
+
+    def _select(self, where: str, args: tuple[str, ...]) -> list[KeyInfo]:
         query = (
             "SELECT id, tenant, agents, admin, limits, label, created, expires, revoked FROM keys"
         )
         with self._lock:
-            rows = self._db.execute(
-                query + (" WHERE tenant = ?" if tenant else "") + " ORDER BY created",
-                (tenant,) if tenant else (),
-            ).fetchall()
+            rows = self._db.execute(query + where, args).fetchall()
         return [
             KeyInfo(r[0], r[1], tuple(json.loads(r[2])), bool(r[3]),
                     Limits.from_dict(json.loads(r[4])), r[5], r[6], r[7], r[8])

@@ -25,6 +25,10 @@ MINUTE = 60
 DAY = 86_400
 
 
+class LimiterUnavailable(Exception):
+    """The counters cannot be reached (Redis down): requests get 503, not a free pass."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """Limits of one key or tenant; None is no limit."""

@@ -8,9 +8,11 @@ expire when idle.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from milliwatt.access.limits import Decision
+from milliwatt.access.limits import Decision, LimiterUnavailable
 
 # GCRA: KEYS[1] holds the theoretical arrival time (ms); ARGV: interval ms, tolerance ms
 _GCRA = """
@@ -73,10 +75,23 @@ class RedisLimiter:
     def ping(self) -> None:
         self._redis.ping()
 
+    @contextmanager
+    def _reached(self) -> Iterator[None]:
+        import redis
+
+        try:
+            yield
+        except redis.RedisError as exc:
+            raise LimiterUnavailable(f"the Redis limiter failed: {exc}") from None
+
+    def _call(self, script: Callable[..., Any], key: str, args: list[Any]) -> Any:
+        with self._reached():
+            return script(keys=[key], args=args)
+
     def rate(self, key: str, per_minute: int, burst: int) -> Decision:
         interval = 60_000 / per_minute
-        allowed, remaining, reset_ms, retry_ms = self._gcra(
-            keys=[f"{self.prefix}rpm:{key}"], args=[interval, interval * (burst - 1)]
+        allowed, remaining, reset_ms, retry_ms = self._call(
+            self._gcra, f"{self.prefix}rpm:{key}", [interval, interval * (burst - 1)]
         )
         return Decision(
             bool(allowed), per_minute, int(remaining), float(reset_ms) / 1000,
@@ -84,19 +99,20 @@ class RedisLimiter:
         )  # fmt: skip
 
     def used(self, key: str, window: int) -> float:
-        return float(self._usage(keys=[f"{self.prefix}use:{key}"], args=[window, ""]))
+        return float(self._call(self._usage, f"{self.prefix}use:{key}", [window, ""]))
 
     def add(self, key: str, window: int, amount: float) -> None:
-        self._usage(keys=[f"{self.prefix}use:{key}"], args=[window, repr(float(amount))])
+        self._call(self._usage, f"{self.prefix}use:{key}", [window, repr(float(amount))])
 
     def acquire(self, key: str, limit: int, lease_seconds: float) -> str | None:
         lease = uuid.uuid4().hex
         ms = int(lease_seconds * 1000)
-        taken = self._acquire(keys=[f"{self.prefix}conc:{key}"], args=[limit, ms, lease])
+        taken = self._call(self._acquire, f"{self.prefix}conc:{key}", [limit, ms, lease])
         return lease if taken else None
 
     def release(self, key: str, lease: str) -> None:
-        self._redis.zrem(f"{self.prefix}conc:{key}", lease)
+        with self._reached():
+            self._redis.zrem(f"{self.prefix}conc:{key}", lease)
 
     def close(self) -> None:
         self._redis.close()

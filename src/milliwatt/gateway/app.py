@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import time
 import uuid
@@ -23,6 +24,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from milliwatt import __version__
+from milliwatt.access.limits import LimiterUnavailable
 from milliwatt.agent.runner import Agent, RunEvent, RunResult, TextDelta
 from milliwatt.agent.runtime import Runtime, UnknownAgentError
 from milliwatt.gateway.agent_thread import AgentThread
@@ -195,7 +197,10 @@ def _settle(request: Request, result: RunResult) -> None:
     quota = request.scope.get("state", {}).get("quota")
     if quota is not None:
         principal = principal_of(request.scope["state"])
-        quota.settle(principal, result.ledger.tokens, result.ledger.joules_est)
+        try:
+            quota.settle(principal, result.ledger.tokens, result.ledger.joules_est)
+        except LimiterUnavailable:  # the answer is given; its cost goes uncounted, not lost
+            logging.getLogger(__name__).exception("could not count a request's cost")
 
 
 def _revoked(request: Request) -> str | None:

@@ -11,15 +11,19 @@ loopback clients only. The principal reaches the API as `request.state.principal
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from milliwatt.access.keys import LOCAL, AuthError, KeyStore, Principal
+from milliwatt.access.limits import LimiterUnavailable
 from milliwatt.access.quota import Quota, Refused
 from milliwatt.gateway.schemas import ApiError
 from milliwatt.shield.audit_trail import AuditTrail
+
+log = logging.getLogger(__name__)
 
 # pages and probes that hold no data: served to anyone
 PUBLIC_PATHS = frozenset({"/healthz", "/", "/favicon.ico"})
@@ -101,6 +105,12 @@ class AccessMiddleware:
             await _refuse(ApiError(429, str(exc), code=exc.code, headers=exc.headers),
                           scope, receive, send)  # fmt: skip
             return
+        except LimiterUnavailable as exc:
+            log.error("%s", exc)
+            await _refuse(ApiError(503, "the rate limiter is unavailable; retry shortly",
+                                   code="limiter_unavailable", headers={"Retry-After": "5"}),
+                          scope, receive, send)  # fmt: skip
+            return
         state = scope.setdefault("state", {})
         state["principal"] = principal
         state["quota"] = self.quota
@@ -110,7 +120,10 @@ class AccessMiddleware:
             await self.app(scope, receive, _with_headers(send, headers) if headers else send)
         finally:
             if admission is not None:
-                self.quota.release(admission)
+                try:
+                    self.quota.release(admission)
+                except LimiterUnavailable as exc:  # the lease expires by itself
+                    log.error("%s", exc)
 
     def _operator_ok(self, scope: Scope) -> bool:
         return self.keys_required() or _loopback(scope)
