@@ -23,7 +23,7 @@ def doctor(
 ) -> None:
     """Check the models, grammar-constrained output, the data directory and versions."""
     settings = load_settings()
-    report = {
+    report: dict[str, Any] = {
         "versions": _versions(),
         "data_dir": _data_dir(Path(settings.data_dir)),
         "models": {name: _model(name, settings) for name in settings.models},

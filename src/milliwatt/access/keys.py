@@ -9,6 +9,7 @@ process sharing the data directory.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import json
@@ -218,7 +219,7 @@ class KeyStore:
             return self._select(" WHERE tenant = ? ORDER BY created", (tenant,))
         return self._select(" ORDER BY created", ())
 
-    def _select(self, where: str, args: tuple[str, ...]) -> list[KeyInfo]:
+    def _select(self, where: str, args: tuple[str, ...]) -> builtins.list[KeyInfo]:
         query = (
             "SELECT id, tenant, agents, admin, limits, label, created, expires, revoked FROM keys"
         )
