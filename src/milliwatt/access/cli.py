@@ -321,3 +321,7 @@ def _when(stamp: object) -> str:
     if not isinstance(stamp, int | float):
         return "?"
     return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds")
+
+
+# the same key commands under `milliwatt admin keys ...`, beside the operators' own
+admin_app.add_typer(keys_app, name="keys")
