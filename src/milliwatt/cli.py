@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from milliwatt.access.cli import admin_app, audit_app, keys_app
 from milliwatt.doctor import doctor
 from milliwatt.evals.cli import app as eval_app
 from milliwatt.gateway import cli as gateway_cli
@@ -46,6 +47,9 @@ def options(
 
 
 # Command families register below, one line each.
+app.add_typer(admin_app, name="admin")
+app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
 app.add_typer(egress_app, name="egress")
 app.add_typer(eval_app, name="eval")
 app.add_typer(mcp_app, name="mcp")

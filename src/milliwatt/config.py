@@ -196,6 +196,15 @@ class ServerConfig(_Section):
     allowed_origins: list[str] = Field(default_factory=list)
 
 
+class AccessConfig(_Section):
+    """Where rate-limit and budget counters live: this process ("memory"), or a Redis
+    server that every node of a deployment shares ("redis", the `redis` extra)."""
+
+    limiter: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = Field("milliwatt:", min_length=1, max_length=64)
+
+
 def _default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("milliwatt"))
 
@@ -214,6 +223,7 @@ class Settings(BaseSettings):
     agents: list[AgentConfig] = Field(default_factory=lambda: [AgentConfig()])
     shield: ShieldConfig = Field(default_factory=ShieldConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    access: AccessConfig = Field(default_factory=AccessConfig)
 
     @model_validator(mode="after")
     def _check_references(self) -> Settings:

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from milliwatt.access.status import access_report
 from milliwatt.config import Settings, load_settings
 
 
@@ -22,13 +23,14 @@ def doctor(
 ) -> None:
     """Check the models, grammar-constrained output, the data directory and versions."""
     settings = load_settings()
-    report = {
+    report: dict[str, Any] = {
         "versions": _versions(),
         "data_dir": _data_dir(Path(settings.data_dir)),
         "models": {name: _model(name, settings) for name in settings.models},
         "waf": _waf(settings),
         "llama_cpp": _llama_cpp(),
         "data_permissions": _data_permissions(Path(settings.data_dir)),
+        "access": access_report(Path(settings.data_dir), settings.access),
     }
     if as_json:
         print(json.dumps(report, indent=2, default=str))
@@ -49,9 +51,12 @@ def doctor(
     for key, value in report["llama_cpp"].items():
         table.add_row(f"llama.cpp {key}", ", ".join(value) if isinstance(value, list) else value)
     table.add_row("data permissions", report["data_permissions"])
+    for key, value in report["access"].items():
+        table.add_row(f"access {key}", str(value))
     console.print(table)
     broken = [n for n, m in report["models"].items() if m.get("error")]
-    if broken or "error" in report["waf"] or not report["data_dir"]["writable"]:
+    trail_broken = report["access"]["audit_trail"].startswith("error")
+    if broken or "error" in report["waf"] or not report["data_dir"]["writable"] or trail_broken:
         raise typer.Exit(1)
 
 

@@ -169,3 +169,20 @@ def test_terminal_approver_reads_a_yes_from_the_terminal(tmp_path: Path) -> None
     stderr.seek(0)
     shown = stderr.read()
     assert "email.send" in shown and "x@evil.example" in shown and "no answer: denied" in shown
+
+
+def test_a_tenant_sees_and_decides_only_its_own_approvals() -> None:
+    queue = ApprovalQueue()
+    request = ApprovalRequest("r1", "default", "acme:ada", "email.send", {"to": "x@y.z"}, ("why",))
+    answers: list[bool] = []
+    waiter = threading.Thread(target=lambda: answers.append(queue.approve(request, 10)))
+    waiter.start()
+    deadline = time.monotonic() + 5
+    while not queue.pending() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert queue.pending("globex:") == []
+    assert not queue.decide("r1", True, "globex:")  # another tenant cannot approve it
+    assert [p["id"] for p in queue.pending("acme:")] == ["r1"]
+    assert queue.decide("r1", False, "acme:")
+    waiter.join(5)
+    assert answers == [False]

@@ -272,6 +272,13 @@ def test_audit_log_keeps_no_secrets_from_prompts_or_query_strings(server: Server
         headers={"content-type": "application/json"},
     )
     assert reply.status_code == 403  # the WAF refused it and logged why
-    audit = (Path(server.env["MILLIWATT_DATA_DIR"]) / "audit.jsonl").read_text()
-    assert "api_key=[redacted]" in audit and "XSS" in audit
+    log = Path(server.env["MILLIWATT_DATA_DIR"]) / "audit.jsonl"
+    deadline = time.monotonic() + 10  # the record is written once the answer has gone
+    while "XSS" not in (audit := log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "api_key=[redacted]" in audit and "XSS" in audit, (
+        reply.text,
+        server.log.read_text()[-3000:],
+        sorted(p.name for p in log.parent.iterdir()),
+    )
     assert [s for s in secrets if s in audit] == []

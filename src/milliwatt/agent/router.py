@@ -21,7 +21,6 @@ from milliwatt.agent.resolvers.text import TextResolver
 from milliwatt.agent.resolvers.units import UnitsResolver
 from milliwatt.knowledge import open_knowledge_base
 from milliwatt.knowledge.base import DATABASE_NAME
-from milliwatt.tools.knowledge import DEFAULT_TENANT
 from milliwatt.tools.registry import ToolContext, ToolRegistry
 
 _log = logging.getLogger(__name__)
@@ -115,7 +114,7 @@ class Router:
             return None  # nothing ingested: do not pay for an embedding
         try:
             kb = open_knowledge_base(context.data_dir)
-            keys = kb.collection_keys(DEFAULT_TENANT, context.agent)
+            keys = kb.collection_keys(context.tenant, context.agent)
             passage = kb.best_passage(text, keys) if keys else None
         except Exception:  # a damaged index must not fail the request: the model answers
             _log.exception("extractive answer failed")

@@ -118,6 +118,7 @@ class Agent:
         user: str = "anonymous",
         max_tokens: int | None = None,
         cancel: threading.Event | None = None,
+        tenant: str = "default",
     ) -> Iterator[RunEvent]:
         """Yield text as it is generated and each tool call; the last event is the RunResult.
 
@@ -136,6 +137,7 @@ class Agent:
         context = ToolContext(
             user=user,
             agent=self.name,
+            tenant=tenant,
             session=session,
             **({"data_dir": self.data_dir} if self.data_dir else {}),
         )

@@ -11,38 +11,46 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from milliwatt import __version__
+from milliwatt.access.limits import LimiterUnavailable
 from milliwatt.agent.runner import Agent, RunEvent, RunResult, TextDelta
 from milliwatt.agent.runtime import Runtime, UnknownAgentError
 from milliwatt.gateway.agent_thread import AgentThread
-from milliwatt.gateway.approvals import ApprovalQueue, approval_routes
+from milliwatt.gateway.auth import principal_of
 from milliwatt.gateway.schemas import ApiError, ChatRequest, parse_chat_request, session_name
 from milliwatt.models.base import ContextOverflowError, ModelError
 
-ANONYMOUS = "anonymous"  # callers without a session share what tools store
+ANONYMOUS = "anonymous"  # callers without a session share what tools store (per tenant)
+MAX_SESSION_CHARS = 128  # a stored session name, the tenant's prefix included
+KEY_RECHECK_SECONDS = 0.5  # a stream looks this often whether its key was revoked
 
 
-def create_app(runtime: Runtime, approvals: ApprovalQueue | None = None) -> Starlette:
+def create_app(runtime: Runtime, routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """The API; `routes` adds more (the admin API)."""
+
     async def healthz(request: Request) -> JSONResponse:
         body = {"status": "ok", "version": __version__, "agents": runtime.agent_names}
         return JSONResponse(body | {"models": runtime.model_status()})
 
     async def models(request: Request) -> JSONResponse:
+        principal = principal_of(request.scope.get("state", {}))
         data = [
             {"id": name, "object": "model", "created": 0, "owned_by": "milliwatt"}
             for name in runtime.agent_names
+            if principal.may_use(name)
         ]
         return JSONResponse({"object": "list", "data": data})
 
@@ -50,7 +58,19 @@ def create_app(runtime: Runtime, approvals: ApprovalQueue | None = None) -> Star
         try:
             chat = parse_chat_request(await request.body(), runtime.settings.server)
             agent = _agent(runtime, chat.model)
+            principal = principal_of(request.scope.get("state", {}))
+            if not principal.may_use(chat.model):
+                raise ApiError(
+                    403, f"this API key may not use the model {chat.model!r}",
+                    param="model", code="model_not_allowed",
+                )  # fmt: skip
             session = session_name(chat.user or request.headers.get("x-session-id"))
+            # a tenant's names live in its own namespace: tenant A's "ada" is not B's
+            session = principal.scope(session) if session else None
+            if session is not None and len(session) > MAX_SESSION_CHARS:
+                room = MAX_SESSION_CHARS - len(principal.scope(""))
+                text = f"user: at most {room} characters for this API key's tenant"
+                raise ApiError(400, text, param="user", code="invalid_value")
             history = None if session else [m.to_message() for m in chat.messages[:-1]]
             turn = AgentThread(
                 lambda cancel: agent.stream(
@@ -59,9 +79,10 @@ def create_app(runtime: Runtime, approvals: ApprovalQueue | None = None) -> Star
                     history=history,
                     # the session's name is the caller: tools keep their facts, calendars
                     # and graphs per caller
-                    user=session or ANONYMOUS,
+                    user=session or principal.scope(ANONYMOUS),
                     max_tokens=chat.max_completion_tokens or chat.max_tokens,
                     cancel=cancel,
+                    tenant=principal.tenant,
                 )
             )
             # the first event surfaces bad input, budget and model failures as HTTP errors
@@ -71,7 +92,7 @@ def create_app(runtime: Runtime, approvals: ApprovalQueue | None = None) -> Star
             return exc.response()
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         if chat.stream:
-            sse = _sse(completion_id, chat, first, turn)
+            sse = _sse(completion_id, chat, first, turn, request)
             return StreamingResponse(sse, media_type="text/event-stream")
         try:
             with _as_api_errors():
@@ -80,6 +101,7 @@ def create_app(runtime: Runtime, approvals: ApprovalQueue | None = None) -> Star
             return exc.response()
         if result is None:  # nobody is left to answer
             return Response(status_code=499)
+        _settle(request, result)
         return JSONResponse(_completion(completion_id, chat.model, result))
 
     app = Starlette(
@@ -87,7 +109,7 @@ def create_app(runtime: Runtime, approvals: ApprovalQueue | None = None) -> Star
             Route("/healthz", healthz),
             Route("/v1/models", models),
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-            *(approval_routes(approvals) if approvals is not None else []),
+            *routes,
         ]
     )
     app.state.runtime = runtime
@@ -171,8 +193,30 @@ def _completion(completion_id: str, model: str, result: RunResult) -> dict[str, 
     }
 
 
+def _settle(request: Request, result: RunResult) -> None:
+    """Count the answer's tokens and joules against its key's and tenant's budgets."""
+    quota = request.scope.get("state", {}).get("quota")
+    if quota is not None:
+        principal = principal_of(request.scope["state"])
+        try:
+            quota.settle(principal, result.ledger.tokens, result.ledger.joules_est)
+        except LimiterUnavailable:  # the answer is given; its cost goes uncounted, not lost
+            logging.getLogger(__name__).exception("could not count a request's cost")
+
+
+def _revoked(request: Request) -> str | None:
+    """Why the request's key may no longer go on (revoked or expired meanwhile), or None."""
+    state = request.scope.get("state", {})
+    access = state.get("access")
+    return access.still_valid(principal_of(state).key_id) if access is not None else None
+
+
 async def _sse(
-    completion_id: str, chat: ChatRequest, first: RunEvent | None, turn: AgentThread
+    completion_id: str,
+    chat: ChatRequest,
+    first: RunEvent | None,
+    turn: AgentThread,
+    request: Request,
 ) -> AsyncIterator[str]:
     """One chunk per generated piece of text. When the client goes, starlette cancels this
     generator at its `await`, and the turn is stopped."""
@@ -191,8 +235,17 @@ async def _sse(
 
     yield chunk({"role": "assistant", "content": ""})
     event = first
+    checked = time.monotonic()
     try:
         while event is not None:
+            if time.monotonic() - checked >= KEY_RECHECK_SECONDS:
+                checked = time.monotonic()
+                reason = _revoked(request)
+                if reason is not None:  # the turn is stopped unstored: nothing half-written
+                    error = {"message": reason, "type": "invalid_request_error",
+                             "code": "revoked_api_key"}  # fmt: skip
+                    yield f"data: {json.dumps({'error': error})}\n\n"
+                    break
             if isinstance(event, TextDelta):
                 yield chunk({"content": event.text})
             elif isinstance(event, RunResult):
@@ -202,6 +255,7 @@ async def _sse(
                     "completion_tokens": event.ledger.completion_tokens,
                     "total_tokens": event.ledger.tokens,
                 }
+                _settle(request, event)
                 yield chunk({}, finish, usage=usage, milliwatt=event.to_dict())
                 break
             event = await turn.next()

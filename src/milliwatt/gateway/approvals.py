@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from milliwatt.agent.policy import ApprovalRequest
+from milliwatt.gateway.auth import principal_of
 from milliwatt.gateway.schemas import ApiError
 
 
@@ -48,16 +49,20 @@ class ApprovalQueue:
                 self._waiting.pop(request.id, None)
         return answered and waiting.approved
 
-    def pending(self) -> list[dict[str, Any]]:
+    def pending(self, caller_prefix: str = "") -> list[dict[str, Any]]:
+        """What waits for callers whose (tenant-scoped) name starts with `caller_prefix`."""
         with self._lock:
-            return [w.request.as_dict() for w in self._waiting.values()]
+            waiting = list(self._waiting.values())
+        return [w.request.as_dict() for w in waiting if w.request.user.startswith(caller_prefix)]
 
-    def decide(self, request_id: str, approved: bool) -> bool:
-        """Record a decision; False when nothing waits under that id (decided or expired)."""
+    def decide(self, request_id: str, approved: bool, caller_prefix: str = "") -> bool:
+        """Record a decision; False when nothing waits under that id for such a caller
+        (decided, expired, or another tenant's)."""
         with self._lock:
-            waiting = self._waiting.pop(request_id, None)
-        if waiting is None:
-            return False
+            waiting = self._waiting.get(request_id)
+            if waiting is None or not waiting.request.user.startswith(caller_prefix):
+                return False
+            del self._waiting[request_id]
         waiting.approved = approved
         waiting.decided.set()
         return True
@@ -92,8 +97,14 @@ class TerminalApprover:
 def approval_routes(queue: ApprovalQueue) -> list[Route]:
     """GET /v1/approvals and POST /v1/approvals/{id} over `queue`."""
 
+    def tenant_prefix(request: Request) -> str:
+        # a key sees and decides only its own tenant's calls; operators and the local
+        # machine (no keys) see every one
+        principal = principal_of(request.scope.get("state", {}))
+        return "" if principal.admin else principal.scope("")
+
     async def pending(request: Request) -> JSONResponse:
-        return JSONResponse({"object": "list", "data": queue.pending()})
+        return JSONResponse({"object": "list", "data": queue.pending(tenant_prefix(request))})
 
     async def decide(request: Request) -> Response:
         request_id = request.path_params["request_id"]
@@ -107,7 +118,7 @@ def approval_routes(queue: ApprovalQueue) -> list[Route]:
         if not isinstance(approved, bool):
             message = 'the body must be {"approved": true} or {"approved": false}'
             return ApiError(400, message, param="approved", code="invalid_value").response()
-        if not queue.decide(request_id, approved):
+        if not queue.decide(request_id, approved, tenant_prefix(request)):
             message = f"no approval {request_id!r} is waiting (decided already, or timed out)"
             return ApiError(404, message, code="approval_not_found").response()
         return JSONResponse({"id": request_id, "approved": approved})

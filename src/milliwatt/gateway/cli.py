@@ -28,6 +28,12 @@ sessions_app = typer.Typer(help="Stored conversations.", no_args_is_help=True)
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth", help="Serve without API keys, even on a non-loopback address (unsafe)."
+        ),
+    ] = False,
 ) -> None:
     """Serve the configured agents over an OpenAI-compatible HTTP API."""
     import uvicorn
@@ -38,7 +44,7 @@ def serve(
     settings = load_settings()
     host = host or settings.host
     port = settings.port if port is None else port
-    app = build_server_app(settings, log=err.print, host=host, port=port)
+    app = build_server_app(settings, log=err.print, host=host, port=port, no_auth=no_auth)
     limits = settings.server
     uvicorn.run(
         app,

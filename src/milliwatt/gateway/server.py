@@ -8,11 +8,11 @@ from pathlib import Path
 
 from starlette.types import ASGIApp
 
-from milliwatt.agent.policy import Audit
 from milliwatt.agent.runtime import Runtime
-from milliwatt.config import Settings
+from milliwatt.config import Settings, private_data_dir
+from milliwatt.gateway.access_setup import build_access, check_binding
 from milliwatt.gateway.app import create_app
-from milliwatt.gateway.approvals import ApprovalQueue
+from milliwatt.gateway.approvals import ApprovalQueue, approval_routes
 from milliwatt.gateway.guard import RequestGuard
 from milliwatt.gateway.schemas import check_chat_limits
 from milliwatt.shield.http import build_waf_middleware
@@ -24,14 +24,22 @@ def build_server_app(
     *,
     host: str,
     port: int,
-    audit: Audit | None = None,
+    no_auth: bool = False,
+    runtime: Runtime | None = None,
 ) -> ASGIApp:
-    """`audit(event, fields)` receives every policy decision against a tool call."""
+    """The whole server; `runtime` may be given ready (tests give one with a scripted model)."""
+    check_binding(Path(settings.data_dir), host, no_auth)
+    access = build_access(
+        private_data_dir(Path(settings.data_dir)), settings.access,
+        host=host, port=port, no_auth=no_auth, log=log,
+    )  # fmt: skip
     approvals = ApprovalQueue()  # guarded calls wait here for POST /v1/approvals/{id}
-    runtime = Runtime(settings, approver=approvals, audit=audit)
+    # every policy decision against a tool call is a record of the audit trail
+    runtime = runtime or Runtime(settings, approver=approvals, audit=access.trail.record)
     for name in runtime.agent_names:  # load models, parsers and tool vectors now: the first
         runtime.agent(name).warm()  # request is as fast as the next, and holds nobody up
-    app: ASGIApp = create_app(runtime, approvals)
+    routes = [*access.admin_routes(), *approval_routes(approvals)]
+    app: ASGIApp = create_app(runtime, routes=routes)
     shield = settings.shield
     if shield.waf:
         middleware = build_waf_middleware(
@@ -44,6 +52,7 @@ def build_server_app(
             rules=shield.rules,
             audit_log=shield.audit_log or Path(settings.data_dir) / "audit.jsonl",
             arguments_limit=shield.arguments_limit,
+            on_block=access.trail.record,
         )
         log(f"milliwatt: WAF ({shield.mode}, paranoia {shield.paranoia}): {middleware.waf.source}")
         app = middleware
@@ -52,6 +61,8 @@ def build_server_app(
     # limits before the WAF reads a byte: its work grows with the body and each value's length
     limits = settings.server
     checks = {"/v1/chat/completions": partial(check_chat_limits, limits=limits)}
+    # who may call, and how often, before the WAF spends its work on a request
+    app = access.wrap(app, no_auth=no_auth)
     app = RequestGuard(app, limits, host=host, body_checks=checks)
     log(
         f"milliwatt: agents {', '.join(runtime.agent_names)}; data in {settings.data_dir}; "

@@ -9,6 +9,7 @@ MIME type they inspect), so streamed answers such as server-sent events still st
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -36,10 +37,19 @@ INSPECT_INLINE_BYTES = 16_384
 class WafMiddleware:
     """Runs every HTTP exchange through `waf`; blocked requests never reach `app`."""
 
-    def __init__(self, app: ASGIApp, waf: WAF, audit_log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        waf: WAF,
+        audit_log_path: Path | None = None,
+        on_block: Callable[[str, Mapping[str, object]], None] | None = None,
+    ) -> None:
+        """`on_block(event, fields)` hears of each refused request (the audit trail's
+        `record`); the JSON-lines log keeps the full detail."""
         self.app = app
         self.waf = waf
         self.audit = AuditLog(audit_log_path) if audit_log_path is not None else None
+        self.on_block = on_block
         ruleset = getattr(waf, "ruleset", None)
         self.body_limit: int = getattr(
             ruleset, "request_body_limit", WafSettings().request_body_limit
@@ -160,6 +170,19 @@ class WafMiddleware:
             record["status"], record["refused"] = refusal
         if self.audit is not None and (tx.matched_rules or record.get("status") or refusal):
             self.audit.write(record)
+        interruption = tx.interruption
+        if self.on_block is not None and (refusal is not None or interruption is not None):
+            fields: dict[str, object] = {"request_id": tx.request_id, "uri": record.get("uri")}
+            if interruption is not None:
+                fields |= {"status": interruption.status, "rule_id": interruption.rule_id,
+                           "rules": [m.id for m in tx.matched_rules]}  # fmt: skip
+            else:
+                assert refusal is not None
+                fields |= {"status": refusal[0], "reason": refusal[1]}
+            try:
+                self.on_block("waf.blocked", fields)
+            except Exception:
+                log.exception("WAF block listener failed on %s", tx.request_id)
 
 
 def _uri(scope: Scope) -> str:
@@ -231,6 +254,7 @@ def build_waf_middleware(
     milliwatt_api: bool = True,
     rules: Literal["crs", "baseline"] = "crs",
     arguments_limit: int = WafSettings.arguments_limit,
+    on_block: Callable[[str, Mapping[str, object]], None] | None = None,
 ) -> WafMiddleware:
     """`app` behind the WAF, configured from plain values (the fields of ShieldConfig).
     `milliwatt_api` adds the exclusions for milliwatt's own chat API (api_exclusions)."""
@@ -244,4 +268,4 @@ def build_waf_middleware(
         rules=rules,
         arguments_limit=arguments_limit,
     )
-    return WafMiddleware(app, waf, audit_log)
+    return WafMiddleware(app, waf, audit_log, on_block)

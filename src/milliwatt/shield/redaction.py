@@ -20,6 +20,8 @@ _PATTERNS = [
     (re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)"), MASK),
     # bearer tokens, and the value after a secret's name: "password: hunter2", "api_key=..."
     (re.compile(r"(?i)\bbearer\s+\S+"), MASK),
+    # milliwatt API keys: the id may be shown, the secret never
+    (re.compile(r"\b(mw_[a-z0-9]{10}_)[\w-]+"), rf"\1{MASK}"),
     (
         re.compile(
             r"(?i)\b(password|passwd|pwd|passphrase|secret|token|api[_-]?key|apikey|"

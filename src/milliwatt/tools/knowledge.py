@@ -43,10 +43,10 @@ def search_knowledge(
     kb = open_knowledge_base(context.data_dir)
     try:
         if collection is None:
-            keys = [c.key for c in kb.collections(DEFAULT_TENANT, context.agent)]
+            keys = [c.key for c in kb.collections(context.tenant, context.agent)]
             passages = kb.search(query, keys, k) if keys else []
         else:
-            passages = kb.search(query, CollectionKey(DEFAULT_TENANT, context.agent, collection), k)
+            passages = kb.search(query, CollectionKey(context.tenant, context.agent, collection), k)
     except (ValueError, UnknownCollectionError) as exc:
         raise ToolError(str(exc)) from None
     return [

@@ -44,6 +44,7 @@ class ToolContext:
 
     user: str = "anonymous"
     agent: str = "default"
+    tenant: str = "default"  # whose knowledge collections the agent reads
     session: str | None = None
     data_dir: Path = field(default_factory=lambda: Path.cwd() / ".milliwatt")
 
