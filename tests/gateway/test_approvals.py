@@ -19,6 +19,7 @@ import httpx
 import pytest
 from tests.conftest import Server
 
+from milliwatt.access.admin import TRAIL_NAME
 from milliwatt.agent.policy import ApprovalRequest
 from milliwatt.gateway.approvals import ApprovalQueue, TerminalApprover
 
@@ -134,6 +135,9 @@ def test_no_decision_in_time_is_a_denial(make_server: Any, model_port: int) -> N
     ask(server, out).join(60)
     answer = out["reply"].json()["choices"][0]["message"]["content"]
     assert "not approved" in answer and not (workspace / "stolen.txt").exists()
+    trail = [json.loads(line) for line in (server.workdir / "data" / TRAIL_NAME).open()]
+    (denial,) = [r for r in trail if r["event"] == "policy.denied"]  # recorded with its reason
+    assert denial["fields"]["tool"] == "files.write" and "approved" in json.dumps(denial)
     bad = httpx.post(f"{server.url}/v1/approvals/nope", json={"approved": "yes"})
     assert bad.status_code == 400 and "approved" in bad.text
 
