@@ -266,6 +266,7 @@ class ModelCascade:
                     response.text = guard.text or response.text
             step.prompt_tokens = response.usage.prompt_tokens
             step.completion_tokens = response.usage.completion_tokens
+            step.system, step.finish_reason = model.provider, response.stop_reason
             if not model.local:
                 step.joules_est = response.usage.total_tokens * model.joules_per_token
         return response
@@ -274,7 +275,8 @@ class ModelCascade:
         self, name: str, arguments: dict[str, object], context: ToolContext, ledger: Ledger
     ) -> tuple[ToolCalled, str]:
         """Run one call; the second value is the validation error when its arguments are bad."""
-        with ledger.step("tool", name):
+        with ledger.step("tool", name) as step:
+            step.ok = False
             try:
                 tool = self.tools.get(name)
             except UnknownToolError as exc:
@@ -284,4 +286,5 @@ class ModelCascade:
             except ToolError as exc:
                 return ToolCalled(name, dict(arguments), f"error: {exc}", False), str(exc)
             result = tool.call(arguments, context)
+            step.ok = result.ok
         return ToolCalled(name, dict(arguments), result.text(), result.ok), ""

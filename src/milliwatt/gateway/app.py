@@ -23,16 +23,21 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from milliwatt import __version__
-from milliwatt.agent.runner import Agent, RunEvent, RunResult, TextDelta
+from milliwatt.agent.runner import Agent, RunEvent, RunResult, TextDelta, ToolCalled
 from milliwatt.agent.runtime import Runtime, UnknownAgentError
 from milliwatt.gateway.agent_thread import AgentThread
+from milliwatt.gateway.console import console_routes
+from milliwatt.gateway.observe import note_result
 from milliwatt.gateway.schemas import ApiError, ChatRequest, parse_chat_request, session_name
 from milliwatt.models.base import ContextOverflowError, ModelError
+from milliwatt.telemetry.http import Telemetry
 
 ANONYMOUS = "anonymous"  # callers without a session share what tools store
 
 
-def create_app(runtime: Runtime) -> Starlette:
+def create_app(runtime: Runtime, telemetry: Telemetry | None = None) -> Starlette:
+    """The API; with `telemetry`, also /metrics, the web chat at / and the console."""
+
     async def healthz(request: Request) -> JSONResponse:
         body = {"status": "ok", "version": __version__, "agents": runtime.agent_names}
         return JSONResponse(body | {"models": runtime.model_status()})
@@ -69,7 +74,7 @@ def create_app(runtime: Runtime) -> Starlette:
             return exc.response()
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         if chat.stream:
-            sse = _sse(completion_id, chat, first, turn)
+            sse = _sse(completion_id, chat, first, turn, agent, session)
             return StreamingResponse(sse, media_type="text/event-stream")
         try:
             with _as_api_errors():
@@ -78,6 +83,7 @@ def create_app(runtime: Runtime) -> Starlette:
             return exc.response()
         if result is None:  # nobody is left to answer
             return Response(status_code=499)
+        note_result(agent, result, streamed=False, session=session)
         return JSONResponse(_completion(completion_id, chat.model, result))
 
     app = Starlette(
@@ -85,6 +91,7 @@ def create_app(runtime: Runtime) -> Starlette:
             Route("/healthz", healthz),
             Route("/v1/models", models),
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            *console_routes(runtime, telemetry),
         ]
     )
     app.state.runtime = runtime
@@ -169,10 +176,16 @@ def _completion(completion_id: str, model: str, result: RunResult) -> dict[str, 
 
 
 async def _sse(
-    completion_id: str, chat: ChatRequest, first: RunEvent | None, turn: AgentThread
+    completion_id: str,
+    chat: ChatRequest,
+    first: RunEvent | None,
+    turn: AgentThread,
+    agent: Agent,
+    session: str | None,
 ) -> AsyncIterator[str]:
-    """One chunk per generated piece of text. When the client goes, starlette cancels this
-    generator at its `await`, and the turn is stopped."""
+    """One chunk per generated piece of text. A tool call, once made, is a chunk with an
+    empty delta and a `milliwatt.tool_call` field (OpenAI clients ignore it). When the
+    client goes, starlette cancels this generator at its `await`, and the turn is stopped."""
     created = int(time.time())
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
@@ -192,7 +205,13 @@ async def _sse(
         while event is not None:
             if isinstance(event, TextDelta):
                 yield chunk({"content": event.text})
+            elif isinstance(event, ToolCalled):
+                call = {"name": event.name, "arguments": event.arguments}
+                yield chunk(
+                    {}, milliwatt={"tool_call": call | {"result": event.result, "ok": event.ok}}
+                )
             elif isinstance(event, RunResult):
+                note_result(agent, event, streamed=True, session=session)
                 finish = "stop" if event.stop == "answer" else "length"
                 usage = {
                     "prompt_tokens": event.ledger.prompt_tokens,
