@@ -19,9 +19,14 @@ from milliwatt.telemetry.setup import start_telemetry
 
 
 def build_server_app(
-    settings: Settings, log: Callable[[str], None] = print, *, host: str, port: int
+    settings: Settings,
+    log: Callable[[str], None] = print,
+    *,
+    host: str,
+    port: int,
+    runtime: Runtime | None = None,
 ) -> ASGIApp:
-    runtime = Runtime(settings)
+    runtime = runtime or Runtime(settings)
     for name in runtime.agent_names:  # load models, parsers and tool vectors now: the first
         runtime.agent(name).warm()  # request is as fast as the next, and holds nobody up
     telemetry = start_telemetry(settings.telemetry, Path(settings.data_dir), runtime.model_status)
