@@ -112,21 +112,25 @@ function renderRoutes(ts) {
   const data = [ts.t, ...order.map((i) => stacked[i])];
   const series = [{}, ...order.map((i) => {
     const c = laneColor(lanes[i], lanes);
-    return { label: lanes[i], stroke: c, fill: c + "cc", width: 1, points: { show: false }, paths: uPlot.paths.stepped({ align: 1 }),
+    return { label: lanes[i], stroke: c, fill: c + "cc", width: 1, points: { show: false }, paths: bars(),
       value: (u, v, si, idx) => (idx === null ? "–" : ts.lanes[lanes[i]][idx]) };
   })];
-  draw("chart-routes", data, series, [{ ...axisStyle() }, { ...axisStyle(), label: "requests" }], {});
+  draw("chart-routes", data, series, [{ ...axisStyle() }, { ...axisStyle(), label: "requests" }], xPadded(ts.step));
 }
 
 function renderCost(ts) {
-  const data = [ts.t, ts.tokens, ts.joules_est];
+  const data = [ts.t, ts.tokens, ts.joules_est.map((j) => j || null)];  // no dots along zero
   const series = [{},
-    { label: "tokens", stroke: "#5eb1ff", width: 2, scale: "tokens", points: { show: false }, paths: uPlot.paths.stepped({ align: 1 }) },
-    { label: "joules (est.)", stroke: "#3ecf8e", width: 2, scale: "J", points: { show: false }, paths: uPlot.paths.stepped({ align: 1 }) }];
+    { label: "tokens", stroke: "#5eb1ff", fill: "#5eb1ff99", width: 1, scale: "tokens", points: { show: false }, paths: bars() },
+    { label: "joules (est.)", stroke: "#3ecf8e", width: 2, scale: "J", points: { show: true, size: 5, fill: "#3ecf8e" } }];
   const axes = [{ ...axisStyle() }, { ...axisStyle(), scale: "tokens", label: "tokens" },
     { ...axisStyle(), scale: "J", side: 1, label: "joules", grid: { show: false } }];
-  draw("chart-cost", data, series, axes, { tokens: { auto: true }, J: { auto: true } });
+  draw("chart-cost", data, series, axes, { ...xPadded(ts.step), tokens: { auto: true, range: (u, min, max) => [0, Math.max(1, max)] }, J: { auto: true, range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } });
 }
+
+// one bar per interval; the x axis keeps half an interval free at each end
+function bars() { return uPlot.paths.bars({ size: [0.8, 40] }); }
+function xPadded(step) { return { x: { time: true, range: (u, min, max) => [min - step / 2, max + step / 2] } }; }
 
 function draw(id, data, series, axes, scales) {
   const old = state.charts[id];
