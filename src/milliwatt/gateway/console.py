@@ -124,7 +124,7 @@ class _ConsoleApi:
         store = self.telemetry.store
         if store is None:
             return [], until - window, until
-        store.flush()
+        self.telemetry.flush()
         return store.since(until - window), until - window, until
 
     async def summary(self, request: Request) -> Response:
@@ -161,12 +161,13 @@ class _ConsoleApi:
             return ApiError(400, message, param="after", code="invalid_value").response()
         if store is None:
             return JSONResponse({"data": []})
-        store.flush()
+        self.telemetry.flush()
         data = [_feed_row(seq, r) for seq, r in store.latest(limit, after)]
         return JSONResponse({"data": data})
 
     async def metrics(self, request: Request) -> Response:
         assert self.telemetry.metrics is not None
+        self.telemetry.flush()
         body, content_type = self.telemetry.metrics.exposition()
         return Response(body, media_type=content_type.split(";")[0], headers={
             "content-type": content_type})  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from milliwatt.agent.runner import Agent, RunResult
+from milliwatt.telemetry.http import note_steps
 from milliwatt.telemetry.records import current_request, denials_of
 
 
@@ -25,3 +26,4 @@ def note_result(agent: Agent, result: RunResult, *, streamed: bool, session: str
     record.denials = denials_of(result.stop, ((t.ok, t.result) for t in result.tools_called))
     record.streamed = streamed
     record.session = session
+    note_steps(ledger.entries)

@@ -9,6 +9,7 @@ MIME type they inspect), so streamed answers such as server-sent events still st
 from __future__ import annotations
 
 import logging
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -25,7 +26,6 @@ from milliwatt.shield.waf import (
     WafSettings,
 )
 from milliwatt.shield.waf.api import MalformedRequest
-from milliwatt.telemetry import tracing
 from milliwatt.telemetry.http import note_waf_verdict
 
 log = logging.getLogger(__name__)
@@ -106,19 +106,19 @@ class WafMiddleware:
         request = HttpRequest(
             scope["method"], _uri(scope), "HTTP/" + scope["http_version"], headers, body
         )
-        with tracing.span("milliwatt.waf", **{"milliwatt.waf.mode": tx.engine}) as span:
-            try:
-                if len(body) > INSPECT_INLINE_BYTES:
-                    verdict = await anyio.to_thread.run_sync(tx.process_request, request)
-                else:
-                    verdict = tx.process_request(request)
-            except MalformedRequest as exc:
-                return await self._refuse(send, tx, 400, f"malformed request: {exc}")
-            except Exception:
-                log.exception("WAF failed on request %s; refusing it", tx.request_id)
-                return await self._refuse(send, tx, 500, "the request could not be inspected")
-            rule_ids = [str(m.id) for m in tx.matched_rules]
-            note_waf_verdict(verdict is not None, rule_ids, span, tx.request_id)
+        started_ns = time.time_ns()
+        try:
+            if len(body) > INSPECT_INLINE_BYTES:
+                verdict = await anyio.to_thread.run_sync(tx.process_request, request)
+            else:
+                verdict = tx.process_request(request)
+        except MalformedRequest as exc:
+            return await self._refuse(send, tx, 400, f"malformed request: {exc}")
+        except Exception:
+            log.exception("WAF failed on request %s; refusing it", tx.request_id)
+            return await self._refuse(send, tx, 500, "the request could not be inspected")
+        rule_ids = [str(m.id) for m in tx.matched_rules]
+        note_waf_verdict(verdict is not None, rule_ids, tx.request_id, started_ns, time.time_ns())
         if verdict is not None:
             await block(send, tx, verdict)
             return None

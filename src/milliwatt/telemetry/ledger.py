@@ -13,8 +13,6 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from milliwatt.telemetry import tracing
-
 StepKind = Literal["router", "model", "tool"]
 
 
@@ -27,10 +25,12 @@ class LedgerEntry:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     joules_est: float = 0.0
-    # for the step's trace span: the model's backend and why its reply ended
+    # for the step's trace span: the model's backend, why its reply ended, when it ran
     system: str | None = None
     finish_reason: str | None = None
     ok: bool = True
+    started_ns: int = 0
+    ended_ns: int = 0
 
 
 @dataclass
@@ -40,30 +40,20 @@ class Ledger:
 
     @contextmanager
     def step(self, kind: StepKind, name: str) -> Iterator[LedgerEntry]:
-        """Time a step (and trace it, when tracing is on); CPU time is the whole process's,
-        which includes llama.cpp's threads."""
+        """Time a step; CPU time is the whole process's, which includes llama.cpp's threads.
+        Its wall-clock start and end become its trace span later, off the request's path."""
         entry = LedgerEntry(kind, name)
-        with tracing.step_span(kind, name) as span:
-            wall, cpu = time.perf_counter(), time.process_time()
-            try:
-                yield entry
-            finally:
-                entry.ms = (time.perf_counter() - wall) * 1000
-                entry.cpu_seconds = time.process_time() - cpu
-                if entry.joules_est == 0.0:  # a remote step sets its own token-based figure
-                    entry.joules_est = entry.cpu_seconds * self.watts_per_core
-                self.entries.append(entry)
-                tracing.end_step(
-                    span,
-                    kind,
-                    entry.name,
-                    system=entry.system,
-                    prompt_tokens=entry.prompt_tokens,
-                    completion_tokens=entry.completion_tokens,
-                    finish_reason=entry.finish_reason,
-                    joules_est=entry.joules_est,
-                    ok=entry.ok,
-                )
+        entry.started_ns = time.time_ns()
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield entry
+        finally:
+            entry.ms = (time.perf_counter() - wall) * 1000
+            entry.cpu_seconds = time.process_time() - cpu
+            entry.ended_ns = entry.started_ns + int(entry.ms * 1e6)
+            if entry.joules_est == 0.0:  # a remote step sets its own token-based figure
+                entry.joules_est = entry.cpu_seconds * self.watts_per_core
+            self.entries.append(entry)
 
     @property
     def prompt_tokens(self) -> int:

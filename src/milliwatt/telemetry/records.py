@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+from milliwatt.telemetry.ledger import LedgerEntry
 
 # route: where the request was answered ("tool", "model"), or that it was not: refused by
 # a control, failed, or cancelled by its client before its answer was complete
@@ -50,13 +52,16 @@ class RequestRecord:
     trace_id: str | None = None
     session: str | None = None
     streamed: bool = False
+    # for the trace, built after the answer is sent: never stored in the ledger
+    trace: RequestTiming | None = field(default=None, repr=False, compare=False)
 
     @property
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The stored fields (the trace's timings are not among them)."""
+        return {name: getattr(self, name) for name in STORED_FIELDS}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RequestRecord:
@@ -65,6 +70,21 @@ class RequestRecord:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"))
+
+
+STORED_FIELDS = tuple(f.name for f in fields(RequestRecord) if f.name != "trace")
+
+
+@dataclass
+class RequestTiming:
+    """When a traced request and its parts ran (epoch ns), recorded on its path with a few
+    clock reads; its spans are made from these once the answer is out."""
+
+    started_ns: int
+    headers: dict[str, str]  # the caller's traceparent / tracestate
+    ended_ns: int = 0
+    waf: tuple[int, int] | None = None
+    steps: list[LedgerEntry] = field(default_factory=list)
 
 
 current_request: ContextVar[RequestRecord | None] = ContextVar("current_request", default=None)

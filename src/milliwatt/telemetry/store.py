@@ -14,11 +14,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from milliwatt.telemetry.records import RequestRecord
+from milliwatt.telemetry.records import STORED_FIELDS, RequestRecord
 
 FILE_NAME = "requests.db"
 _JSON_COLUMNS = ("tools", "denials", "waf_rules")
-_COLUMNS = tuple(RequestRecord.__dataclass_fields__)
+_COLUMNS = STORED_FIELDS
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     id TEXT PRIMARY KEY, ts REAL NOT NULL, method TEXT, path TEXT, status INTEGER,
@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS requests (
 CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
 """
 _STOP = object()
+BATCH_SECONDS = 0.5
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -48,6 +49,7 @@ class RequestStore:
         self._reader = _connect(self.path)
         self._read_lock = threading.Lock()
         self._queue: queue.Queue[object] = queue.Queue()
+        self._flushing = threading.Event()
         self._thread = threading.Thread(target=self._write, name="request-ledger", daemon=True)
         self._thread.start()
 
@@ -61,7 +63,11 @@ class RequestStore:
     def flush(self) -> None:
         """Return once every record added so far is in the database."""
         if self._thread.is_alive():
-            self._queue.join()
+            self._flushing.set()  # a reader is waiting: write now
+            try:
+                self._queue.join()
+            finally:
+                self._flushing.clear()
 
     def since(self, ts: float, limit: int = 200_000) -> list[RequestRecord]:
         """Requests that arrived at `ts` or later, oldest first (at most `limit`, the newest)."""
@@ -98,7 +104,11 @@ class RequestStore:
         db = self._writer_db
         while True:
             batch = [self._queue.get()]
-            while len(batch) < 500:  # one transaction for all that is waiting
+            if batch[0] is not _STOP and not self._flushing.is_set():
+                # one transaction per BATCH_SECONDS, not per request: a commit costs more
+                # CPU than the request it records
+                self._flushing.wait(BATCH_SECONDS)
+            while len(batch) < 5000:  # one transaction for all that is waiting
                 try:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:

@@ -2,27 +2,41 @@
 
 One span per request (continuing an incoming `traceparent`), one for the WAF's verdict,
 one per model call (`chat {model}`, gen_ai.* attributes) and one per tool call
-(`execute_tool {tool}`). Nothing is created or exported unless tracing is configured:
-`[telemetry] otlp_endpoint`, the standard OTEL_EXPORTER_OTLP_ENDPOINT variables, or an
-exporter handed in (tests use the SDK's in-memory one). Unconfigured, each helper is one
-boolean test.
+(`execute_tool {tool}`). A request records only when each part ran; its spans are made
+from those times by the telemetry thread once the answer is out, so tracing adds a few
+clock reads to a request, not the SDK's span bookkeeping.
+
+Nothing is recorded or exported unless tracing is configured: `[telemetry] otlp_endpoint`,
+the standard OTEL_EXPORTER_OTLP_ENDPOINT variables, or an exporter handed in (tests use
+the SDK's in-memory one).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.trace import NoOpTracer, Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import (
+    NoOpTracer,
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+    Tracer,
+    set_span_in_context,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from milliwatt.telemetry.ledger import LedgerEntry
+from milliwatt.telemetry.records import RequestRecord
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
 _ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+PROPAGATED = ("traceparent", "tracestate")
 _propagator = TraceContextTextMapPropagator()
 
 
@@ -77,88 +91,77 @@ def shutdown() -> None:
     _State.tracer = NoOpTracer()
 
 
-@contextmanager
-def request_span(method: str, path: str, headers: Mapping[str, str]) -> Iterator[Span | None]:
-    """The server span of one HTTP request, a child of the caller's `traceparent` if any."""
-    if _State.provider is None:
-        yield None
+def export_request(record: RequestRecord) -> None:
+    """The spans of a finished request, from the times it recorded; sets its trace id."""
+    timing = record.trace
+    if timing is None or _State.provider is None:
         return
-    parent = _propagator.extract(headers)
-    attributes = {"http.request.method": method, "url.path": path}
-    with _State.tracer.start_as_current_span(
-        f"{method} {path}", context=parent, kind=SpanKind.SERVER, attributes=attributes
-    ) as span:
-        yield span
-
-
-@contextmanager
-def span(name: str, **attributes: Any) -> Iterator[Span | None]:
-    """An internal span (the WAF's verdict, the router); None when tracing is off."""
-    if _State.provider is None:
-        yield None
-        return
-    with _State.tracer.start_as_current_span(name, attributes=attributes) as current:
-        yield current
-
-
-@contextmanager
-def step_span(kind: str, name: str) -> Iterator[Span | None]:
-    """The span of one ledger step: a model call, a tool call or a routing step."""
-    if _State.provider is None:
-        yield None
-        return
-    if kind == "model":
-        title, span_kind = f"chat {name}", SpanKind.CLIENT
-        attributes = {"gen_ai.operation.name": "chat", "gen_ai.request.model": name}
-    elif kind == "tool":
-        title, span_kind = f"execute_tool {name}", SpanKind.INTERNAL
-        attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name}
-    else:
-        title, span_kind, attributes = f"milliwatt.{name}", SpanKind.INTERNAL, {}
-    with _State.tracer.start_as_current_span(
-        title, kind=span_kind, attributes=attributes
-    ) as current:
-        yield current
-
-
-def end_step(
-    current: Span | None,
-    kind: str,
-    name: str,
-    *,
-    system: str | None,
-    prompt_tokens: int,
-    completion_tokens: int,
-    finish_reason: str | None,
-    joules_est: float,
-    ok: bool = True,
-) -> None:
-    """What a step turned out to be, on its span (before the span ends)."""
-    if current is None:
-        return
-    if kind == "model":
-        current.set_attributes(
-            {
-                "gen_ai.system": system or "unknown",
-                "gen_ai.provider.name": system or "unknown",
-                "gen_ai.response.model": name,
-                "gen_ai.usage.input_tokens": prompt_tokens,
-                "gen_ai.usage.output_tokens": completion_tokens,
-            }
+    tracer = _State.tracer
+    attributes: dict[str, Any] = {
+        "http.request.method": record.method,
+        "url.path": record.path,
+        "http.response.status_code": record.status,
+    }
+    if record.route:
+        attributes["milliwatt.route"] = record.route
+    if record.agent:
+        attributes["milliwatt.agent"] = record.agent
+    server = tracer.start_span(
+        f"{record.method} {record.path}",
+        context=_propagator.extract(timing.headers),
+        kind=SpanKind.SERVER,
+        attributes=attributes,
+        start_time=timing.started_ns,
+    )
+    if record.status >= 500:
+        server.set_status(Status(StatusCode.ERROR))
+    inside = set_span_in_context(server)
+    if timing.waf is not None:
+        waf: dict[str, Any] = {"milliwatt.waf.blocked": record.waf_blocked}
+        if record.waf_rules:
+            waf["milliwatt.waf.rules"] = record.waf_rules
+        span = tracer.start_span(
+            "milliwatt.waf", context=inside, attributes=waf, start_time=timing.waf[0]
         )
-        if finish_reason:
-            current.set_attribute("gen_ai.response.finish_reasons", [finish_reason])
-    elif kind == "router" and name not in ("router", "tool_selection"):
-        # the router answered with a tool: this step was that tool's call
-        current.update_name(f"execute_tool {name}")
-        current.set_attributes({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name})
-    current.set_attribute("milliwatt.energy.joules_est", round(joules_est, 6))
-    if not ok:
-        current.set_status(Status(StatusCode.ERROR))
+        span.end(end_time=timing.waf[1])
+    for step in timing.steps:
+        _step_span(tracer, step, inside)
+    server.end(end_time=timing.ended_ns)
+    context = server.get_span_context()
+    record.trace_id = format(context.trace_id, "032x") if context.is_valid else None
 
 
-def trace_id(current: Span | None) -> str | None:
-    if current is None:
-        return None
-    context = current.get_span_context()
-    return format(context.trace_id, "032x") if context.is_valid else None
+def _step_span(tracer: Tracer, step: LedgerEntry, parent: Any) -> Span:
+    name = step.name
+    attributes: dict[str, Any] = {"milliwatt.energy.joules_est": round(step.joules_est, 6)}
+    kind = SpanKind.INTERNAL
+    if step.kind == "model":
+        title, kind = f"chat {name}", SpanKind.CLIENT
+        attributes |= {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.system": step.system or "unknown",
+            "gen_ai.provider.name": step.system or "unknown",
+            "gen_ai.request.model": name,
+            "gen_ai.response.model": name,
+            "gen_ai.usage.input_tokens": step.prompt_tokens,
+            "gen_ai.usage.output_tokens": step.completion_tokens,
+        }
+        if step.finish_reason:
+            attributes["gen_ai.response.finish_reasons"] = [step.finish_reason]
+    elif step.kind == "tool" or name not in ("router", "tool_selection"):
+        # a router step that found its answer was that tool's call
+        title = f"execute_tool {name}"
+        attributes |= {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name}
+    else:
+        title = f"milliwatt.{name}"
+    span = tracer.start_span(
+        title, context=parent, kind=kind, attributes=attributes, start_time=step.started_ns
+    )
+    if not step.ok:
+        span.set_status(Status(StatusCode.ERROR))
+    span.end(end_time=step.ended_ns)
+    return span
+
+
+def propagated(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k in PROPAGATED}
