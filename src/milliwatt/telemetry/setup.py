@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 from pathlib import Path
 
 from milliwatt.config import TelemetryConfig
@@ -23,4 +24,9 @@ def start_telemetry(
     if config.logs == "json":
         logs.configure()
     store = RequestStore.in_data_dir(data_dir)
-    return Telemetry(Metrics(model_status), store, log=config.logs == "json")
+    telemetry = Telemetry(Metrics(model_status), store, log=config.logs == "json")
+    # at exit (Ctrl-C, SIGTERM through uvicorn): the last requests reach the ledger and the
+    # collector
+    atexit.register(tracing.shutdown)
+    atexit.register(telemetry.close)
+    return telemetry
