@@ -16,11 +16,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from milliwatt.telemetry import logs, tracing
+from milliwatt.telemetry.ledger import LedgerEntry
 from milliwatt.telemetry.metrics import Metrics
 from milliwatt.telemetry.records import RequestRecord, RequestTiming, current_request
 from milliwatt.telemetry.store import RequestStore
@@ -172,7 +172,7 @@ def note_waf_verdict(
         record.trace.waf = (started_ns, ended_ns)
 
 
-def note_steps(steps: list[Any]) -> None:
+def note_steps(steps: list[LedgerEntry]) -> None:
     """The ledger's steps of the current request, for its trace."""
     record = current_request.get()
     if record is not None and record.trace is not None:

@@ -40,8 +40,7 @@ def configure(stream: TextIO | None = None, level: int = logging.INFO) -> loggin
     root = logging.getLogger("milliwatt")
     root.handlers = [h for h in root.handlers if not isinstance(h.formatter, JsonFormatter)]
     root.addHandler(handler)
-    root.setLevel(level)
-    root.propagate = False
+    root.setLevel(level)  # INFO: the request lines
     return handler
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from milliwatt.telemetry.records import (
@@ -148,7 +148,7 @@ def budget_use(
     records: Sequence[RequestRecord], budgets: Mapping[str, Mapping[str, float | None]]
 ) -> list[dict[str, Any]]:
     """Per agent and per-request budget: the limit, the most and the mean a request used."""
-    used = {
+    used: dict[str, Callable[[RequestRecord], float]] = {
         "tokens_per_request": lambda r: float(r.tokens),
         "model_calls_per_request": lambda r: float(r.model_calls),
         "seconds_per_request": lambda r: r.duration_ms / 1000,

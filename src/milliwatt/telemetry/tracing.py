@@ -14,7 +14,6 @@ the SDK's in-memory one).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import (
@@ -161,7 +160,3 @@ def _step_span(tracer: Tracer, step: LedgerEntry, parent: Any) -> Span:
         span.set_status(Status(StatusCode.ERROR))
     span.end(end_time=step.ended_ns)
     return span
-
-
-def propagated(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k: v for k, v in headers.items() if k in PROPAGATED}
