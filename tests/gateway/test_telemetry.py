@@ -331,3 +331,23 @@ def test_telemetry_off_measures_and_stores_nothing(tmp_path: Path) -> None:
         assert httpx.get(f"{url}/console/api/summary").status_code == 404
         assert httpx.get(f"{url}/").status_code == 200  # the chat works without telemetry
     assert not (tmp_path / "data" / "requests.db").exists()
+
+
+def test_an_egress_denial_is_counted_as_one(tmp_path: Path) -> None:
+    call = ToolCall("1", "web.fetch", {"url": "http://127.0.0.1:9/admin"})
+    model = FakeModel(
+        scripted(ModelResponse("m", tool_calls=[call]), "I could not fetch it."),
+        name="smollm2-135m",
+    )
+    with live_app(tmp_path / "data", model, agents=AGENTS) as url:
+        answer = chat(url, "Fetch the admin page of my router.").json()
+        (tool,) = answer["milliwatt"]["tools_called"]
+        assert not tool["ok"] and "blocked by the egress policy" in tool["result"]
+        summary = httpx.get(f"{url}/console/api/summary?window=1h").json()
+        assert summary["denials"]["egress"] == 1
+        assert summary["routes"]["model"] == 1  # answered, though its tool was refused
+        seen = metrics(url)
+        assert seen[("milliwatt_denials_total", (("kind", "egress"),))] == 1
+        assert (
+            seen[("milliwatt_tool_calls_total", (("outcome", "error"), ("tool", "web.fetch")))] == 1
+        )
