@@ -114,6 +114,9 @@ def _session(runtime: Runtime, name: str) -> JSONResponse:
 
 
 class _ConsoleApi:
+    """Plain functions: Starlette runs them on its thread pool, so reading the ledger and
+    summing a day of requests never holds up the event loop."""
+
     def __init__(self, runtime: Runtime, telemetry: Telemetry) -> None:
         self.runtime = runtime
         self.telemetry = telemetry
@@ -127,7 +130,7 @@ class _ConsoleApi:
         self.telemetry.flush()
         return store.since(until - window), until - window, until
 
-    async def summary(self, request: Request) -> Response:
+    def summary(self, request: Request) -> Response:
         try:
             records, since, until = self._records(request)
         except ApiError as exc:
@@ -139,7 +142,7 @@ class _ConsoleApi:
         }  # fmt: skip
         return JSONResponse(summarize(records, since=since, until=until, budgets=budgets))
 
-    async def timeseries(self, request: Request) -> Response:
+    def timeseries(self, request: Request) -> Response:
         try:
             records, since, until = self._records(request)
             step = float(request.query_params.get("step") or 0) or (until - since) / 60
@@ -151,7 +154,7 @@ class _ConsoleApi:
         step = max(step, (until - since) / 1000, 1.0)  # at most 1000 points
         return JSONResponse(timeseries(records, since=since, until=until, step=step))
 
-    async def requests(self, request: Request) -> Response:
+    def requests(self, request: Request) -> Response:
         store = self.telemetry.store
         try:
             after = int(request.query_params.get("after") or 0)
@@ -165,7 +168,7 @@ class _ConsoleApi:
         data = [_feed_row(seq, r) for seq, r in store.latest(limit, after)]
         return JSONResponse({"data": data})
 
-    async def metrics(self, request: Request) -> Response:
+    def metrics(self, request: Request) -> Response:
         assert self.telemetry.metrics is not None
         self.telemetry.flush()
         body, content_type = self.telemetry.metrics.exposition()
