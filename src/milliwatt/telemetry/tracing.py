@@ -16,14 +16,17 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
-    NoOpTracer,
-    Span,
+    SpanContext,
     SpanKind,
     Status,
     StatusCode,
-    Tracer,
-    set_span_in_context,
+    TraceFlags,
+    get_current_span,
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -40,8 +43,15 @@ _propagator = TraceContextTextMapPropagator()
 
 
 class _State:
-    tracer: Tracer = NoOpTracer()
     provider: TracerProvider | None = None
+    processor: SpanProcessor | None = None
+    resource: Resource | None = None
+    scope: InstrumentationScope | None = None
+
+
+_ids = RandomIdGenerator()
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_UNSET = Status(StatusCode.UNSET)
 
 
 def enabled() -> bool:
@@ -61,7 +71,6 @@ def configure(
     shutdown()
     if exporter is None and endpoint is None and not any(map(os.environ.get, _ENDPOINT_VARIABLES)):
         return None
-    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
@@ -69,16 +78,18 @@ def configure(
 
     resource = Resource.create({"service.name": service_name, "service.version": __version__})
     provider = TracerProvider(resource=resource)
+    processor: SpanProcessor
     if exporter is not None:
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        processor = SimpleSpanProcessor(exporter)
     else:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         # without an endpoint the exporter reads the OTEL_EXPORTER_OTLP_* variables itself
         url = endpoint.rstrip("/") + "/v1/traces" if endpoint else None
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url)))
-    _State.provider = provider
-    _State.tracer = provider.get_tracer("milliwatt", __version__)
+        processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=url))
+    provider.add_span_processor(processor)  # the provider's shutdown flushes it
+    _State.provider, _State.processor, _State.resource = provider, processor, resource
+    _State.scope = InstrumentationScope("milliwatt", __version__)
     return provider
 
 
@@ -86,16 +97,22 @@ def shutdown() -> None:
     """Export what is pending and stop tracing."""
     if _State.provider is not None:
         _State.provider.shutdown()
-    _State.provider = None
-    _State.tracer = NoOpTracer()
+    _State.provider = _State.processor = None
 
 
 def export_request(record: RequestRecord) -> None:
-    """The spans of a finished request, from the times it recorded; sets its trace id."""
+    """The spans of a finished request, from the times it recorded; sets its trace id.
+
+    They are handed to the span processor as finished spans: the SDK's live-span machinery
+    (locks, attribute checks, context switches) has nothing to do for spans already over."""
     timing = record.trace
-    if timing is None or _State.provider is None:
+    processor = _State.processor
+    if timing is None or processor is None:
         return
-    tracer = _State.tracer
+    parent = get_current_span(_propagator.extract(timing.headers)).get_span_context()
+    if parent.is_valid and not parent.trace_flags.sampled:
+        return  # the caller decided this trace is not recorded
+    trace_id = parent.trace_id if parent.is_valid else _ids.generate_trace_id()
     attributes: dict[str, Any] = {
         "http.request.method": record.method,
         "url.path": record.path,
@@ -105,32 +122,53 @@ def export_request(record: RequestRecord) -> None:
         attributes["milliwatt.route"] = record.route
     if record.agent:
         attributes["milliwatt.agent"] = record.agent
-    server = tracer.start_span(
-        f"{record.method} {record.path}",
-        context=_propagator.extract(timing.headers),
-        kind=SpanKind.SERVER,
-        attributes=attributes,
-        start_time=timing.started_ns,
-    )
-    if record.status >= 500:
-        server.set_status(Status(StatusCode.ERROR))
-    inside = set_span_in_context(server)
+    status = Status(StatusCode.ERROR) if record.status >= 500 else _UNSET
+    server = _context(trace_id)
+    spans = [
+        _span(f"{record.method} {record.path}", server, parent if parent.is_valid else None,
+              SpanKind.SERVER, attributes, timing.started_ns, timing.ended_ns, status)
+    ]  # fmt: skip
     if timing.waf is not None:
         waf: dict[str, Any] = {"milliwatt.waf.blocked": record.waf_blocked}
         if record.waf_rules:
-            waf["milliwatt.waf.rules"] = record.waf_rules
-        span = tracer.start_span(
-            "milliwatt.waf", context=inside, attributes=waf, start_time=timing.waf[0]
-        )
-        span.end(end_time=timing.waf[1])
-    for step in timing.steps:
-        _step_span(tracer, step, inside)
-    server.end(end_time=timing.ended_ns)
-    context = server.get_span_context()
-    record.trace_id = format(context.trace_id, "032x") if context.is_valid else None
+            waf["milliwatt.waf.rules"] = tuple(record.waf_rules)
+        spans.append(_span("milliwatt.waf", _context(trace_id), server, SpanKind.INTERNAL,
+                           waf, timing.waf[0], timing.waf[1], _UNSET))  # fmt: skip
+    spans += [_step_span(step, trace_id, server) for step in timing.steps]
+    for span in [*spans[1:], spans[0]]:  # the request's own span ends last, as live ones do
+        processor.on_end(span)
+    record.trace_id = format(trace_id, "032x")
 
 
-def _step_span(tracer: Tracer, step: LedgerEntry, parent: Any) -> Span:
+def _context(trace_id: int) -> SpanContext:
+    return SpanContext(trace_id, _ids.generate_span_id(), False, _SAMPLED)
+
+
+def _span(
+    name: str,
+    context: SpanContext,
+    parent: SpanContext | None,
+    kind: SpanKind,
+    attributes: dict[str, Any],
+    start: int,
+    end: int,
+    status: Status,
+) -> ReadableSpan:
+    return ReadableSpan(
+        name,
+        context=context,
+        parent=parent,
+        resource=_State.resource,
+        attributes=attributes,
+        kind=kind,
+        status=status,
+        start_time=start,
+        end_time=end,
+        instrumentation_scope=_State.scope,
+    )
+
+
+def _step_span(step: LedgerEntry, trace_id: int, parent: SpanContext) -> ReadableSpan:
     name = step.name
     attributes: dict[str, Any] = {"milliwatt.energy.joules_est": round(step.joules_est, 6)}
     kind = SpanKind.INTERNAL
@@ -146,17 +184,13 @@ def _step_span(tracer: Tracer, step: LedgerEntry, parent: Any) -> Span:
             "gen_ai.usage.output_tokens": step.completion_tokens,
         }
         if step.finish_reason:
-            attributes["gen_ai.response.finish_reasons"] = [step.finish_reason]
+            attributes["gen_ai.response.finish_reasons"] = (step.finish_reason,)
     elif step.kind == "tool" or name not in ("router", "tool_selection"):
         # a router step that found its answer was that tool's call
         title = f"execute_tool {name}"
         attributes |= {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name}
     else:
         title = f"milliwatt.{name}"
-    span = tracer.start_span(
-        title, context=parent, kind=kind, attributes=attributes, start_time=step.started_ns
-    )
-    if not step.ok:
-        span.set_status(Status(StatusCode.ERROR))
-    span.end(end_time=step.ended_ns)
-    return span
+    status = _UNSET if step.ok else Status(StatusCode.ERROR)
+    return _span(title, _context(trace_id), parent, kind, attributes, step.started_ns,
+                 step.ended_ns, status)  # fmt: skip
