@@ -64,6 +64,7 @@ class Telemetry:
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join(10)
+        logs.flush()
         if self.store is not None:
             self.store.close()
 
@@ -78,6 +79,8 @@ class Telemetry:
             except Exception:  # telemetry must never take the server down
                 log.exception("telemetry: a request's figures were lost")
             finally:
+                if self._queue.empty():
+                    logs.flush()  # a burst of log lines, written at once
                 self._queue.task_done()
 
     def _publish(self, record: RequestRecord) -> None:

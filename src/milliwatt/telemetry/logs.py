@@ -33,15 +33,39 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
+class _JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Request lines are written as they come and flushed when the telemetry thread has
+    nothing left to do (one write for a burst, not one per request); anything else, a
+    warning say, is flushed at once."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + "\n")
+            if record.name != REQUEST_LOGGER:
+                self.stream.flush()
+        except Exception:
+            self.handleError(record)
+
+
 def configure(stream: TextIO | None = None, level: int = logging.INFO) -> logging.Handler:
     """milliwatt's loggers write JSON lines to `stream` (stderr by default)."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    if stream is None:  # stderr, buffered here: the telemetry thread decides when to flush
+        stream = open(sys.stderr.fileno(), "w", buffering=1 << 16, closefd=False)  # noqa: SIM115
+    handler = _JsonHandler(stream)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger("milliwatt")
-    root.handlers = [h for h in root.handlers if not isinstance(h.formatter, JsonFormatter)]
+    for old in [h for h in root.handlers if isinstance(h, _JsonHandler)]:
+        old.flush()
+        root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)  # INFO: the request lines
     return handler
+
+
+def flush() -> None:
+    for handler in logging.getLogger("milliwatt").handlers:
+        if isinstance(handler, _JsonHandler):
+            handler.flush()
 
 
 def log_request(record: RequestRecord) -> None:
