@@ -10,7 +10,6 @@ and posts each event into an asyncio queue. When the client goes away the gatewa
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import threading
 from collections.abc import Callable, Iterator
 
@@ -33,11 +32,7 @@ class AgentThread:
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[RunEvent | _End] = asyncio.Queue()
         self._done = False
-        # the request's context (its trace span) goes along: model and tool spans are its children
-        context = contextvars.copy_context()
-        thread = threading.Thread(
-            target=context.run, args=(self._run, start), name="agent-turn", daemon=True
-        )
+        thread = threading.Thread(target=self._run, args=(start,), name="agent-turn", daemon=True)
         thread.start()
 
     async def next(self) -> RunEvent | None:
