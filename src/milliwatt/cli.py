@@ -21,6 +21,7 @@ from milliwatt.models.cli import models_app
 from milliwatt.shield.cli import app as shield_app
 from milliwatt.shield.egress.cli import egress_app
 from milliwatt.shield.waf.cli import app as waf_app
+from milliwatt.telemetry.cli import report
 from milliwatt.tools.cli import tools_app
 
 app = typer.Typer(
@@ -61,6 +62,7 @@ app.add_typer(tools_app, name="tools")
 app.command()(gateway_cli.serve)
 app.command()(gateway_cli.chat)
 app.command()(doctor)
+app.command()(report)
 app.add_typer(gateway_cli.sessions_app, name="sessions")
 app.command()(knowledge_cli.ingest)
 app.add_typer(knowledge_cli.knowledge_app, name="knowledge")

@@ -205,6 +205,18 @@ class AccessConfig(_Section):
     redis_prefix: str = Field("milliwatt:", min_length=1, max_length=64)
 
 
+class TelemetryConfig(_Section):
+    """Metrics, traces, the request ledger and logs (docs/observability.md)."""
+
+    enabled: bool = True  # off: no metrics, spans, request ledger or request log lines
+    # OTLP/HTTP collector base URL (http://collector:4318); unset: the standard
+    # OTEL_EXPORTER_OTLP_ENDPOINT variables, else no traces at all
+    otlp_endpoint: str | None = None
+    service_name: str = "milliwatt"
+    logs: Literal["json", "off"] = "json"  # one JSON line per API request, on stderr
+    console: bool = True  # the web chat at / and the dashboard at /console
+
+
 def _default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("milliwatt"))
 
@@ -224,6 +236,7 @@ class Settings(BaseSettings):
     shield: ShieldConfig = Field(default_factory=ShieldConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     access: AccessConfig = Field(default_factory=AccessConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
 
     @model_validator(mode="after")
     def _check_references(self) -> Settings:

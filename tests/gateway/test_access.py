@@ -112,6 +112,14 @@ def test_tenants_never_see_each_other(server: AccessServer, tmp_path: Path) -> N
     assert {"tenant-a:ada", "tenant-b:ada"} <= names and "ada" not in names
     # a user name that spells another tenant's prefix stays in its own tenant
     assert "hello from A" not in _answer(_chat(server, b, "hi", user="tenant-a:ada"))
+    # the stored conversations: each tenant lists and reads only its own, by its own names
+    for key, words in ((a, "hello from A"), (b, "hello from B")):
+        auth = {"authorization": f"Bearer {key}"}
+        listed = httpx.get(f"{server.url}/v1/sessions", headers=auth).json()["data"]
+        assert {s["id"] for s in listed} <= {"ada", "tenant-a:ada"}
+        read = json.dumps(httpx.get(f"{server.url}/v1/sessions/ada", headers=auth).json())
+        assert words in read
+        assert ("hello from A" in read) is (key == a)
 
     # memories
     _answer(_chat(server, a, 'CALL remember {"fact": "my locker code is 4711"}', user="ada"))

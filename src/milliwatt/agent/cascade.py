@@ -297,6 +297,7 @@ class ModelCascade:
                     response.text = guard.text or response.text
             step.prompt_tokens = response.usage.prompt_tokens
             step.completion_tokens = response.usage.completion_tokens
+            step.system, step.finish_reason = model.provider, response.stop_reason
             if not model.local:
                 step.joules_est = response.usage.total_tokens * model.joules_per_token
         return response

@@ -153,6 +153,7 @@ class Agent:
                 prior, turn, context, ledger, session, started, session_cost, request, max_tokens
             )
         else:
+            yield from result.tools_called  # the call, as the model route shows its calls
             yield TextDelta(result.answer)
         turn.append(Message("assistant", result.answer))
         if session is not None and self.store is not None:
@@ -168,7 +169,7 @@ class Agent:
         with ledger.step("router", "router") as step:
             found = self.router.resolve(message, context)
             if found is not None:
-                step.name = found.tool
+                step.name, step.ok = found.tool, found.error is None
         if found is None:
             return None
         called = ToolCalled(found.tool, found.arguments, found.answer, found.error is None)

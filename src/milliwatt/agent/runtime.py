@@ -60,6 +60,11 @@ class Runtime:
                 self._models[name] = load_model(name, self.settings.models[name])
             return self._models[name]
 
+    def provide_model(self, name: str, model: Model) -> None:
+        """Use `model` under `name` instead of loading it (an embedding program, tests)."""
+        with self._lock:
+            self._models[name] = model
+
     def agent(self, name: str | None = None) -> Agent:
         name = name or self.settings.agents[0].name
         if name not in self._agents:

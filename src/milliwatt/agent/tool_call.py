@@ -34,6 +34,7 @@ def run_tool_call(
 ) -> ToolOutcome:
     name, args = call.name, dict(call.arguments)
     with ledger.step("tool", name) as step:
+        step.ok = False  # until the tool has run and said so
         try:
             tool = tools.get(name)
         except UnknownToolError as exc:
@@ -51,6 +52,7 @@ def run_tool_call(
             denied = PolicyDenied(name, args, decision.reason, decision.by)
             return ToolOutcome(ToolCalled(name, args, text, False), text, events=[denied])
         result = tool.call(args, context)
+        step.ok = result.ok
     text = result.text()
     if not result.untrusted:
         return ToolOutcome(ToolCalled(name, args, text, result.ok), flow.admit_trusted(text))

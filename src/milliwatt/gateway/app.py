@@ -26,20 +26,26 @@ from starlette.routing import BaseRoute, Route
 
 from milliwatt import __version__
 from milliwatt.access.limits import LimiterUnavailable
-from milliwatt.agent.runner import Agent, RunEvent, RunResult, TextDelta
+from milliwatt.agent.runner import Agent, RunEvent, RunResult, TextDelta, ToolCalled
 from milliwatt.agent.runtime import Runtime, UnknownAgentError
 from milliwatt.gateway.agent_thread import AgentThread
 from milliwatt.gateway.auth import principal_of
+from milliwatt.gateway.console import console_routes
+from milliwatt.gateway.observe import note_result
 from milliwatt.gateway.schemas import ApiError, ChatRequest, parse_chat_request, session_name
 from milliwatt.models.base import ContextOverflowError, ModelError
+from milliwatt.telemetry.http import Telemetry
 
 ANONYMOUS = "anonymous"  # callers without a session share what tools store (per tenant)
 MAX_SESSION_CHARS = 128  # a stored session name, the tenant's prefix included
 KEY_RECHECK_SECONDS = 0.5  # a stream looks this often whether its key was revoked
 
 
-def create_app(runtime: Runtime, routes: Sequence[BaseRoute] = ()) -> Starlette:
-    """The API; `routes` adds more (the admin API)."""
+def create_app(
+    runtime: Runtime, routes: Sequence[BaseRoute] = (), telemetry: Telemetry | None = None
+) -> Starlette:
+    """The API; `routes` adds more (the admin API); with `telemetry`, also /metrics, the web
+    chat at / and the console."""
 
     async def healthz(request: Request) -> JSONResponse:
         body = {"status": "ok", "version": __version__, "agents": runtime.agent_names}
@@ -92,7 +98,7 @@ def create_app(runtime: Runtime, routes: Sequence[BaseRoute] = ()) -> Starlette:
             return exc.response()
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         if chat.stream:
-            sse = _sse(completion_id, chat, first, turn, request)
+            sse = _sse(completion_id, chat, first, turn, request, agent, session)
             return StreamingResponse(sse, media_type="text/event-stream")
         try:
             with _as_api_errors():
@@ -102,6 +108,7 @@ def create_app(runtime: Runtime, routes: Sequence[BaseRoute] = ()) -> Starlette:
         if result is None:  # nobody is left to answer
             return Response(status_code=499)
         _settle(request, result)
+        note_result(agent, result, streamed=False, session=session)
         return JSONResponse(_completion(completion_id, chat.model, result))
 
     app = Starlette(
@@ -110,6 +117,7 @@ def create_app(runtime: Runtime, routes: Sequence[BaseRoute] = ()) -> Starlette:
             Route("/v1/models", models),
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             *routes,
+            *console_routes(runtime, telemetry),
         ]
     )
     app.state.runtime = runtime
@@ -217,9 +225,12 @@ async def _sse(
     first: RunEvent | None,
     turn: AgentThread,
     request: Request,
+    agent: Agent,
+    session: str | None,
 ) -> AsyncIterator[str]:
-    """One chunk per generated piece of text. When the client goes, starlette cancels this
-    generator at its `await`, and the turn is stopped."""
+    """One chunk per generated piece of text. A tool call, once made, is a chunk with an
+    empty delta and a `milliwatt.tool_call` field (OpenAI clients ignore it). When the
+    client goes, starlette cancels this generator at its `await`, and the turn is stopped."""
     created = int(time.time())
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
@@ -248,7 +259,13 @@ async def _sse(
                     break
             if isinstance(event, TextDelta):
                 yield chunk({"content": event.text})
+            elif isinstance(event, ToolCalled):
+                call = {"name": event.name, "arguments": event.arguments}
+                yield chunk(
+                    {}, milliwatt={"tool_call": call | {"result": event.result, "ok": event.ok}}
+                )
             elif isinstance(event, RunResult):
+                note_result(agent, event, streamed=True, session=session)
                 finish = "stop" if event.stop == "answer" else "length"
                 usage = {
                     "prompt_tokens": event.ledger.prompt_tokens,

@@ -16,6 +16,8 @@ from milliwatt.gateway.approvals import ApprovalQueue, approval_routes
 from milliwatt.gateway.guard import RequestGuard
 from milliwatt.gateway.schemas import check_chat_limits
 from milliwatt.shield.http import build_waf_middleware
+from milliwatt.telemetry.http import TelemetryMiddleware
+from milliwatt.telemetry.setup import start_telemetry
 
 
 def build_server_app(
@@ -39,7 +41,8 @@ def build_server_app(
     for name in runtime.agent_names:  # load models, parsers and tool vectors now: the first
         runtime.agent(name).warm()  # request is as fast as the next, and holds nobody up
     routes = [*access.admin_routes(), *approval_routes(approvals)]
-    app: ASGIApp = create_app(runtime, routes=routes)
+    telemetry = start_telemetry(settings.telemetry, Path(settings.data_dir), runtime.model_status)
+    app: ASGIApp = create_app(runtime, routes=routes, telemetry=telemetry)
     shield = settings.shield
     if shield.waf:
         middleware = build_waf_middleware(
@@ -64,8 +67,11 @@ def build_server_app(
     # who may call, and how often, before the WAF spends its work on a request
     app = access.wrap(app, no_auth=no_auth)
     app = RequestGuard(app, limits, host=host, body_checks=checks)
+    if telemetry is not None:  # outermost: what the guard and the WAF refuse is counted too
+        app = TelemetryMiddleware(app, telemetry)
     log(
         f"milliwatt: agents {', '.join(runtime.agent_names)}; data in {settings.data_dir}; "
         f"http://{host}:{port}/v1"
+        + (f"; chat http://{host}:{port}/, console /console" if settings.telemetry.console else "")
     )
     return app

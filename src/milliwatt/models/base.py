@@ -137,6 +137,7 @@ class Model(ABC):
     context_length: int
     # local models are costed by CPU time, remote ones by tokens
     local: bool = True
+    provider: str = "unknown"  # the backend, as traces name it (gen_ai.provider.name)
     max_tokens: int = 512  # generated tokens per call, from the model's configuration
     joules_per_token: float = 0.5  # the estimate for remote models
     ignore_eos: bool = False  # generate exactly max_tokens: for benchmarks

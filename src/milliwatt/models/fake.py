@@ -31,6 +31,7 @@ class FakeModel(Model):
     """Answers with whatever `reply` returns; counts one token per word."""
 
     local = True
+    provider = "milliwatt.fake"
 
     def __init__(self, reply: Reply, *, name: str = "fake", context_length: int = 4096) -> None:
         self.reply = reply

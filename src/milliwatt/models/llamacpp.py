@@ -72,6 +72,7 @@ class LlamaCppModel(Model):
     """
 
     local = True
+    provider = "llama.cpp"
 
     def __init__(
         self,

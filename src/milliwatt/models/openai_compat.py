@@ -31,6 +31,7 @@ _WIRE_NAME = re.compile(r"[^a-zA-Z0-9_-]")
 
 
 class OpenAICompatModel(Model):
+    provider = "openai"
     local = False  # costed by tokens: the server's CPU/GPU time is not ours to measure
 
     def __init__(

@@ -9,6 +9,7 @@ MIME type they inspect), so streamed answers such as server-sent events still st
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -26,6 +27,7 @@ from milliwatt.shield.waf import (
     WafSettings,
 )
 from milliwatt.shield.waf.api import MalformedRequest
+from milliwatt.telemetry.http import note_waf_verdict
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +116,7 @@ class WafMiddleware:
         request = HttpRequest(
             scope["method"], _uri(scope), "HTTP/" + scope["http_version"], headers, body
         )
+        started_ns = time.time_ns()
         try:
             if len(body) > INSPECT_INLINE_BYTES:
                 verdict = await anyio.to_thread.run_sync(tx.process_request, request)
@@ -124,6 +127,8 @@ class WafMiddleware:
         except Exception:
             log.exception("WAF failed on request %s; refusing it", tx.request_id)
             return await self._refuse(send, tx, 500, "the request could not be inspected")
+        rule_ids = [str(m.id) for m in tx.matched_rules]
+        note_waf_verdict(verdict is not None, rule_ids, tx.request_id, started_ns, time.time_ns())
         if verdict is not None:
             await block(send, tx, verdict)
             return None

@@ -26,6 +26,12 @@ class LedgerEntry:
     completion_tokens: int = 0
     joules_est: float = 0.0
     denied: str | None = None  # a tool call the information-flow policy refused: why
+    # for the step's trace span: the model's backend, why its reply ended, when it ran
+    system: str | None = None
+    finish_reason: str | None = None
+    ok: bool = True
+    started_ns: int = 0
+    ended_ns: int = 0
 
 
 @dataclass
@@ -35,14 +41,17 @@ class Ledger:
 
     @contextmanager
     def step(self, kind: StepKind, name: str) -> Iterator[LedgerEntry]:
-        """Time a step; CPU time is the whole process's, which includes llama.cpp's threads."""
+        """Time a step; CPU time is the whole process's, which includes llama.cpp's threads.
+        Its wall-clock start and end become its trace span later, off the request's path."""
         entry = LedgerEntry(kind, name)
+        entry.started_ns = time.time_ns()
         wall, cpu = time.perf_counter(), time.process_time()
         try:
             yield entry
         finally:
             entry.ms = (time.perf_counter() - wall) * 1000
             entry.cpu_seconds = time.process_time() - cpu
+            entry.ended_ns = entry.started_ns + int(entry.ms * 1e6)
             if entry.joules_est == 0.0:  # a remote step sets its own token-based figure
                 entry.joules_est = entry.cpu_seconds * self.watts_per_core
             self.entries.append(entry)
