@@ -10,7 +10,8 @@ from pathlib import Path
 
 from milliwatt.shield.waf.api import RuleLoadError, WafSettings
 from milliwatt.shield.waf.matching import SharedCaches, Targeting
-from milliwatt.shield.waf.operators import Rx
+from milliwatt.shield.waf.operators import Rx, phrase_lists, screen_id
+from milliwatt.shield.waf.phrases import PhraseScreen
 from milliwatt.shield.waf.regexes import PatternSet, Regex
 from milliwatt.shield.waf.rules import Rule
 from milliwatt.shield.waf.ruleset import RuleSet
@@ -113,6 +114,12 @@ class WAF:
         memory = tuning.pattern_set_memory_mb
         built = PatternSet(kept, memory << 20 if memory else None) if pattern_set else None
         self.pattern_set = built if built is not None and built.active else None
+        members = [m for head in ruleset.rules() for m in _chain(head)]
+        if self.pattern_set is not None:
+            phrases = PhraseScreen(phrase_lists(m.operator for m in members))
+            self.pattern_set.phrases = phrases if phrases.active else None
+        for member in members:
+            member.screen_id = screen_id(member.operator)
         for head in ruleset.rules():
             head.prescreen = _prescreen(head)
 
@@ -222,15 +229,23 @@ def _paranoia_of(rule: Rule) -> int:
     return 1
 
 
+def _chain(head: Rule) -> list[Rule]:
+    out: list[Rule] = []
+    rule: Rule | None = head
+    while rule is not None:
+        out.append(rule)
+        rule = rule.chain
+    return out
+
+
 def _prescreen(rule: Rule) -> tuple[str, int] | None:
-    """For an @rx rule on request/response data only, what lets the pattern set skip it."""
-    op = rule.operator
-    if not isinstance(op, Rx) or op.regex.set_id is None or rule.negated:
+    """For an @rx/@pm rule on request/response data only, what lets the pattern set skip it."""
+    if rule.screen_id is None or rule.negated:
         return None
     # counts excluded: removing targets at run time changes a count, it does not only drop it
     if not rule.targets or not all(t.cacheable and not t.count for t in rule.targets):
         return None
-    return "\x01".join(rule.screen_keys), op.regex.set_id
+    return "\x01".join(rule.screen_keys), rule.screen_id
 
 
 def _package_text(name: str) -> str:

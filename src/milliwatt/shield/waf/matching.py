@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from milliwatt.shield.waf.operators import Operator, Rx
+from milliwatt.shield.waf.operators import Operator
 from milliwatt.shield.waf.regexes import Regex
 from milliwatt.shield.waf.rules import Rule, select_key
 from milliwatt.shield.waf.variables import Target, TxData
@@ -100,7 +100,7 @@ class TargetMatching:
         shared_t, big_t, shared_p = self._tcache, self._big_tcache, self._pcache
         multi = rule.multi_match
         selected = self._selected
-        sid = op.regex.set_id if isinstance(op, Rx) else None
+        sid = rule.screen_id
         for index, target in enumerate(rule.targets):
             if target.cacheable and not multi:
                 view = self._views.get(view_keys[index])

@@ -133,6 +133,7 @@ class PatternSet:
         """`max_mem`: bytes the DFA's states may take; by default SET_MEMORY_PER_PATTERN each."""
         self._set: Any = None
         self.covered = 0
+        self.phrases: Any = None  # a PhraseScreen, when the rules' @pm lists are screened too
         wanted = list(dict.fromkeys(r for r in patterns if r.engine == "re2" and r.set_id is None))
         opts = _re2_options()
         opts.never_capture = True
@@ -162,10 +163,13 @@ class PatternSet:
 
     def matching(self, value: str) -> frozenset[int] | None:
         """Ids of the matching patterns; None when RE2 gave up (run each pattern instead)."""
-        found = self._set.Match(value.encode("latin-1"))
+        data = value.encode("latin-1")
+        found = self._set.Match(data)
         if self._sentinel not in found:
             return None
         found.remove(self._sentinel)
+        if self.phrases is not None:
+            found.extend(self.phrases.matching(data))
         return frozenset(found)
 
 
@@ -175,6 +179,7 @@ class PhraseSet:
     def __init__(self, phrases: list[str]) -> None:
         # ASCII-only folding, as ModSecurity's @pm and Hyperscan's caseless mode do
         self.phrases = sorted({ascii_lower(to_bytes_pattern(p)) for p in phrases if p})
+        self.set_id: int | None = None  # this list's id in the WAF's PhraseScreen, if any
         self._db: Any = None
         self._local = threading.local()
         self._fallback: Any = None

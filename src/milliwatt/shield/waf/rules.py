@@ -71,7 +71,9 @@ class Rule:
     select_keys: tuple[str, ...] = ()  # per target: what it selects, shared by equal targets
     view_keys: tuple[str, ...] = ()  # per target: what it selects, transformed this rule's way
     screen_keys: tuple[str, ...] = ()  # view_keys, or for multiMatch its every stage's
-    # (all its targets' key, pattern-set id): an @rx rule the set alone can rule out
+    # the pattern set's id for the operator (@rx pattern or @pm list), when it answers for it
+    screen_id: int | None = None
+    # (all its targets' key, pattern-set id): an @rx/@pm rule the set alone can rule out
     prescreen: tuple[str, int] | None = None
     # (key, counted) per target when the rule reads only TX variables by name, untransformed:
     # CRS's paranoia-level, setup and scoring checks, half of the rules a request meets
