@@ -36,12 +36,17 @@ class SharedCaches:
     def __init__(self) -> None:
         self.transformed: dict[tuple[str, str], str] = {}
         self.matched: dict[str, frozenset[int] | None] = {}
+        # (raw value, transformations and stages) -> the patterns it matches so transformed
+        self.screened: dict[tuple[str, str], frozenset[int] | None] = {}
         self.chars = 0
 
     def make_room(self) -> None:
         if self.chars > self.MAX_CHARS or len(self.transformed) > self.MAX_ENTRIES:
             self.transformed.clear()
+            self.screened.clear()
             self.chars = 0
+        if len(self.screened) > self.MAX_ENTRIES:
+            self.screened.clear()
         if len(self.matched) > self.MAX_ENTRIES:
             self.matched.clear()
 
@@ -75,6 +80,8 @@ class TargetMatching:
     _big_tcache: dict[tuple[str, str], str]
     _pcache: dict[str, frozenset[int] | None]
     _big_pcache: dict[str, frozenset[int] | None]
+    _scache: dict[tuple[str, str], frozenset[int] | None]
+    _big_scache: dict[tuple[str, str], frozenset[int] | None]
     _selected: dict[str, list[tuple[str, str]]]
     _views: dict[str, View]
     _unions: dict[str, set[int] | frozenset[int] | None]
@@ -273,28 +280,44 @@ class TargetMatching:
         if pairs is None:
             pairs = self._selected[key] = self.data.select(target, rule.excluded)
         union: frozenset[int] | None = _EMPTY_UNION
-        if not pairs:
-            self._view_unions[rule.screen_keys[index]] = union
-            return union
-        transforms, tchain, pcache = rule.transforms, rule.tchain, self._pcache
-        shared, big = self._tcache, self._big_tcache
+        chain, shared, big = rule.screen_chain, self._scache, self._big_scache
         for _, raw in pairs:
-            values = [raw]
-            if rule.multi_match:
-                values = self._stages(raw, rule)
-            elif transforms:
-                cache = shared if len(raw) <= SHARED_VALUE_MAX else big
-                value = cache.get((raw, tchain))
-                values[0] = value if value is not None else self._transform(raw, rule)
-            for value in values:
-                ids = pcache.get(value, UNKNOWN)
-                if ids is UNKNOWN:
-                    ids = self._matching(value)
-                if ids is None:
-                    self._view_unions[rule.screen_keys[index]] = None
-                    return None
-                union = union | ids if union else ids
+            cache = shared if len(raw) <= SHARED_VALUE_MAX else big
+            ids = cache.get((raw, chain), UNKNOWN)
+            if ids is UNKNOWN:
+                ids = self._value_screen(raw, rule, cache)
+            if ids is None:
+                union = None
+                break
+            union = union | ids if union else ids
         self._view_unions[rule.screen_keys[index]] = union
+        return union
+
+    def _value_screen(
+        self, raw: str, rule: Rule, cache: dict[tuple[str, str], frozenset[int] | None]
+    ) -> frozenset[int] | None:
+        """The patterns one raw value matches once transformed the rule's way (any stage, for
+        multiMatch); kept by (value, transformations), so a header seen before costs a lookup."""
+        if rule.multi_match:
+            values = self._stages(raw, rule)
+        elif rule.transforms:
+            tcache = self._tcache if len(raw) <= SHARED_VALUE_MAX else self._big_tcache
+            value = tcache.get((raw, rule.tchain))
+            values = [value if value is not None else self._transform(raw, rule)]
+        else:
+            values = [raw]
+        union: frozenset[int] | None = _EMPTY_UNION
+        for value in values:
+            ids = self._pcache.get(value, UNKNOWN)
+            if ids is UNKNOWN:
+                ids = self._matching(value)
+            if ids is None:
+                union = None
+                break
+            union = union | ids if union else ids
+        cache[(raw, rule.screen_chain)] = union
+        if cache is self._scache:
+            self.waf.caches.chars += len(raw)
         return union
 
     def _stages(self, raw: str, rule: Rule) -> list[str]:

@@ -67,6 +67,7 @@ class Rule:
     # transformation names joined ("urldecodeuni,lowercase"): the cache key of transformed
     # values, interned text so that keying a cache by it hashes nothing
     tchain: str = ""
+    screen_chain: str = ""  # tchain, marked for multiMatch: what a value's screen depends on
     tprefixes: tuple[str, ...] = ()  # the chains of the first one, two, ... transformations
     select_keys: tuple[str, ...] = ()  # per target: what it selects, shared by equal targets
     view_keys: tuple[str, ...] = ()  # per target: what it selects, transformed this rule's way
@@ -88,6 +89,7 @@ class Rule:
         self.view_keys = tuple(f"{key}\x00{self.tchain}" for key in self.select_keys)
         stages = "\x00every stage" if self.multi_match else ""
         self.screen_keys = tuple(key + stages for key in self.view_keys)
+        self.screen_chain = sys.intern(self.tchain + stages)
         tx_only = all(t.name == "TX" and t.key and t.key_regex is None for t in self.targets)
         if self.targets and tx_only and not (self.excluded or self.transforms or self.multi_match):
             self.tx_keys = tuple((t.key, t.count) for t in self.targets if t.key)

@@ -71,6 +71,8 @@ class Transaction(TargetMatching):
         # values too large to keep beyond this transaction (bodies) have caches of their own
         self._big_tcache: dict[tuple[str, str], str] = {}
         self._big_pcache: dict[str, frozenset[int] | None] = {}
+        self._scache = waf.caches.screened
+        self._big_scache: dict[tuple[str, str], frozenset[int] | None] = {}
         self._started = time.perf_counter()
         self._request: HttpRequest | None = None
         self._finished = False
