@@ -116,10 +116,12 @@ class WAF:
         self.pattern_set = built if built is not None and built.active else None
         members = [m for head in ruleset.rules() for m in _chain(head)]
         if self.pattern_set is not None:
-            phrases = PhraseScreen(phrase_lists(m.operator for m in members))
+            lists = phrase_lists(m.operator for m in members)
+            phrases = PhraseScreen(lists, first_id=self.pattern_set.size)
             self.pattern_set.phrases = phrases if phrases.active else None
         for member in members:
             member.screen_id = screen_id(member.operator)
+            member.screen_bit = 0 if member.screen_id is None else 1 << member.screen_id
         for head in ruleset.rules():
             head.prescreen = _prescreen(head)
 
@@ -245,7 +247,7 @@ def _prescreen(rule: Rule) -> tuple[str, int] | None:
     # counts excluded: removing targets at run time changes a count, it does not only drop it
     if not rule.targets or not all(t.cacheable and not t.count for t in rule.targets):
         return None
-    return "\x01".join(rule.screen_keys), rule.screen_id
+    return "\x01".join(rule.screen_keys), rule.screen_bit
 
 
 def _package_text(name: str) -> str:

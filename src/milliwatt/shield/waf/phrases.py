@@ -17,15 +17,13 @@ from typing import Any
 
 from milliwatt.shield.waf.regexes import PhraseSet, hyperscan
 
-# phrase lists' ids start here, far above any RE2 set index, so one answer holds both
-PHRASE_ID_BASE = 1 << 20
-
-
 class PhraseScreen:
     """Phrase lists of the loaded rules, scanned together. `active` is False when Hyperscan
     is missing (those lists then run on their own, as before)."""
 
-    def __init__(self, lists: Iterable[PhraseSet]) -> None:
+    def __init__(self, lists: Iterable[PhraseSet], first_id: int) -> None:
+        """Lists are numbered from `first_id`, after the RE2 set's patterns: one answer's
+        bit mask holds both."""
         self._db: Any = None
         self._local = threading.local()
         self.covered = 0
@@ -34,14 +32,15 @@ class PhraseScreen:
             return
         owners: dict[str, list[int]] = {}
         for index, phrases in enumerate(unique):
-            phrases.set_id = PHRASE_ID_BASE + index
+            phrases.set_id = first_id + index
             for phrase in phrases.phrases:
                 owners.setdefault(phrase, []).append(phrases.set_id)
+        bits = {p: sum(1 << i for i in set(ids)) for p, ids in owners.items()}
         self.covered = len(unique)
         if not owners:  # only empty lists: they never match, the empty answer says so
             return
         literals = list(owners)
-        self._owners = [tuple(owners[p]) for p in literals]
+        self._bits = [bits[p] for p in literals]
         db = hyperscan.Database()
         db.compile(
             expressions=[p.encode("latin-1") for p in literals],
@@ -56,19 +55,19 @@ class PhraseScreen:
     def active(self) -> bool:
         return self.covered > 0
 
-    def matching(self, data: bytes) -> set[int]:
-        """Ids of the phrase lists with a phrase in `data` (latin-1 bytes of the value)."""
-        found: set[int] = set()
+    def mask(self, data: bytes) -> int:
+        """The bits of the phrase lists with a phrase in `data` (latin-1 bytes of the value)."""
         if self._db is None:
-            return found
+            return 0
+        found = [0]
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
             scratch = self._local.scratch = hyperscan.Scratch(self._db)
-        owners = self._owners
+        bits = self._bits
 
         def on_match(phrase: int, start: int, end: int, flags: int, ctx: object) -> None:
-            found.update(owners[phrase])
+            found[0] |= bits[phrase]
 
         with contextlib.suppress(hyperscan.error):
             self._db.scan(data, match_event_handler=on_match, scratch=scratch)
-        return found
+        return found[0]

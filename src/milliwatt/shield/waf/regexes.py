@@ -133,6 +133,7 @@ class PatternSet:
         """`max_mem`: bytes the DFA's states may take; by default SET_MEMORY_PER_PATTERN each."""
         self._set: Any = None
         self.covered = 0
+        self.size = 0  # ids in use: the sentinel's and the patterns'
         self.phrases: Any = None  # a PhraseScreen, when the rules' @pm lists are screened too
         wanted = list(dict.fromkeys(r for r in patterns if r.engine == "re2" and r.set_id is None))
         opts = _re2_options()
@@ -156,21 +157,33 @@ class PatternSet:
             return
         self._set = built
         self.covered = len(members)
+        self.size = 1 + max(rx.set_id for rx in members if rx.set_id is not None)
 
     @property
     def active(self) -> bool:
         return self._set is not None
 
-    def matching(self, value: str) -> frozenset[int] | None:
-        """Ids of the matching patterns; None when RE2 gave up (run each pattern instead)."""
+    def mask(self, value: str) -> int | None:
+        """Bit n set when pattern (or phrase list) n matches; None when RE2 gave up (run each
+        pattern instead). The sentinel's bit is left out."""
         data = value.encode("latin-1")
         found = self._set.Match(data)
         if self._sentinel not in found:
             return None
-        found.remove(self._sentinel)
+        bits = 0
+        for index in found:
+            bits |= 1 << index
+        bits &= ~(1 << self._sentinel)
         if self.phrases is not None:
-            found.extend(self.phrases.matching(data))
-        return frozenset(found)
+            bits |= self.phrases.mask(data)
+        return bits
+
+    def matching(self, value: str) -> frozenset[int] | None:
+        """Ids of the matching patterns and phrase lists; None when RE2 gave up."""
+        bits = self.mask(value)
+        if bits is None:
+            return None
+        return frozenset(i for i in range(bits.bit_length()) if bits >> i & 1)
 
 
 class PhraseSet:

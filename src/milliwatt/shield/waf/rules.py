@@ -74,7 +74,8 @@ class Rule:
     screen_keys: tuple[str, ...] = ()  # view_keys, or for multiMatch its every stage's
     # the pattern set's id for the operator (@rx pattern or @pm list), when it answers for it
     screen_id: int | None = None
-    # (all its targets' key, pattern-set id): an @rx/@pm rule the set alone can rule out
+    screen_bit: int = 0  # 1 << screen_id: its bit in the set's answers
+    # (all its targets' key, pattern-set bit): an @rx/@pm rule the set alone can rule out
     prescreen: tuple[str, int] | None = None
     # (key, counted) per target when the rule reads only TX variables by name, untransformed:
     # CRS's paranoia-level, setup and scoring checks, half of the rules a request meets

@@ -62,17 +62,17 @@ class Transaction(TargetMatching):
         self._selected: dict[str, list[tuple[str, str]]] = {}
         # (target, exclusions, transformations) -> the transformed values, same lifetime
         self._views: dict[str, View] = {}
-        self._unions: dict[str, set[int] | frozenset[int] | None] = {}  # same, per rule
-        self._view_unions: dict[str, frozenset[int] | None] = {}  # same, per target
+        self._unions: dict[str, int | None] = {}  # same, per rule
+        self._view_unions: dict[str, int | None] = {}  # same, per target
         self._present: frozenset[str] | None = None
         self._retargets = waf.retargets  # rules' keys after ctl: removed targets
         self._removals: tuple[str, ...] = ()  # the ctl: target removals, in order
         self._pcache = waf.caches.matched
         # values too large to keep beyond this transaction (bodies) have caches of their own
         self._big_tcache: dict[tuple[str, str], str] = {}
-        self._big_pcache: dict[str, frozenset[int] | None] = {}
+        self._big_pcache: dict[str, int | None] = {}
         self._scache = waf.caches.screened
-        self._big_scache: dict[tuple[str, str], frozenset[int] | None] = {}
+        self._big_scache: dict[tuple[str, str], int | None] = {}
         self._started = time.perf_counter()
         self._request: HttpRequest | None = None
         self._finished = False
@@ -136,7 +136,7 @@ class Transaction(TargetMatching):
                 union = unions.get(screen[0], UNKNOWN)
                 if union is UNKNOWN:
                     union = unions[screen[0]] = self._union_of(rule)
-                if union is not None and screen[1] not in union:
+                if union is not None and not union & screen[1]:
                     collections["MATCHED_VARS"] = []  # as an evaluation would leave it
                     continue
             if not evaluate(rule):
