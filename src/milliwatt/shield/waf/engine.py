@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from milliwatt.shield.waf.api import RuleLoadError, WafSettings
+from milliwatt.shield.waf.compiled import compile_phase
 from milliwatt.shield.waf.matching import SharedCaches, Targeting
 from milliwatt.shield.waf.operators import Rx, phrase_lists, screen_id
 from milliwatt.shield.waf.phrases import PhraseScreen
@@ -92,10 +93,10 @@ class WAF:
         self.retargets: dict[tuple[Rule, tuple[str, ...]], Targeting] = {}
         # per phase: its rules in order, and the index of the rule each marker comes before
         self.sequences: dict[int, list[Rule]] = {}
-        self.markers: dict[int, dict[str, int]] = {}
+        markers_by_phase: dict[int, dict[str, int]] = {}
         for phase, items in ruleset.phases.items():
             rules = self.sequences[phase] = []
-            markers = self.markers[phase] = {}
+            markers = markers_by_phase[phase] = {}
             for item in items:
                 if isinstance(item, str):
                     markers[item] = len(rules)
@@ -124,6 +125,10 @@ class WAF:
             member.screen_bit = 0 if member.screen_id is None else 1 << member.screen_id
         for head in ruleset.rules():
             head.prescreen = _prescreen(head)
+        self.phases = {
+            phase: compile_phase(rules, markers_by_phase[phase])
+            for phase, rules in self.sequences.items()
+        }
 
     @property
     def rule_count(self) -> int:

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from milliwatt.shield.waf.api import HttpRequest, HttpResponse, Interruption, MatchedRule
 from milliwatt.shield.waf.audit import DATA_LIMIT, audit_record
 from milliwatt.shield.waf.macros import Macro
-from milliwatt.shield.waf.matching import CAPTURE_KEYS, UNKNOWN, TargetMatching, View
+from milliwatt.shield.waf.compiled import screen_phase
+from milliwatt.shield.waf.matching import CAPTURE_KEYS, TargetMatching, View
 from milliwatt.shield.waf.operators import to_int
 from milliwatt.shield.waf.request_data import load_request, load_request_body, load_response
 from milliwatt.shield.waf.rules import Rule
@@ -120,26 +121,24 @@ class Transaction(TargetMatching):
             return self.interruption is not None
         if phase <= self._allowed_through and phase != 5:
             return False
-        rules, markers = self.waf.sequences[phase], self.waf.markers[phase]
-        unions, evaluate = self._unions, self._evaluate
+        program = self.waf.phases.get(phase)
+        if program is None:
+            return False
+        rules, steps, markers = program.rules, program.steps, program.markers
         collections = self.data.collections
         n, i = len(rules), 0
+        # the rules the pattern set rules out are passed over, asked once for the phase
+        ruled_out = screen_phase(self, program) if program.screens else bytearray(n)
         while i < n:
+            if ruled_out[i]:
+                i += 1
+                collections["MATCHED_VARS"] = []  # as an evaluation would leave it
+                continue
             rule = rules[i]
             i += 1
             if self._removing and self._is_removed(rule):
                 continue
-            # the pattern set rules out most rules: when none of the patterns that match the
-            # rule's values is its own (sound under ctl: target removal: fewer values match less)
-            screen = rule.prescreen
-            if screen is not None:
-                union = unions.get(screen[0], UNKNOWN)
-                if union is UNKNOWN:
-                    union = unions[screen[0]] = self._union_of(rule)
-                if union is not None and not union & screen[1]:
-                    collections["MATCHED_VARS"] = []  # as an evaluation would leave it
-                    continue
-            if not evaluate(rule):
+            if not steps[i - 1](self):
                 continue
             if self.interruption is not None:
                 return True

@@ -1,0 +1,111 @@
+"""Each phase's rules compiled, at load, into one step per rule, specialised by kind.
+
+A step answers whether its rule matched (having run its actions, logged it and applied its
+disruptive action, as `Transaction._evaluate` does). What a kind needs is bound once: the
+TX key and constant of a numeric guard, the screen key and pattern bit of an `@rx`/`@pm` rule
+the pattern set can rule out. Other rules step into the general evaluation.
+
+Per request, a phase also asks the pattern set once for every screen key its rules use
+(`screen_phase`), so rules it rules out are not visited at all: the walk goes from one
+rule that can still fire (or that decides control flow) to the next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from milliwatt.shield.waf.matching import UNKNOWN
+from milliwatt.shield.waf.operators import to_int
+from milliwatt.shield.waf.rules import Rule
+
+if TYPE_CHECKING:
+    from milliwatt.shield.waf.transaction import Transaction
+
+Step = Callable[["Transaction"], bool]
+
+
+@dataclass
+class Phase:
+    """One phase's rules in order, their steps, and where each skipAfter marker lands."""
+
+    rules: list[Rule]
+    steps: list[Step]
+    markers: dict[str, int]
+    # per screen key: the rules (index, pattern bit) it decides, and one rule that reads it
+    screens: dict[str, tuple[list[tuple[int, int]], Rule]]
+
+
+def compile_phase(rules: list[Rule], markers: dict[str, int]) -> Phase:
+    screens: dict[str, tuple[list[tuple[int, int]], Rule]] = {}
+    for index, rule in enumerate(rules):
+        if rule.prescreen is not None:
+            key, bit = rule.prescreen
+            screens.setdefault(key, ([], rule))[0].append((index, bit))
+    return Phase(rules, [compile_step(rule) for rule in rules], markers, screens)
+
+
+def compile_step(rule: Rule) -> Step:
+    if rule.comparison is not None:
+        return _comparison(rule, *rule.comparison)
+    if rule.prescreen is not None:
+        return _screened(rule, *rule.prescreen)
+
+    def general(tx: Transaction) -> bool:
+        return tx._evaluate(rule)
+
+    return general
+
+
+def _comparison(rule: Rule, key: str, test: Callable[[int, int], bool], constant: int) -> Step:
+    """A rule comparing one TX variable with a number (CRS's paranoia-level guards)."""
+    name = "TX:" + key
+
+    def compare(tx: Transaction) -> bool:
+        if tx._tx_retargeted:  # a ctl: removal may name this variable: the general way
+            return tx._evaluate(rule)
+        value = tx.data.tx.get(key)
+        if value is None or not test(to_int(value), constant):
+            tx.data.collections["MATCHED_VARS"] = []
+            return False
+        tx._rule = rule
+        tx._set_matched([(name, value)])
+        tx._conclude(rule)
+        return True
+
+    return compare
+
+
+def _screened(rule: Rule, key: str, bit: int) -> Step:
+    """An @rx/@pm rule on request data: evaluated only when some value matches its pattern
+    (the walk has usually passed it over already; this guards a rule reached by skip)."""
+
+    def screened(tx: Transaction) -> bool:
+        union = tx._unions.get(key, UNKNOWN)
+        if union is UNKNOWN:
+            union = tx._unions[key] = tx._union_of(rule)
+        if union is not None and not union & bit:
+            tx.data.collections["MATCHED_VARS"] = []
+            return False
+        return tx._evaluate(rule)
+
+    return screened
+
+
+def screen_phase(tx: Transaction, phase: Phase) -> bytearray:
+    """Per rule of the phase, 1 where the pattern set rules it out in this request: none of
+    the values it reads matches its pattern (sound under ctl: target removal, which can only
+    take values away)."""
+    out = bytearray(len(phase.rules))
+    unions = tx._unions
+    for key, (members, reader) in phase.screens.items():
+        union = unions.get(key, UNKNOWN)
+        if union is UNKNOWN:
+            union = unions[key] = tx._union_of(reader)
+        if union is None:
+            continue
+        for index, bit in members:
+            if not union & bit:
+                out[index] = 1
+    return out
