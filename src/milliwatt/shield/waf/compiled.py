@@ -51,6 +51,8 @@ def compile_step(rule: Rule) -> Step:
         return _comparison(rule, *rule.comparison)
     if rule.prescreen is not None:
         return _screened(rule, *rule.prescreen)
+    if rule.tx_keys is not None and rule.operator is not None and rule.chain is None:
+        return _tx_only(rule, rule.tx_keys)
 
     def general(tx: Transaction) -> bool:
         return tx._evaluate(rule)
@@ -75,6 +77,28 @@ def _comparison(rule: Rule, key: str, test: Callable[[int, int], bool], constant
         return True
 
     return compare
+
+
+def _tx_only(rule: Rule, keys: tuple[tuple[str, bool], ...]) -> Step:
+    """A rule reading TX variables by name only, with no chain (CRS's setup defaults and
+    scoring checks): no selection, no caches, no chain walk."""
+    op = rule.operator
+    assert op is not None
+
+    def tx_only(tx: Transaction) -> bool:
+        if tx._tx_retargeted:
+            return tx._evaluate(rule)
+        tx._rule = rule
+        tx._captures = []
+        tx.data.collections["MATCHED_VARS"] = []  # as _evaluate leaves it while matching
+        found = tx._match_tx(rule, op, keys)
+        if not found:
+            return False
+        tx._matched(rule, found)
+        tx._conclude(rule)
+        return True
+
+    return tx_only
 
 
 def _screened(rule: Rule, key: str, bit: int) -> Step:

@@ -168,19 +168,23 @@ class Transaction(TargetMatching):
             found = self._match(rule)
             if not found:
                 return False
-            # as in ModSecurity, a member's actions run at once: later members may read them
-            if rule.actions:
-                for n, (name, value) in enumerate(found):
-                    if rule.capture and n < len(self._captures):
-                        self.set_captures(self._captures[n])
-                    self.data.scalars["MATCHED_VAR"] = value
-                    self.data.scalars["MATCHED_VAR_NAME"] = name
-                    for action in rule.actions:
-                        action.apply(self)
-            self._set_matched(found)
+            self._matched(rule, found)
             rule = rule.chain
         self._conclude(head)
         return True
+
+    def _matched(self, rule: Rule, found: list[tuple[str, str]]) -> None:
+        """A chain member matched: its actions run, and MATCHED_VAR(S) say what matched."""
+        # as in ModSecurity, a member's actions run at once: later members may read them
+        if rule.actions:
+            for n, (name, value) in enumerate(found):
+                if rule.capture and n < len(self._captures):
+                    self.set_captures(self._captures[n])
+                self.data.scalars["MATCHED_VAR"] = value
+                self.data.scalars["MATCHED_VAR_NAME"] = name
+                for action in rule.actions:
+                    action.apply(self)
+        self._set_matched(found)
 
     def _compare(
         self, rule: Rule, key: str, test: Callable[[int, int], bool], constant: int
