@@ -42,6 +42,12 @@ class SharedCaches:
         self.screened: dict[tuple[str, str], Mask | None] = {}
         self.chars = 0
 
+    def clear(self) -> None:
+        self.transformed.clear()
+        self.matched.clear()
+        self.screened.clear()
+        self.chars = 0
+
     def make_room(self) -> None:
         if self.chars > self.MAX_CHARS or len(self.transformed) > self.MAX_ENTRIES:
             self.transformed.clear()
@@ -121,8 +127,8 @@ class TargetMatching:
                         if not negated and not view.union & bit:
                             continue
                         if not capture:
-                            for pair, ids in zip(view.pairs, answers, strict=True):
-                                if bool(ids & bit) != negated:
+                            for pair, mask in zip(view.pairs, answers, strict=True):
+                                if bool(mask & bit) != negated:
                                     found.append(pair)
                             continue
                 for pair in view.pairs:
@@ -141,13 +147,13 @@ class TargetMatching:
                 if not multi:  # the common case: one transformed value per variable
                     if transforms:
                         cache = shared_t if len(raw) <= SHARED_VALUE_MAX else big_t
-                        value = cache.get((raw, tchain))  # type: ignore[assignment]
+                        value = cache.get((raw, tchain))
                         if value is None:
                             value = self._transform(raw, rule)
                     else:
                         value = raw
                     if bit:  # the pattern set already knows: most values end here
-                        ids = shared_p.get(value, UNKNOWN)
+                        ids: Mask | None = shared_p.get(value, UNKNOWN)
                         if ids is UNKNOWN:
                             ids = self._matching(value)
                         if ids is not None:
@@ -243,15 +249,15 @@ class TargetMatching:
         """Fills in which patterns match each of the view's values; when the set gave up on
         one, the union is None and each pattern runs on its own."""
         answers: list[Mask] = []
-        union: Mask | None = 0
+        union: Mask = 0
         pcache = self._pcache
         for _, value in view.pairs:
             ids = pcache.get(value, UNKNOWN)
             if ids is UNKNOWN:
                 ids = self._matching(value)
             if ids is None:
-                answers, union = [], None
-                break
+                view.answers, view.union = [], None
+                return []
             answers.append(ids)
             union |= ids
         view.answers, view.union = answers, union
@@ -281,7 +287,7 @@ class TargetMatching:
         pairs = self._selected.get(key)
         if pairs is None:
             pairs = self._selected[key] = self.data.select(target, rule.excluded)
-        union: Mask | None = 0
+        union: Mask = 0
         chain, shared, big = rule.screen_chain, self._scache, self._big_scache
         for _, raw in pairs:
             cache = shared if len(raw) <= SHARED_VALUE_MAX else big
@@ -289,8 +295,8 @@ class TargetMatching:
             if ids is UNKNOWN:
                 ids = self._value_screen(raw, rule, cache)
             if ids is None:
-                union = None
-                break
+                self._view_unions[rule.screen_keys[index]] = None
+                return None
             union |= ids
         self._view_unions[rule.screen_keys[index]] = union
         return union
@@ -316,7 +322,7 @@ class TargetMatching:
             if ids is None:
                 union = None
                 break
-            union |= ids
+            union = union | ids  # type: ignore[operator]  # not None until the break
         cache[(raw, rule.screen_chain)] = union
         if cache is self._scache:
             self.waf.caches.chars += len(raw)

@@ -15,7 +15,13 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from milliwatt.shield.waf.regexes import PhraseSet, hyperscan
+from milliwatt.shield.waf.regexes import PhraseSet
+
+try:  # x86-64 wheels only; without it each phrase list runs on its own
+    import hyperscan
+except ImportError:  # pragma: no cover - depends on the platform
+    hyperscan = None  # type: ignore[assignment]
+
 
 class PhraseScreen:
     """Phrase lists of the loaded rules, scanned together. `active` is False when Hyperscan

@@ -167,7 +167,7 @@ class PatternSet:
         """Bit n set when pattern (or phrase list) n matches; None when RE2 gave up (run each
         pattern instead). The sentinel's bit is left out."""
         data = value.encode("latin-1")
-        found = self._set.Match(data)
+        found: list[int] = self._set.Match(data)
         if self._sentinel not in found:
             return None
         bits = 0

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from milliwatt.shield.waf.api import HttpRequest, HttpResponse, Interruption, MatchedRule
 from milliwatt.shield.waf.audit import DATA_LIMIT, audit_record
-from milliwatt.shield.waf.macros import Macro
 from milliwatt.shield.waf.compiled import screen_phase
+from milliwatt.shield.waf.macros import Macro
 from milliwatt.shield.waf.matching import CAPTURE_KEYS, TargetMatching, View
 from milliwatt.shield.waf.operators import to_int
 from milliwatt.shield.waf.request_data import load_request, load_request_body, load_response
