@@ -12,10 +12,13 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import re2
 import regex
+
+if TYPE_CHECKING:
+    from milliwatt.shield.waf.phrases import PhraseScreen
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +137,7 @@ class PatternSet:
         self._set: Any = None
         self.covered = 0
         self.size = 0  # ids in use: the sentinel's and the patterns'
-        self.phrases: Any = None  # a PhraseScreen, when the rules' @pm lists are screened too
+        self.phrases: PhraseScreen | None = None  # when the rules' @pm lists are screened too
         wanted = list(dict.fromkeys(r for r in patterns if r.engine == "re2" and r.set_id is None))
         opts = _re2_options()
         opts.never_capture = True
@@ -143,7 +146,7 @@ class PatternSet:
         opts.max_mem = max_mem
         built = re2._re2.Set(_UNANCHORED, opts)
         # matches every value: when it is missing from an answer, the DFA ran out of memory
-        self._sentinel = built.Add(b"")
+        self._sentinel: int = built.Add(b"")
         members: list[Regex] = []
         for rx in wanted:
             index = built.Add(rx.flagged.encode("latin-1"))
