@@ -6,16 +6,27 @@ reporting the lists it belongs to. The WAF's pattern set asks it alongside the R
 value's cached answer names the `@rx` patterns and the phrase lists that match it, and an
 `@pm` rule none of whose values holds one of its phrases is skipped like an `@rx` rule.
 Putting the phrases into the RE2 set instead cost about 50 MB of DFA states.
+
+The compiled database is kept on disk (`$MILLIWATT_WAF_CACHE`, else `~/.cache/milliwatt/waf`),
+named by the hash of its phrases and the Hyperscan version, so a restart loads it instead of
+compiling it again; an unreadable or stale file is compiled anew and replaced.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
+import os
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from milliwatt.shield.waf.regexes import PhraseSet
+
+log = logging.getLogger(__name__)
+_FLAGS = "caseless,singlematch,literal"
 
 try:  # x86-64 wheels only; without it each phrase list runs on its own
     import hyperscan
@@ -47,15 +58,7 @@ class PhraseScreen:
             return
         literals = list(owners)
         self._bits = [bits[p] for p in literals]
-        db = hyperscan.Database()
-        db.compile(
-            expressions=[p.encode("latin-1") for p in literals],
-            ids=list(range(len(literals))),
-            elements=len(literals),
-            flags=hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH,
-            literal=True,
-        )
-        self._db = db
+        self._db = _cached_database([p.encode("latin-1") for p in literals])
 
     @property
     def active(self) -> bool:
@@ -77,3 +80,40 @@ class PhraseScreen:
         with contextlib.suppress(hyperscan.error):
             self._db.scan(data, match_event_handler=on_match, scratch=scratch)
         return found[0]
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("MILLIWATT_WAF_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "milliwatt" / "waf"
+
+
+def _cached_database(literals: list[bytes]) -> Any:
+    digest = hashlib.sha256(f"{hyperscan.__version__}|{_FLAGS}".encode())
+    for literal in literals:
+        digest.update(len(literal).to_bytes(4, "big") + literal)
+    path = cache_dir() / f"phrases-{digest.hexdigest()[:32]}.hsdb"
+    try:
+        return hyperscan.loadb(path.read_bytes(), hyperscan.HS_MODE_BLOCK)
+    except FileNotFoundError:
+        pass
+    except (OSError, hyperscan.error) as exc:  # another platform's, or a torn file
+        log.info("phrase database cache %s unusable (%s): compiling it", path, exc)
+    db = hyperscan.Database()
+    db.compile(
+        expressions=literals,
+        ids=list(range(len(literals))),
+        elements=len(literals),
+        flags=hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH,
+        literal=True,
+    )
+    try:  # written whole then renamed: a concurrent reader never sees half a file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_bytes(hyperscan.dumpb(db))
+        os.replace(partial, path)
+    except OSError as exc:  # a read-only home: the next start compiles again
+        log.info("phrase database not cached at %s: %s", path, exc)
+    return db

@@ -196,33 +196,39 @@ class PhraseSet:
         # ASCII-only folding, as ModSecurity's @pm and Hyperscan's caseless mode do
         self.phrases = sorted({ascii_lower(to_bytes_pattern(p)) for p in phrases if p})
         self.set_id: int | None = None  # this list's id in the WAF's PhraseScreen, if any
-        self._db: Any = None
+        self._db: Any = None  # compiled on first use: the WAF's phrase screen mostly answers
+        self._lock = threading.Lock()
         self._local = threading.local()
         self._fallback: Any = None
-        if not self.phrases:
-            return
-        if hyperscan is not None:
-            self._db = hyperscan.Database()
-            self._db.compile(
-                expressions=[p.encode("latin-1") for p in self.phrases],
-                ids=list(range(len(self.phrases))),
-                elements=len(self.phrases),
-                flags=hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH,
-                literal=True,
-            )
-        else:  # no Hyperscan on this platform: one RE2 alternation (ASCII-escaped bytes)
+        if self.phrases and hyperscan is None:
+            # no Hyperscan on this platform: one RE2 alternation (ASCII-escaped bytes)
             alternation = "|".join("".join(f"\\x{ord(ch):02x}" for ch in p) for p in self.phrases)
             self._fallback = Regex(alternation, caseless=True)
+
+    def _database(self) -> Any:
+        with self._lock:
+            if self._db is None:
+                db = hyperscan.Database()
+                db.compile(
+                    expressions=[p.encode("latin-1") for p in self.phrases],
+                    ids=list(range(len(self.phrases))),
+                    elements=len(self.phrases),
+                    flags=hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH,
+                    literal=True,
+                )
+                self._db = db
+            return self._db
 
     def first_match(self, value: str) -> str | None:
         if not self.phrases:
             return None
-        if self._db is None:
+        if self._fallback is not None:
             m = self._fallback.search(value)
             return m[0] if m else None
+        db = self._db if self._db is not None else self._database()
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
-            scratch = self._local.scratch = hyperscan.Scratch(self._db)
+            scratch = self._local.scratch = hyperscan.Scratch(db)
         hit: list[int] = []
 
         def on_match(pattern_id: int, start: int, end: int, flags: int, ctx: object) -> int:
@@ -231,7 +237,7 @@ class PhraseSet:
             return 1  # stop at the first phrase found
 
         with contextlib.suppress(hyperscan.error):  # raised when the callback stops the scan
-            self._db.scan(value.encode("latin-1"), match_event_handler=on_match, scratch=scratch)
+            db.scan(value.encode("latin-1"), match_event_handler=on_match, scratch=scratch)
         if not hit:
             return None
         start, pid = hit[0], hit[1]
