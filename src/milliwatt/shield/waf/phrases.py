@@ -14,7 +14,6 @@ compiling it again; an unreadable or stale file is compiled anew and replaced.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -66,20 +65,17 @@ class PhraseScreen:
 
     def mask(self, data: bytes) -> int:
         """The bits of the phrase lists with a phrase in `data` (latin-1 bytes of the value)."""
-        if self._db is None:
+        if self._db is None or not data:
             return 0
-        found = [0]
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
             scratch = self._local.scratch = hyperscan.Scratch(self._db)
-        bits = self._bits
-
-        def on_match(phrase: int, start: int, end: int, flags: int, ctx: object) -> None:
-            found[0] |= bits[phrase]
-
-        with contextlib.suppress(hyperscan.error):
-            self._db.scan(data, match_event_handler=on_match, scratch=scratch)
+        found = [0]  # the handler never stops the scan, so scan raises nothing to catch
+        self._db.scan(data, match_event_handler=self._on_match, context=found, scratch=scratch)
         return found[0]
+
+    def _on_match(self, phrase: int, start: int, end: int, flags: int, found: list[int]) -> None:
+        found[0] |= self._bits[phrase]
 
 
 def cache_dir() -> Path:
