@@ -78,21 +78,28 @@ class PhraseScreen:
         found[0] |= self._bits[phrase]
 
 
-def cache_dir() -> Path:
+def cache_dir() -> Path | None:
+    """Where compiled databases are kept; None when there is no home to keep them in."""
     env = os.environ.get("MILLIWATT_WAF_CACHE")
     if env:
         return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    try:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    except (RuntimeError, KeyError):  # a service user without a home directory
+        return None
     return Path(base) / "milliwatt" / "waf"
 
 
 def _cached_database(literals: list[bytes]) -> Any:
-    digest = hashlib.sha256(f"{hyperscan.__version__}|{_FLAGS}".encode())
+    version = getattr(hyperscan, "__version__", "")  # a new Hyperscan may compile differently
+    digest = hashlib.sha256(f"{version}|{_FLAGS}".encode())
     for literal in literals:
         digest.update(len(literal).to_bytes(4, "big") + literal)
-    path = cache_dir() / f"phrases-{digest.hexdigest()[:32]}.hsdb"
+    folder = cache_dir()
+    path = folder / f"phrases-{digest.hexdigest()[:32]}.hsdb" if folder else None
     try:
-        return hyperscan.loadb(path.read_bytes(), hyperscan.HS_MODE_BLOCK)
+        if path is not None:
+            return hyperscan.loadb(path.read_bytes(), hyperscan.HS_MODE_BLOCK)
     except FileNotFoundError:
         pass
     except (OSError, hyperscan.error) as exc:  # another platform's, or a torn file
@@ -105,6 +112,8 @@ def _cached_database(literals: list[bytes]) -> Any:
         flags=hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH,
         literal=True,
     )
+    if path is None:
+        return db
     try:  # written whole then renamed: a concurrent reader never sees half a file
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}.tmp")
