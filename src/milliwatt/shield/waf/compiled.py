@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from milliwatt.shield.waf.matching import UNKNOWN
+from milliwatt.shield.waf.caches import UNKNOWN
 from milliwatt.shield.waf.operators import to_int
 from milliwatt.shield.waf.rules import Rule
 

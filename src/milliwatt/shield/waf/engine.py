@@ -9,8 +9,9 @@ from importlib import resources
 from pathlib import Path
 
 from milliwatt.shield.waf.api import RuleLoadError, WafSettings
+from milliwatt.shield.waf.caches import SharedCaches
 from milliwatt.shield.waf.compiled import compile_phase
-from milliwatt.shield.waf.matching import SharedCaches, Targeting
+from milliwatt.shield.waf.matching import Targeting
 from milliwatt.shield.waf.operators import Rx, phrase_lists, screen_id
 from milliwatt.shield.waf.phrases import PhraseScreen
 from milliwatt.shield.waf.regexes import PatternSet, Regex

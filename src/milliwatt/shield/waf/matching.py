@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from milliwatt.shield.waf.caches import SHARED_VALUE_MAX, UNKNOWN, Mask
 from milliwatt.shield.waf.operators import Operator
 from milliwatt.shield.waf.regexes import Regex
 from milliwatt.shield.waf.rules import Rule, select_key
@@ -17,46 +18,10 @@ from milliwatt.shield.waf.variables import Target, TxData
 if TYPE_CHECKING:
     from milliwatt.shield.waf.engine import WAF
 
-SHARED_VALUE_MAX = 4096  # characters: larger values are cached per transaction only
 # a rule's exclusions, and per target the keys of its selected and of its transformed values
 Targeting = tuple[tuple[Target, ...], tuple[str, ...], tuple[str, ...]]
 RETARGETS_KEPT = 20_000
 CAPTURE_KEYS = tuple(str(i) for i in range(10))  # TX:0 ... TX:9
-# Pattern-set answers are bit masks (bit n: pattern or phrase list n matches), so a union over
-# values is an integer `|` and a rule's check one `&`.
-UNKNOWN = -1  # a cache miss (None is a cached answer: "ask each pattern"); masks are >= 0
-Mask = int
-
-
-class SharedCaches:
-    """Transformed values and pattern-set answers, shared by all transactions of a WAF (header
-    values repeat across requests). Bounded: emptied when they hold too much."""
-
-    MAX_ENTRIES = 50_000
-    MAX_CHARS = 8 << 20  # of values held: a client sending unique values cannot grow them
-
-    def __init__(self) -> None:
-        self.transformed: dict[tuple[str, str], str] = {}
-        self.matched: dict[str, Mask | None] = {}
-        # (raw value, transformations and stages) -> the patterns it matches so transformed
-        self.screened: dict[tuple[str, str], Mask | None] = {}
-        self.chars = 0
-
-    def clear(self) -> None:
-        self.transformed.clear()
-        self.matched.clear()
-        self.screened.clear()
-        self.chars = 0
-
-    def make_room(self) -> None:
-        if self.chars > self.MAX_CHARS or len(self.transformed) > self.MAX_ENTRIES:
-            self.transformed.clear()
-            self.screened.clear()
-            self.chars = 0
-        if len(self.screened) > self.MAX_ENTRIES:
-            self.screened.clear()
-        if len(self.matched) > self.MAX_ENTRIES:
-            self.matched.clear()
 
 
 class View:
