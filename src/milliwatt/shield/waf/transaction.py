@@ -131,8 +131,10 @@ class Transaction(TargetMatching):
         ruled_out = screen_phase(self, program) if program.screens else bytearray(n)
         while i < n:
             if ruled_out[i]:
+                # as its evaluation would leave it (a removed rule is not evaluated at all)
+                if not (self._removing and self._is_removed(rules[i])):
+                    collections["MATCHED_VARS"] = []
                 i += 1
-                collections["MATCHED_VARS"] = []  # as an evaluation would leave it
                 continue
             rule = rules[i]
             i += 1
