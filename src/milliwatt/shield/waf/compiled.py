@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from milliwatt.shield.waf.caches import UNKNOWN
 from milliwatt.shield.waf.operators import to_int
 from milliwatt.shield.waf.rules import Rule
+from milliwatt.shield.waf.variables import Target
 
 if TYPE_CHECKING:
     from milliwatt.shield.waf.transaction import Transaction
@@ -33,16 +34,20 @@ class Phase:
     rules: list[Rule]
     steps: list[Step]
     markers: dict[str, int]
-    # per screen key: the rules (index, pattern bit) it decides, and one rule that reads it
-    screens: dict[str, tuple[list[tuple[int, int]], Rule]]
+    # per screen key: the rules (index, pattern bit) it decides, one rule that reads it, and
+    # that rule's targets as (variable, target's screen key, index, target)
+    screens: dict[str, tuple[list[tuple[int, int]], Rule, list[tuple[str, str, int, Target]]]]
 
 
 def compile_phase(rules: list[Rule], markers: dict[str, int]) -> Phase:
-    screens: dict[str, tuple[list[tuple[int, int]], Rule]] = {}
+    screens: dict[str, tuple[list[tuple[int, int]], Rule, list[tuple[str, str, int, Target]]]] = {}
     for index, rule in enumerate(rules):
         if rule.prescreen is not None:
             key, bit = rule.prescreen
-            screens.setdefault(key, ([], rule))[0].append((index, bit))
+            if key not in screens:
+                plan = [(t.name, rule.screen_keys[n], n, t) for n, t in enumerate(rule.targets)]
+                screens[key] = ([], rule, plan)
+            screens[key][0].append((index, bit))
     return Phase(rules, [compile_step(rule) for rule in rules], markers, screens)
 
 
@@ -122,11 +127,25 @@ def screen_phase(tx: Transaction, phase: Phase) -> bytearray:
     the values it reads matches its pattern (sound under ctl: target removal, which can only
     take values away)."""
     out = bytearray(len(phase.rules))
-    unions = tx._unions
-    for key, (members, reader) in phase.screens.items():
+    unions, view_unions = tx._unions, tx._view_unions
+    present = tx._present
+    if present is None:
+        present = tx._present = tx.data.present()
+    for key, (members, reader, plan) in phase.screens.items():
         union = unions.get(key, UNKNOWN)
-        if union is UNKNOWN:
-            union = unions[key] = tx._union_of(reader)
+        if union is UNKNOWN:  # TargetMatching._union_of, inline
+            union = 0
+            for name, screen_key, index, target in plan:
+                if name not in present:  # most requests: no XML, files or cookies
+                    continue
+                part = view_unions.get(screen_key, UNKNOWN)
+                if part is UNKNOWN:
+                    part = tx._view_union(reader, index, target)
+                if part is None:
+                    union = None
+                    break
+                union |= part
+            unions[key] = union
         if union is None:
             continue
         for index, bit in members:
