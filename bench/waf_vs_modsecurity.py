@@ -6,7 +6,9 @@ One run: installs Debian's nginx with libnginx-mod-http-modsecurity when missing
 starts one nginx upstream on loopback, nginx+ModSecurity (one worker) and
 `milliwatt shield proxy` (one worker) in front of it, sends every request of the CRS regression
 tests once to each (verdict: passed = the upstream answered, blocked = it did not), then loads
-each with wrk cycling through the same requests, in rounds that alternate between the two.
+each with wrk cycling through the same requests, in rounds that alternate between the two;
+then the same for ordinary traffic (browser headers, a cookie, search queries, form and JSON
+bodies: `bench/waf_engine.py`'s generator), which both should pass.
 Throughput per core divides requests by the CPU seconds the server process used, so other load
 on the machine does not skew the ratio.
 Ends with one line of key=value figures.
@@ -222,12 +224,11 @@ def verdict(port: int, raw: bytes) -> str:
     return "passed" if UPSTREAM_MARK in data.split(b"\r\n\r\n", 1)[0].lower() else "blocked"
 
 
-def wrk_script(work: Path, probes: list[Probe]) -> Path:
+def wrk_script(script: Path, probes: list[Probe]) -> Path:
     def lua(raw: bytes) -> str:
         keep = set(range(0x20, 0x7F)) - {ord('"'), ord("\\")}
         return '"' + "".join(chr(b) if b in keep else f"\\{b:03d}" for b in raw) + '"'
 
-    script = work / "mix.lua"
     lines = ",\n".join(lua(p.raw) for p in probes)
     script.write_text(
         f"local reqs = {{\n{lines}\n}}\nlocal i = 0\n"
@@ -250,6 +251,43 @@ def load(port: int, server_pid: int, script: Path, seconds: int, connections: in
     per_core = done / max(cpu, 1e-9)
     return {"requests": done, "rps": done / seconds, "cpu_s": cpu, "per_core": per_core,
             "p50": _ms(lat.get("50", "0ms")), "p99": _ms(lat.get("99", "0ms"))}  # fmt: skip
+
+
+def load_rounds(
+    script_path: Path, probes: list[Probe], servers: tuple, args: argparse.Namespace
+) -> dict[str, dict]:
+    """Rounds of wrk over `probes`, alternating between the servers; combined per server."""
+    script = wrk_script(script_path, probes)
+    print(f"load: {args.rounds} rounds of wrk -c{args.connections} -d{args.seconds}s per "
+          f"server over {len(probes)} requests")  # fmt: skip
+    rounds: dict[str, list[dict]] = {name: [] for name, _, _ in servers}
+    for n in range(args.rounds):  # interleaved, so a slow spell of the machine hits both
+        for name, port, pid in servers:
+            rounds[name].append(load(port, pid, script, args.seconds, args.connections))
+        ratio_n = rounds["milliwatt"][n]["per_core"] / rounds["modsecurity"][n]["per_core"]
+        print(f"round {n + 1}: throughput ratio per core {ratio_n:.2f}x")
+    results = {name: combined(runs, args.seconds) for name, runs in rounds.items()}
+    for name, r in results.items():
+        print(f"{name:12s} {r['rps']:8.0f} req/s  {r['per_core']:8.0f} req per CPU-second  "
+              f"latency p50 {r['p50']:.2f} ms p99 {r['p99']:.2f} ms")  # fmt: skip
+    return results
+
+
+def benign_probes(n: int) -> list[Probe]:
+    """Ordinary shop traffic, as `bench/waf_engine.py` generates it, on the wire."""
+    import random
+
+    sys.path[:0] = [str(ROOT / "src"), str(ROOT / "bench")]
+    from waf_engine import ordinary
+
+    probes: list[Probe] = []
+    for i, r in enumerate(ordinary(random.Random(11), n)):
+        headers = list(r.headers)
+        if r.body:
+            headers.append(("Content-Length", str(len(r.body))))
+        raw = _raw(r.method, r.uri, r.version, headers, r.body)
+        probes.append(Probe(f"benign/{i}", raw, r.method, r.uri, r.version, tuple(headers), r.body))
+    return probes
 
 
 def combined(runs: list[dict], seconds: int) -> dict:
@@ -279,8 +317,7 @@ def inspection_times(
     waf = WAF.load(crs, WafSettings(paranoia=paranoia))
     passes: list[dict[str, float]] = []
     for _ in range(2):
-        waf.caches.transformed.clear()  # values are new to the engine each pass
-        waf.caches.matched.clear()
+        waf.caches.clear()  # values are new to the engine each pass
         times: dict[str, float] = {}
         for p in probes:
             if not p.method:
@@ -308,6 +345,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4, help="load rounds, alternating servers")
     ap.add_argument("--connections", type=int, default=4)
     ap.add_argument("--limit", type=int, default=0, help="use only the first N probes")
+    ap.add_argument("--benign", type=int, default=600, help="ordinary requests in that mix")
     args = ap.parse_args()
     if not (CRS / "rules").is_dir() or not (CRS / "regression" / "tests").is_dir():
         sys.exit(f"CRS rules and regression tests not found under {CRS}")
@@ -344,23 +382,21 @@ def main() -> None:
             print(f"  differs: test {name}: modsecurity {a}, milliwatt {b}")
 
         mix = [p for p, (a, b) in zip(probes, pairs, strict=True) if "timeout" not in (a, b)]
-        script = wrk_script(work, mix)
-        print(f"load: {args.rounds} rounds of wrk -c{args.connections} -d{args.seconds}s per "
-              f"server over {len(mix)} requests")  # fmt: skip
         servers = (("modsecurity", ms, procs[1].pid), ("milliwatt", mw, procs[2].pid))
-        rounds: dict[str, list[dict]] = {name: [] for name, _, _ in servers}
-        for n in range(args.rounds):  # interleaved, so a slow spell of the machine hits both
-            for name, port, pid in servers:
-                rounds[name].append(load(port, pid, script, args.seconds, args.connections))
-            ratio_n = rounds["milliwatt"][n]["per_core"] / rounds["modsecurity"][n]["per_core"]
-            print(f"round {n + 1}: throughput ratio per core {ratio_n:.2f}x")
-        results = {name: combined(runs, args.seconds) for name, runs in rounds.items()}
-        for name, r in results.items():
-            print(f"{name:12s} {r['rps']:8.0f} req/s  {r['per_core']:8.0f} req per CPU-second  "
-                  f"latency p50 {r['p50']:.2f} ms p99 {r['p99']:.2f} ms")  # fmt: skip
+        print("regression mix:")
+        results = load_rounds(work / "mix.lua", mix, servers, args)
         ratio = results["milliwatt"]["per_core"] / results["modsecurity"]["per_core"]
         wall = results["milliwatt"]["rps"] / results["modsecurity"]["rps"]
         print(f"throughput ratio milliwatt/modsecurity: {ratio:.2f}x per core, {wall:.2f}x wall")
+
+        benign = benign_probes(args.benign)
+        passed = {name: sum(verdict(port, p.raw) == "passed" for p in benign)
+                  for name, port, _ in servers}  # fmt: skip
+        print(f"ordinary traffic ({len(benign)} requests) passed: {passed}")
+        print("ordinary traffic:")
+        plain = load_rounds(work / "benign.lua", benign, servers, args)
+        benign_ratio = plain["milliwatt"]["per_core"] / plain["modsecurity"]["per_core"]
+        print(f"ordinary traffic ratio milliwatt/modsecurity: {benign_ratio:.2f}x per core")
 
         first, by_probe = inspection_times(mix, CRS / "rules", args.paranoia)
         times = list(by_probe.values())
@@ -374,6 +410,10 @@ def main() -> None:
         mws, mss = results["milliwatt"], results["modsecurity"]
         print(
             f"agreement_pct={agreement:.2f} ratio_per_core={ratio:.2f} ratio_wall={wall:.2f} "
+            f"benign_ratio_per_core={benign_ratio:.2f} "
+            f"benign_milliwatt_per_core={plain['milliwatt']['per_core']:.0f} "
+            f"benign_modsecurity_per_core={plain['modsecurity']['per_core']:.0f} "
+            f"milliwatt_per_core={mws['per_core']:.0f} modsecurity_per_core={mss['per_core']:.0f} "
             f"milliwatt_rps={mws['rps']:.0f} modsecurity_rps={mss['rps']:.0f} "
             f"milliwatt_p50_ms={mws['p50']:.2f} milliwatt_p99_ms={mws['p99']:.2f} "
             f"modsecurity_p50_ms={mss['p50']:.2f} modsecurity_p99_ms={mss['p99']:.2f} "

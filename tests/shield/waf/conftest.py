@@ -28,3 +28,11 @@ def crs_waf(crs_rules: Path):  # type: ignore[no-untyped-def]
     from milliwatt.shield.waf import WAF, WafSettings
 
     return WAF.load(crs_rules, WafSettings(mode="blocking", paranoia=1))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def waf_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Compiled phrase databases go to a scratch folder, not the user's cache."""
+    import os
+
+    os.environ.setdefault("MILLIWATT_WAF_CACHE", str(tmp_path_factory.mktemp("waf-cache")))

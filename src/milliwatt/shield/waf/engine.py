@@ -9,8 +9,11 @@ from importlib import resources
 from pathlib import Path
 
 from milliwatt.shield.waf.api import RuleLoadError, WafSettings
-from milliwatt.shield.waf.matching import SharedCaches, Targeting
-from milliwatt.shield.waf.operators import Rx
+from milliwatt.shield.waf.caches import SharedCaches
+from milliwatt.shield.waf.compiled import compile_phase
+from milliwatt.shield.waf.matching import Targeting
+from milliwatt.shield.waf.operators import Rx, phrase_lists, screen_id
+from milliwatt.shield.waf.phrases import PhraseScreen
 from milliwatt.shield.waf.regexes import PatternSet, Regex
 from milliwatt.shield.waf.rules import Rule
 from milliwatt.shield.waf.ruleset import RuleSet
@@ -91,10 +94,10 @@ class WAF:
         self.retargets: dict[tuple[Rule, tuple[str, ...]], Targeting] = {}
         # per phase: its rules in order, and the index of the rule each marker comes before
         self.sequences: dict[int, list[Rule]] = {}
-        self.markers: dict[int, dict[str, int]] = {}
+        markers_by_phase: dict[int, dict[str, int]] = {}
         for phase, items in ruleset.phases.items():
             rules = self.sequences[phase] = []
-            markers = self.markers[phase] = {}
+            markers = markers_by_phase[phase] = {}
             for item in items:
                 if isinstance(item, str):
                     markers[item] = len(rules)
@@ -113,8 +116,20 @@ class WAF:
         memory = tuning.pattern_set_memory_mb
         built = PatternSet(kept, memory << 20 if memory else None) if pattern_set else None
         self.pattern_set = built if built is not None and built.active else None
+        members = [m for head in ruleset.rules() for m in _chain(head)]
+        if self.pattern_set is not None:
+            lists = phrase_lists(m.operator for m in members)
+            phrases = PhraseScreen(lists, first_id=self.pattern_set.size)
+            self.pattern_set.phrases = phrases if phrases.active else None
+        for member in members:
+            member.screen_id = screen_id(member.operator)
+            member.screen_bit = 0 if member.screen_id is None else 1 << member.screen_id
         for head in ruleset.rules():
             head.prescreen = _prescreen(head)
+        self.phases = {
+            phase: compile_phase(rules, markers_by_phase[phase])
+            for phase, rules in self.sequences.items()
+        }
 
     @property
     def rule_count(self) -> int:
@@ -222,15 +237,23 @@ def _paranoia_of(rule: Rule) -> int:
     return 1
 
 
+def _chain(head: Rule) -> list[Rule]:
+    out: list[Rule] = []
+    rule: Rule | None = head
+    while rule is not None:
+        out.append(rule)
+        rule = rule.chain
+    return out
+
+
 def _prescreen(rule: Rule) -> tuple[str, int] | None:
-    """For an @rx rule on request/response data only, what lets the pattern set skip it."""
-    op = rule.operator
-    if not isinstance(op, Rx) or op.regex.set_id is None or rule.negated:
+    """For an @rx/@pm rule on request/response data only, what lets the pattern set skip it."""
+    if rule.screen_id is None or rule.negated:
         return None
     # counts excluded: removing targets at run time changes a count, it does not only drop it
     if not rule.targets or not all(t.cacheable and not t.count for t in rule.targets):
         return None
-    return "\x01".join(rule.screen_keys), op.regex.set_id
+    return "\x01".join(rule.screen_keys), rule.screen_bit
 
 
 def _package_text(name: str) -> str:

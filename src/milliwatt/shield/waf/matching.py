@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from milliwatt.shield.waf.operators import Operator, Rx
+from milliwatt.shield.waf.caches import SHARED_VALUE_MAX, UNKNOWN, Mask
+from milliwatt.shield.waf.operators import Operator
 from milliwatt.shield.waf.regexes import Regex
 from milliwatt.shield.waf.rules import Rule, select_key
 from milliwatt.shield.waf.variables import Target, TxData
@@ -17,33 +18,10 @@ from milliwatt.shield.waf.variables import Target, TxData
 if TYPE_CHECKING:
     from milliwatt.shield.waf.engine import WAF
 
-SHARED_VALUE_MAX = 4096  # characters: larger values are cached per transaction only
 # a rule's exclusions, and per target the keys of its selected and of its transformed values
 Targeting = tuple[tuple[Target, ...], tuple[str, ...], tuple[str, ...]]
 RETARGETS_KEPT = 20_000
 CAPTURE_KEYS = tuple(str(i) for i in range(10))  # TX:0 ... TX:9
-UNKNOWN = frozenset({-1})  # a cache miss (None is a cached answer: "ask each pattern")
-_EMPTY_UNION: frozenset[int] = frozenset()
-
-
-class SharedCaches:
-    """Transformed values and pattern-set answers, shared by all transactions of a WAF (header
-    values repeat across requests). Bounded: emptied when they hold too much."""
-
-    MAX_ENTRIES = 50_000
-    MAX_CHARS = 8 << 20  # of values held: a client sending unique values cannot grow them
-
-    def __init__(self) -> None:
-        self.transformed: dict[tuple[str, str], str] = {}
-        self.matched: dict[str, frozenset[int] | None] = {}
-        self.chars = 0
-
-    def make_room(self) -> None:
-        if self.chars > self.MAX_CHARS or len(self.transformed) > self.MAX_ENTRIES:
-            self.transformed.clear()
-            self.chars = 0
-        if len(self.matched) > self.MAX_ENTRIES:
-            self.matched.clear()
 
 
 class View:
@@ -53,12 +31,12 @@ class View:
 
     def __init__(self, pairs: list[tuple[str, str]]) -> None:
         self.pairs = pairs
-        self.answers: list[frozenset[int]] | None = None  # filled on first @rx use
-        self.union: set[int] | frozenset[int] | None = set()  # None: the set gave up
+        self.answers: list[Mask] | None = None  # filled on first @rx/@pm use
+        self.union: Mask | None = 0  # None: the set gave up
 
 
 EMPTY_VIEW = View([])
-EMPTY_VIEW.answers, EMPTY_VIEW.union = [], frozenset()
+EMPTY_VIEW.answers, EMPTY_VIEW.union = [], 0
 
 
 class TargetMatching:
@@ -73,12 +51,14 @@ class TargetMatching:
     removed_targets_by_tag: list[tuple[str, Target]]
     _tcache: dict[tuple[str, str], str]
     _big_tcache: dict[tuple[str, str], str]
-    _pcache: dict[str, frozenset[int] | None]
-    _big_pcache: dict[str, frozenset[int] | None]
+    _pcache: dict[str, Mask | None]
+    _big_pcache: dict[str, Mask | None]
+    _scache: dict[tuple[str, str], Mask | None]
+    _big_scache: dict[tuple[str, str], Mask | None]
     _selected: dict[str, list[tuple[str, str]]]
     _views: dict[str, View]
-    _unions: dict[str, set[int] | frozenset[int] | None]
-    _view_unions: dict[str, frozenset[int] | None]
+    _unions: dict[str, Mask | None]
+    _view_unions: dict[str, Mask | None]
     _present: frozenset[str] | None  # variables holding values, once asked
     _retargets: dict[tuple[Rule, tuple[str, ...]], Targeting]
     _removals: tuple[str, ...]
@@ -100,20 +80,20 @@ class TargetMatching:
         shared_t, big_t, shared_p = self._tcache, self._big_tcache, self._pcache
         multi = rule.multi_match
         selected = self._selected
-        sid = op.regex.set_id if isinstance(op, Rx) else None
+        bit = rule.screen_bit  # 0: the pattern set does not answer for this operator
         for index, target in enumerate(rule.targets):
             if target.cacheable and not multi:
                 view = self._views.get(view_keys[index])
                 if view is None:
                     view = self._view(rule, target, excluded, select_keys[index], view_keys[index])
-                if sid is not None:
+                if bit:
                     answers = view.answers if view.answers is not None else self._answer(view)
                     if view.union is not None:  # the set knows every value's patterns
-                        if not negated and sid not in view.union:
+                        if not negated and not view.union & bit:
                             continue
                         if not capture:
-                            for pair, ids in zip(view.pairs, answers, strict=True):
-                                if (sid in ids) != negated:  # type: ignore[operator]
+                            for pair, mask in zip(view.pairs, answers, strict=True):
+                                if bool(mask & bit) != negated:
                                     found.append(pair)
                             continue
                 for pair in view.pairs:
@@ -132,17 +112,17 @@ class TargetMatching:
                 if not multi:  # the common case: one transformed value per variable
                     if transforms:
                         cache = shared_t if len(raw) <= SHARED_VALUE_MAX else big_t
-                        value = cache.get((raw, tchain))  # type: ignore[assignment]
+                        value = cache.get((raw, tchain))
                         if value is None:
                             value = self._transform(raw, rule)
                     else:
                         value = raw
-                    if sid is not None:  # the pattern set already knows: most values end here
-                        ids = shared_p.get(value, UNKNOWN)
+                    if bit:  # the pattern set already knows: most values end here
+                        ids: Mask | None = shared_p.get(value, UNKNOWN)
                         if ids is UNKNOWN:
                             ids = self._matching(value)
                         if ids is not None:
-                            hit = sid in ids
+                            hit = bool(ids & bit)
                             if hit and capture:  # the rule's own regex reads the groups
                                 hit = op.evaluate(self, value, capture)
                             if hit != negated:
@@ -230,27 +210,27 @@ class TargetMatching:
         view = self._views[view_key] = View(pairs)
         return view
 
-    def _answer(self, view: View) -> list[frozenset[int]]:
+    def _answer(self, view: View) -> list[Mask]:
         """Fills in which patterns match each of the view's values; when the set gave up on
         one, the union is None and each pattern runs on its own."""
-        answers: list[frozenset[int]] = []
-        union: set[int] | None = set()
+        answers: list[Mask] = []
+        union: Mask = 0
         pcache = self._pcache
         for _, value in view.pairs:
             ids = pcache.get(value, UNKNOWN)
             if ids is UNKNOWN:
                 ids = self._matching(value)
             if ids is None:
-                answers, union = [], None
-                break
+                view.answers, view.union = [], None
+                return []
             answers.append(ids)
-            union |= ids  # type: ignore[operator]
+            union |= ids
         view.answers, view.union = answers, union
         return answers
 
-    def _union_of(self, rule: Rule) -> set[int] | frozenset[int] | None:
+    def _union_of(self, rule: Rule) -> Mask | None:
         """The patterns that match any of the rule's values (None: the set gave up on one)."""
-        unions, total = self._view_unions, set()
+        unions, total = self._view_unions, 0
         present = self._present
         if present is None:
             present = self._present = self.data.present()
@@ -265,36 +245,52 @@ class TargetMatching:
             total |= union
         return total
 
-    def _view_union(self, rule: Rule, index: int, target: Target) -> frozenset[int] | None:
+    def _view_union(self, rule: Rule, index: int, target: Target) -> Mask | None:
         """The patterns one target's transformed values match (for multiMatch, any stage of
         their transformation does): all a prescreen needs, with none of a view's lists."""
         key = rule.select_keys[index]
         pairs = self._selected.get(key)
         if pairs is None:
             pairs = self._selected[key] = self.data.select(target, rule.excluded)
-        union: frozenset[int] | None = _EMPTY_UNION
-        if not pairs:
-            self._view_unions[rule.screen_keys[index]] = union
-            return union
-        transforms, tchain, pcache = rule.transforms, rule.tchain, self._pcache
-        shared, big = self._tcache, self._big_tcache
+        union: Mask = 0
+        chain, shared, big = rule.screen_chain, self._scache, self._big_scache
         for _, raw in pairs:
-            values = [raw]
-            if rule.multi_match:
-                values = self._stages(raw, rule)
-            elif transforms:
-                cache = shared if len(raw) <= SHARED_VALUE_MAX else big
-                value = cache.get((raw, tchain))
-                values[0] = value if value is not None else self._transform(raw, rule)
-            for value in values:
-                ids = pcache.get(value, UNKNOWN)
-                if ids is UNKNOWN:
-                    ids = self._matching(value)
-                if ids is None:
-                    self._view_unions[rule.screen_keys[index]] = None
-                    return None
-                union = union | ids if union else ids
+            cache = shared if len(raw) <= SHARED_VALUE_MAX else big
+            ids = cache.get((raw, chain), UNKNOWN)
+            if ids is UNKNOWN:
+                ids = self._value_screen(raw, rule, cache)
+            if ids is None:
+                self._view_unions[rule.screen_keys[index]] = None
+                return None
+            union |= ids
         self._view_unions[rule.screen_keys[index]] = union
+        return union
+
+    def _value_screen(
+        self, raw: str, rule: Rule, cache: dict[tuple[str, str], Mask | None]
+    ) -> Mask | None:
+        """The patterns one raw value matches once transformed the rule's way (any stage, for
+        multiMatch); kept by (value, transformations), so a header seen before costs a lookup."""
+        if rule.multi_match:
+            values = self._stages(raw, rule)
+        elif rule.transforms:
+            tcache = self._tcache if len(raw) <= SHARED_VALUE_MAX else self._big_tcache
+            value = tcache.get((raw, rule.tchain))
+            values = [value if value is not None else self._transform(raw, rule)]
+        else:
+            values = [raw]
+        union: Mask | None = 0
+        for value in values:
+            ids = self._pcache.get(value, UNKNOWN)
+            if ids is UNKNOWN:
+                ids = self._matching(value)
+            if ids is None:
+                union = None
+                break
+            union = union | ids  # type: ignore[operator]  # not None until the break
+        cache[(raw, rule.screen_chain)] = union
+        if cache is self._scache:
+            self.waf.caches.chars += len(raw)
         return union
 
     def _stages(self, raw: str, rule: Rule) -> list[str]:
@@ -341,14 +337,14 @@ class TargetMatching:
         ids = self._pcache.get(value, UNKNOWN)
         if ids is UNKNOWN:
             ids = self._matching(value)
-        return ids is None or rx.set_id in ids  # type: ignore[operator]
+        return ids is None or bool(ids >> rx.set_id & 1)
 
-    def _matching(self, value: str) -> frozenset[int] | None:
+    def _matching(self, value: str) -> Mask | None:
         """Ids of the patterns that match this value (cached); None: ask each pattern."""
         pcache = self._pcache if len(value) <= SHARED_VALUE_MAX else self._big_pcache
         if value in pcache:
             return pcache[value]
-        ids = pcache[value] = self.waf.pattern_set.matching(value)  # type: ignore[union-attr]
+        ids = pcache[value] = self.waf.pattern_set.mask(value)  # type: ignore[union-attr]
         if pcache is self._pcache:
             self.waf.caches.chars += len(value)
         return ids

@@ -10,7 +10,7 @@ import ctypes
 import ipaddress
 import operator as operator_module
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -77,6 +77,20 @@ class _PhraseOperator(Operator):
         if capture:
             tx.set_captures((found,))
         return True
+
+
+def screen_id(op: Operator | None) -> int | None:
+    """The id under which the WAF's pattern set answers for this operator: an `@rx` pattern
+    in its RE2 set or an `@pm` list in its phrase screen; None when it answers for neither."""
+    if isinstance(op, Rx):
+        return op.regex.set_id
+    if isinstance(op, _PhraseOperator):
+        return op.phrases.set_id
+    return None
+
+
+def phrase_lists(ops: Iterable[Operator | None]) -> list[PhraseSet]:
+    return [op.phrases for op in ops if isinstance(op, _PhraseOperator)]
 
 
 @operator("pm")

@@ -12,10 +12,13 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import re2
 import regex
+
+if TYPE_CHECKING:
+    from milliwatt.shield.waf.phrases import PhraseScreen
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +136,8 @@ class PatternSet:
         """`max_mem`: bytes the DFA's states may take; by default SET_MEMORY_PER_PATTERN each."""
         self._set: Any = None
         self.covered = 0
+        self.size = 0  # ids in use: the sentinel's and the patterns'
+        self.phrases: PhraseScreen | None = None  # when the rules' @pm lists are screened too
         wanted = list(dict.fromkeys(r for r in patterns if r.engine == "re2" and r.set_id is None))
         opts = _re2_options()
         opts.never_capture = True
@@ -141,7 +146,7 @@ class PatternSet:
         opts.max_mem = max_mem
         built = re2._re2.Set(_UNANCHORED, opts)
         # matches every value: when it is missing from an answer, the DFA ran out of memory
-        self._sentinel = built.Add(b"")
+        self._sentinel: int = built.Add(b"")
         members: list[Regex] = []
         for rx in wanted:
             index = built.Add(rx.flagged.encode("latin-1"))
@@ -155,18 +160,33 @@ class PatternSet:
             return
         self._set = built
         self.covered = len(members)
+        self.size = 1 + max(rx.set_id for rx in members if rx.set_id is not None)
 
     @property
     def active(self) -> bool:
         return self._set is not None
 
-    def matching(self, value: str) -> frozenset[int] | None:
-        """Ids of the matching patterns; None when RE2 gave up (run each pattern instead)."""
-        found = self._set.Match(value.encode("latin-1"))
+    def mask(self, value: str) -> int | None:
+        """Bit n set when pattern (or phrase list) n matches; None when RE2 gave up (run each
+        pattern instead). The sentinel's bit is left out."""
+        data = value.encode("latin-1")
+        found: list[int] = self._set.Match(data)
         if self._sentinel not in found:
             return None
-        found.remove(self._sentinel)
-        return frozenset(found)
+        bits = 0
+        for index in found:
+            bits |= 1 << index
+        bits &= ~(1 << self._sentinel)
+        if self.phrases is not None:
+            bits |= self.phrases.mask(data)
+        return bits
+
+    def matching(self, value: str) -> frozenset[int] | None:
+        """Ids of the matching patterns and phrase lists; None when RE2 gave up."""
+        bits = self.mask(value)
+        if bits is None:
+            return None
+        return frozenset(i for i in range(bits.bit_length()) if bits >> i & 1)
 
 
 class PhraseSet:
@@ -175,33 +195,40 @@ class PhraseSet:
     def __init__(self, phrases: list[str]) -> None:
         # ASCII-only folding, as ModSecurity's @pm and Hyperscan's caseless mode do
         self.phrases = sorted({ascii_lower(to_bytes_pattern(p)) for p in phrases if p})
-        self._db: Any = None
+        self.set_id: int | None = None  # this list's id in the WAF's PhraseScreen, if any
+        self._db: Any = None  # compiled on first use: the WAF's phrase screen mostly answers
+        self._lock = threading.Lock()
         self._local = threading.local()
         self._fallback: Any = None
-        if not self.phrases:
-            return
-        if hyperscan is not None:
-            self._db = hyperscan.Database()
-            self._db.compile(
-                expressions=[p.encode("latin-1") for p in self.phrases],
-                ids=list(range(len(self.phrases))),
-                elements=len(self.phrases),
-                flags=hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH,
-                literal=True,
-            )
-        else:  # no Hyperscan on this platform: one RE2 alternation (ASCII-escaped bytes)
+        if self.phrases and hyperscan is None:
+            # no Hyperscan on this platform: one RE2 alternation (ASCII-escaped bytes)
             alternation = "|".join("".join(f"\\x{ord(ch):02x}" for ch in p) for p in self.phrases)
             self._fallback = Regex(alternation, caseless=True)
+
+    def _database(self) -> Any:
+        with self._lock:
+            if self._db is None:
+                db = hyperscan.Database()
+                db.compile(
+                    expressions=[p.encode("latin-1") for p in self.phrases],
+                    ids=list(range(len(self.phrases))),
+                    elements=len(self.phrases),
+                    flags=hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH,
+                    literal=True,
+                )
+                self._db = db
+            return self._db
 
     def first_match(self, value: str) -> str | None:
         if not self.phrases:
             return None
-        if self._db is None:
+        if self._fallback is not None:
             m = self._fallback.search(value)
             return m[0] if m else None
+        db = self._db if self._db is not None else self._database()
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
-            scratch = self._local.scratch = hyperscan.Scratch(self._db)
+            scratch = self._local.scratch = hyperscan.Scratch(db)
         hit: list[int] = []
 
         def on_match(pattern_id: int, start: int, end: int, flags: int, ctx: object) -> int:
@@ -210,7 +237,7 @@ class PhraseSet:
             return 1  # stop at the first phrase found
 
         with contextlib.suppress(hyperscan.error):  # raised when the callback stops the scan
-            self._db.scan(value.encode("latin-1"), match_event_handler=on_match, scratch=scratch)
+            db.scan(value.encode("latin-1"), match_event_handler=on_match, scratch=scratch)
         if not hit:
             return None
         start, pid = hit[0], hit[1]

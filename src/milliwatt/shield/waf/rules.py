@@ -67,11 +67,15 @@ class Rule:
     # transformation names joined ("urldecodeuni,lowercase"): the cache key of transformed
     # values, interned text so that keying a cache by it hashes nothing
     tchain: str = ""
+    screen_chain: str = ""  # tchain, marked for multiMatch: what a value's screen depends on
     tprefixes: tuple[str, ...] = ()  # the chains of the first one, two, ... transformations
     select_keys: tuple[str, ...] = ()  # per target: what it selects, shared by equal targets
     view_keys: tuple[str, ...] = ()  # per target: what it selects, transformed this rule's way
     screen_keys: tuple[str, ...] = ()  # view_keys, or for multiMatch its every stage's
-    # (all its targets' key, pattern-set id): an @rx rule the set alone can rule out
+    # the pattern set's id for the operator (@rx pattern or @pm list), when it answers for it
+    screen_id: int | None = None
+    screen_bit: int = 0  # 1 << screen_id: its bit in the set's answers
+    # (all its targets' key, pattern-set bit): an @rx/@pm rule the set alone can rule out
     prescreen: tuple[str, int] | None = None
     # (key, counted) per target when the rule reads only TX variables by name, untransformed:
     # CRS's paranoia-level, setup and scoring checks, half of the rules a request meets
@@ -86,6 +90,7 @@ class Rule:
         self.view_keys = tuple(f"{key}\x00{self.tchain}" for key in self.select_keys)
         stages = "\x00every stage" if self.multi_match else ""
         self.screen_keys = tuple(key + stages for key in self.view_keys)
+        self.screen_chain = sys.intern(self.tchain + stages)
         tx_only = all(t.name == "TX" and t.key and t.key_regex is None for t in self.targets)
         if self.targets and tx_only and not (self.excluded or self.transforms or self.multi_match):
             self.tx_keys = tuple((t.key, t.count) for t in self.targets if t.key)

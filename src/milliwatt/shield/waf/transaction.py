@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from milliwatt.shield.waf.api import HttpRequest, HttpResponse, Interruption, MatchedRule
 from milliwatt.shield.waf.audit import DATA_LIMIT, audit_record
+from milliwatt.shield.waf.compiled import screen_phase
 from milliwatt.shield.waf.macros import Macro
-from milliwatt.shield.waf.matching import CAPTURE_KEYS, UNKNOWN, TargetMatching, View
+from milliwatt.shield.waf.matching import CAPTURE_KEYS, TargetMatching, View
 from milliwatt.shield.waf.operators import to_int
 from milliwatt.shield.waf.request_data import load_request, load_request_body, load_response
 from milliwatt.shield.waf.rules import Rule
@@ -62,15 +63,17 @@ class Transaction(TargetMatching):
         self._selected: dict[str, list[tuple[str, str]]] = {}
         # (target, exclusions, transformations) -> the transformed values, same lifetime
         self._views: dict[str, View] = {}
-        self._unions: dict[str, set[int] | frozenset[int] | None] = {}  # same, per rule
-        self._view_unions: dict[str, frozenset[int] | None] = {}  # same, per target
+        self._unions: dict[str, int | None] = {}  # same, per rule
+        self._view_unions: dict[str, int | None] = {}  # same, per target
         self._present: frozenset[str] | None = None
         self._retargets = waf.retargets  # rules' keys after ctl: removed targets
         self._removals: tuple[str, ...] = ()  # the ctl: target removals, in order
         self._pcache = waf.caches.matched
         # values too large to keep beyond this transaction (bodies) have caches of their own
         self._big_tcache: dict[tuple[str, str], str] = {}
-        self._big_pcache: dict[str, frozenset[int] | None] = {}
+        self._big_pcache: dict[str, int | None] = {}
+        self._scache = waf.caches.screened
+        self._big_scache: dict[tuple[str, str], int | None] = {}
         self._started = time.perf_counter()
         self._request: HttpRequest | None = None
         self._finished = False
@@ -118,26 +121,26 @@ class Transaction(TargetMatching):
             return self.interruption is not None
         if phase <= self._allowed_through and phase != 5:
             return False
-        rules, markers = self.waf.sequences[phase], self.waf.markers[phase]
-        unions, evaluate = self._unions, self._evaluate
+        program = self.waf.phases.get(phase)
+        if program is None:
+            return False
+        rules, steps, markers = program.rules, program.steps, program.markers
         collections = self.data.collections
         n, i = len(rules), 0
+        # the rules the pattern set rules out are passed over, asked once for the phase
+        ruled_out = screen_phase(self, program) if program.screens else bytearray(n)
         while i < n:
+            if ruled_out[i]:
+                # as its evaluation would leave it (a removed rule is not evaluated at all)
+                if not (self._removing and self._is_removed(rules[i])):
+                    collections["MATCHED_VARS"] = []
+                i += 1
+                continue
             rule = rules[i]
             i += 1
             if self._removing and self._is_removed(rule):
                 continue
-            # the pattern set rules out most rules: when none of the patterns that match the
-            # rule's values is its own (sound under ctl: target removal: fewer values match less)
-            screen = rule.prescreen
-            if screen is not None:
-                union = unions.get(screen[0], UNKNOWN)
-                if union is UNKNOWN:
-                    union = unions[screen[0]] = self._union_of(rule)
-                if union is not None and screen[1] not in union:
-                    collections["MATCHED_VARS"] = []  # as an evaluation would leave it
-                    continue
-            if not evaluate(rule):
+            if not steps[i - 1](self):
                 continue
             if self.interruption is not None:
                 return True
@@ -167,19 +170,23 @@ class Transaction(TargetMatching):
             found = self._match(rule)
             if not found:
                 return False
-            # as in ModSecurity, a member's actions run at once: later members may read them
-            if rule.actions:
-                for n, (name, value) in enumerate(found):
-                    if rule.capture and n < len(self._captures):
-                        self.set_captures(self._captures[n])
-                    self.data.scalars["MATCHED_VAR"] = value
-                    self.data.scalars["MATCHED_VAR_NAME"] = name
-                    for action in rule.actions:
-                        action.apply(self)
-            self._set_matched(found)
+            self._matched(rule, found)
             rule = rule.chain
         self._conclude(head)
         return True
+
+    def _matched(self, rule: Rule, found: list[tuple[str, str]]) -> None:
+        """A chain member matched: its actions run, and MATCHED_VAR(S) say what matched."""
+        # as in ModSecurity, a member's actions run at once: later members may read them
+        if rule.actions:
+            for n, (name, value) in enumerate(found):
+                if rule.capture and n < len(self._captures):
+                    self.set_captures(self._captures[n])
+                self.data.scalars["MATCHED_VAR"] = value
+                self.data.scalars["MATCHED_VAR_NAME"] = name
+                for action in rule.actions:
+                    action.apply(self)
+        self._set_matched(found)
 
     def _compare(
         self, rule: Rule, key: str, test: Callable[[int, int], bool], constant: int

@@ -1,0 +1,40 @@
+"""What transactions of one WAF share: transformed values and pattern-set answers."""
+
+from __future__ import annotations
+
+SHARED_VALUE_MAX = 4096  # characters: larger values are cached per transaction only
+# Pattern-set answers are bit masks (bit n: pattern or phrase list n matches), so a union over
+# values is an integer `|` and a rule's check one `&`.
+UNKNOWN = -1  # a cache miss (None is a cached answer: "ask each pattern"); masks are >= 0
+Mask = int
+
+
+class SharedCaches:
+    """Transformed values and pattern-set answers, shared by all transactions of a WAF (header
+    values repeat across requests). Bounded: emptied when they hold too much."""
+
+    MAX_ENTRIES = 50_000
+    MAX_CHARS = 8 << 20  # of values held: a client sending unique values cannot grow them
+
+    def __init__(self) -> None:
+        self.transformed: dict[tuple[str, str], str] = {}
+        self.matched: dict[str, Mask | None] = {}
+        # (raw value, transformations and stages) -> the patterns it matches so transformed
+        self.screened: dict[tuple[str, str], Mask | None] = {}
+        self.chars = 0
+
+    def clear(self) -> None:
+        self.transformed.clear()
+        self.matched.clear()
+        self.screened.clear()
+        self.chars = 0
+
+    def make_room(self) -> None:
+        if self.chars > self.MAX_CHARS or len(self.transformed) > self.MAX_ENTRIES:
+            self.transformed.clear()
+            self.screened.clear()
+            self.chars = 0
+        if len(self.screened) > self.MAX_ENTRIES:
+            self.screened.clear()
+        if len(self.matched) > self.MAX_ENTRIES:
+            self.matched.clear()
