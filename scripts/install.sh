@@ -16,6 +16,14 @@ fi
 
 PYTHON="${PYTHON:-python3}"
 
+# code.run and `milliwatt sandbox` run commands only under bubblewrap (and its seccomp filter,
+# compiled by libseccomp); without them they refuse to run anything.
+if ! command -v bwrap >/dev/null && command -v apt-get >/dev/null; then
+    sudo=""; [[ "$(id -u)" != 0 ]] && sudo="sudo"
+    $sudo apt-get install -y --no-install-recommends bubblewrap libseccomp2 >&2 \
+        || echo "milliwatt: could not install bubblewrap; code execution will refuse to run" >&2
+fi
+
 if ! "$PYTHON" -c "import llama_cpp" 2>/dev/null; then
     echo "milliwatt: compiling llama.cpp for this CPU, once (about 6 minutes on 2 cores)..." >&2
 fi
