@@ -1,0 +1,148 @@
+"""The prompt firewall: how likely a text is to carry instructions aimed at the model.
+
+A linear model over hashed features, trained by `scripts/train_firewall.py`: character 3-5
+grams (robust to misspellings, other languages and split words), word 1-2 grams, and a few
+precise patterns of known attacks (chat-template tokens, "ignore previous instructions",
+hidden-markdown exfiltration), each pattern one feature whose weight was learned. Numpy
+only; a 1 KB text costs well under a millisecond.
+
+A long text is read in overlapping windows and scored by its worst window, so an
+instruction buried in a long e-mail, page or table is not diluted by the text around it.
+
+The score is a probability in [0, 1]; `is_injection` compares it with the threshold chosen
+at training time on tuning data only (see docs/security.md for the figures).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import unicodedata
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+FEATURE_VERSION = 1
+WEIGHTS = Path(__file__).with_name("firewall.npz")  # written by scripts/train_firewall.py
+WINDOW = 512  # characters per window; windows overlap by half
+_CHAR_NGRAMS = (3, 4, 5)
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: spreads a hash over the high bits
+_PRIME = np.uint64(1_000_003)
+_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+_SPACE = re.compile(r"\s+")
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+# precise signs of an attack; the model learns how much each one counts
+RULES: dict[str, re.Pattern[str]] = {
+    name: re.compile(pattern)
+    for name, pattern in {
+        "ignore_previous": r"\b(ignore|disregard|forget|override|skip|bypass)\b.{0,40}\b(previous|prior|"
+        r"above|earlier|preceding|original|all|any|your)\b.{0,30}\b(instructions?|prompts?|"
+        r"directions?|rules|guidelines|context|tasks?)\b",
+        "new_instructions": r"\b(new|updated|real|actual|important|urgent)\s+(instructions?|task|"
+        r"directive|orders?)\b",
+        "role_marker": r"(^|[\[<({#|])\s*/?\s*(system|admin|administrator|assistant|developer|"
+        r"agent|ai)\s*(override|instruction|message|request|note|mode|prompt)?\s*[\]>):|]",
+        "template_token": r"<\|(im_start|im_end|system|user|assistant|endoftext|eot_id|"
+        r"start_header_id)\|>|\[/?inst\]|<</?sys>>|###\s*(instruction|system|response)",
+        "persona": r"\b(you are now|from now on|act as|pretend (to be|you are)|roleplay as|"
+        r"developer mode|jailbreak|do anything now)\b",
+        "conceal": r"\b(do not|don't|never)\s+(tell|inform|mention|reveal|let)\b.{0,20}\b(user|"
+        r"human|anyone)\b",
+        "prompt_leak": r"\b(reveal|print|repeat|show|output|disclose)\b.{0,30}\b(system prompt|"
+        r"instructions above|initial prompt|hidden prompt|your prompt|secret)\b",
+        "exfil_markdown": r"!\[[^\]]*\]\(\s*https?://[^)\s]*[?&][^)\s]*=",
+        "before_answer": r"\b(before|instead of)\s+(responding|answering|replying|summari[sz]ing|"
+        r"doing anything)\b",
+        "tool_call": r"\b(call|invoke|use|run|execute)\s+(the\s+)?(\w+[_.])?\w*\s*(tool|function)\b",
+    }.items()
+}
+
+
+def normalize(text: str) -> str:
+    """NFKC (full-width and look-alike forms), invisible characters out, lower case, one space."""
+    text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+    return _SPACE.sub(" ", text).strip().lower()
+
+
+def windows(text: str) -> list[str]:
+    """The normalized text in windows of WINDOW characters overlapping by half."""
+    text = normalize(text)
+    if len(text) <= WINDOW:
+        return [text]
+    step = WINDOW // 2
+    return [text[i : i + WINDOW] for i in range(0, len(text) - step, step)]
+
+
+def features(window: str, bits: int) -> np.ndarray:
+    """Sorted unique feature indices of one normalized window."""
+    shift = np.uint64(64 - bits)
+    parts = [_char_ngrams(window.encode("utf-8"), shift)]
+    tokens = _TOKEN.findall(window)
+    hashed = [zlib.crc32(t.encode()) for t in tokens]
+    hashed += [zlib.crc32(f"{a} {b}".encode(), 1) for a, b in zip(tokens, tokens[1:], strict=False)]
+    hashed += [zlib.crc32(name.encode(), 2) for name, rule in RULES.items() if rule.search(window)]
+    if hashed:
+        words = np.array(hashed, dtype=np.uint64) + np.uint64(0x5BD1E995)
+        parts.append((words * _MIX) >> shift)
+    return np.unique(np.concatenate(parts)).astype(np.int64)
+
+
+def _char_ngrams(data: bytes, shift: np.uint64) -> np.ndarray:
+    raw = np.frombuffer(data, dtype=np.uint8).astype(np.uint64)
+    found = []
+    for n in _CHAR_NGRAMS:
+        count = len(raw) - n + 1
+        if count <= 0:
+            continue
+        h = np.full(count, n, dtype=np.uint64)
+        for k in range(n):
+            h = h * _PRIME + raw[k : k + count]  # wraps modulo 2**64, as intended
+        found.append((h * _MIX) >> shift)
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.uint64)
+
+
+class InjectionDetector:
+    """Scores text for prompt injection; `score` in [0, 1], `is_injection` at the threshold."""
+
+    def __init__(self, weights: Path | None = None) -> None:
+        path = weights or WEIGHTS
+        with np.load(path) as data:
+            meta = json.loads(str(data["meta"]))
+            if meta.get("feature_version") != FEATURE_VERSION:
+                raise ValueError(f"{path}: weights for features v{meta.get('feature_version')}")
+            self._weights = data["weights"].astype(np.float32)
+            self._bias = float(data["bias"])
+        self.bits: int = int(meta["bits"])
+        self.threshold: float = float(meta["threshold"])
+        self.meta: dict[str, object] = meta
+
+    def score(self, text: str) -> float:
+        """Probability that the text carries injected instructions (its worst window's)."""
+        best = -np.inf
+        for window in windows(text):
+            index = features(window, self.bits)
+            if index.size == 0:
+                continue
+            logit = self._bias + float(self._weights[index].sum()) / np.sqrt(index.size)
+            best = max(best, logit)
+        return 0.0 if best == -np.inf else float(1.0 / (1.0 + np.exp(-best)))
+
+    def is_injection(self, text: str) -> bool:
+        return self.score(text) >= self.threshold
+
+
+@functools.cache
+def default_detector() -> InjectionDetector:
+    """The detector trained on the shipped weights, loaded once per process."""
+    return InjectionDetector()
+
+
+def screen_tool_description(name: str, description: str) -> str | None:
+    """Why a remote tool must be refused (its description reads as an injection), or None."""
+    detector = default_detector()
+    score = detector.score(f"{name}: {description}")
+    if score >= detector.threshold:
+        return f"its description reads as a prompt injection (score {score:.2f})"
+    return None
