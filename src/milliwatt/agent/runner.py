@@ -14,6 +14,7 @@ from pathlib import Path
 
 from milliwatt.agent.cascade import ModelCascade
 from milliwatt.agent.events import Route, RunEvent, RunResult, Stop, TextDelta, ToolCalled
+from milliwatt.agent.output import redacted, redacted_result
 from milliwatt.agent.router import Router
 from milliwatt.agent.tool_selection import ToolSelector
 from milliwatt.config import AgentConfig
@@ -121,14 +122,17 @@ class Agent:
         turn = [Message("user", message)]
         started = time.monotonic()
 
-        result = self._answer_with_tool(message, context, ledger, session)
+        routed = self._answer_with_tool(message, context, ledger, session)
+        result = routed
         if result is None:
             session_cost = self._session_cost(session)
             request = GenerationSettings(user=user, cancel=cancel)
-            result = yield from self.cascade.run(
+            events = self.cascade.run(
                 prior, turn, context, ledger, session, started, session_cost, request, max_tokens
             )
-        else:
+            result = yield from redacted(events)
+        result = redacted_result(result)  # nothing secret leaves the agent or is stored
+        if routed is not None:
             yield TextDelta(result.answer)
         turn.append(Message("assistant", result.answer))
         if session is not None and self.store is not None:
