@@ -20,6 +20,7 @@ Prints per-source figures for both halves; the last line holds the headline figu
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import random
@@ -30,10 +31,9 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from scipy import sparse
-from sklearn.linear_model import LogisticRegression
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -49,7 +49,7 @@ from milliwatt.shield.firewall import (  # noqa: E402
 BITS = 18
 HELD_OUT_PERCENT = 40
 TARGET_FPR = 0.005  # chosen below the 1% goal: held-out benign text is not the tuning text
-C = 4.0
+C = 64.0  # weak regularisation: features are many and sparse
 
 
 @dataclass
@@ -112,20 +112,25 @@ def _bipia(folder: Path) -> list[Item]:
     attacks = [
         (f"bipia-{kind}-attack:{category}:{i}", attack)
         for kind in ("text", "code")
-        for category, listed in json.loads((folder / f"{kind}_attack_train.json").read_text()).items()
+        for category, listed in _json(folder / f"{kind}_attack_train.json").items()
         for i, attack in enumerate(listed)
     ]
     rng = random.Random(7)
     for attack_group, attack in attacks:
         side = held_out(attack_group)
         pool = [c for c in contexts if held_out(c[0]) == side]  # no context crosses the split
-        for context_group, context in rng.sample(pool, 8):
+        for _group, context in rng.sample(pool, 8):
             cut = rng.choice([0, len(context) // 2, len(context)])
             cut = context.rfind("\n", 0, cut) + 1 if 0 < cut < len(context) else cut
             text = f"{context[:cut]}\n{attack}\n{context[cut:]}"
             span = (cut + 1, cut + 1 + len(attack))
             items.append(Item("bipia-injected", attack_group, text, True, span))
     return items
+
+
+def _json(path: Path) -> dict[str, list[str]]:
+    data: dict[str, list[str]] = json.loads(path.read_text())
+    return data
 
 
 def _dedupe(items: list[Item]) -> list[Item]:
@@ -153,10 +158,18 @@ def training_windows(item: Item) -> Iterator[tuple[str, bool]]:
     yield from ((w, True) for w in windows(before + attack + item.text[end : end + 150]))
 
 
-def matrix(texts: list[str]) -> sparse.csr_matrix:
+@functools.lru_cache(maxsize=200_000)
+def window_features(window: str) -> np.ndarray:
+    """Features of one window, kept: the folds see the same windows again and again."""
+    return features(window, BITS).astype(np.int32)
+
+
+def matrix(texts: list[str]) -> Any:
+    from scipy import sparse  # training only (the `train` extra): loading needs none of it
+
     rows, cols, values = [], [], []
     for r, text in enumerate(texts):
-        index = features(text, BITS)
+        index = window_features(text)
         rows.append(np.full(index.size, r))
         cols.append(index)
         values.append(np.full(index.size, 1.0 / np.sqrt(max(index.size, 1))))
@@ -181,6 +194,8 @@ def fit(items: list[Item]) -> tuple[np.ndarray, float]:
 
 
 def _logistic(pairs: list[tuple[str, bool]]) -> tuple[np.ndarray, float]:
+    from sklearn.linear_model import LogisticRegression
+
     x = matrix([w for w, _ in pairs])
     y = np.array([label for _, label in pairs])
     model = LogisticRegression(C=C, max_iter=2000, class_weight="balanced", solver="liblinear")
@@ -192,7 +207,7 @@ def score(items: list[Item], model: tuple[np.ndarray, float]) -> np.ndarray:
     weights, bias = model
     out = np.empty(len(items))
     for i, it in enumerate(items):
-        logits = [bias + _sum(weights, features(w, BITS)) for w in windows(it.text)]
+        logits = [bias + _sum(weights, window_features(w)) for w in windows(it.text)]
         out[i] = 1.0 / (1.0 + np.exp(-max(logits)))
     return out
 
@@ -264,7 +279,8 @@ def main() -> None:
     held_scores = np.array([shipped.score(it.text) for it in test])
     held = report("held-out half (the shipped weights)", test, held_scores, threshold)
     save(args.out, model, {**meta, "held_out": held, "tuning": tuned})
-    print(f"\nwrote {args.out} ({args.out.stat().st_size:,} bytes) in {time.monotonic() - started:.0f} s")
+    seconds = time.monotonic() - started
+    print(f"\nwrote {args.out} ({args.out.stat().st_size:,} bytes) in {seconds:.0f} s")
     print(
         f"threshold={threshold:.4f} heldout_tpr={held['tpr']:.3f} heldout_fpr={held['fpr']:.4f} "
         f"heldout_tpr_at_1pct_fpr={held['tpr_at_1pct_fpr']:.3f} tuning_tpr={tuned['tpr']:.3f} "

@@ -6,8 +6,9 @@ precise patterns of known attacks (chat-template tokens, "ignore previous instru
 hidden-markdown exfiltration), each pattern one feature whose weight was learned. Numpy
 only; a 1 KB text costs well under a millisecond.
 
-A long text is read in overlapping windows and scored by its worst window, so an
-instruction buried in a long e-mail, page or table is not diluted by the text around it.
+A long text is read in overlapping windows (of 256 and of 768 characters) and scored by its
+worst window, so an instruction buried in a long e-mail, page or table is not diluted by the
+text around it.
 
 The score is a probability in [0, 1]; `is_injection` compares it with the threshold chosen
 at training time on tuning data only (see docs/security.md for the figures).
@@ -16,6 +17,7 @@ at training time on tuning data only (see docs/security.md for the figures).
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import re
 import unicodedata
@@ -26,7 +28,7 @@ import numpy as np
 
 FEATURE_VERSION = 1
 WEIGHTS = Path(__file__).with_name("firewall.npz")  # written by scripts/train_firewall.py
-WINDOW = 512  # characters per window; windows overlap by half
+WINDOWS = (256, 768)  # window sizes in characters: short ones for a buried line, long for context
 _CHAR_NGRAMS = (3, 4, 5)
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: spreads a hash over the high bits
 _PRIME = np.uint64(1_000_003)
@@ -37,9 +39,9 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 RULES: dict[str, re.Pattern[str]] = {
     name: re.compile(pattern)
     for name, pattern in {
-        "ignore_previous": r"\b(ignore|disregard|forget|override|skip|bypass)\b.{0,40}\b(previous|prior|"
-        r"above|earlier|preceding|original|all|any|your)\b.{0,30}\b(instructions?|prompts?|"
-        r"directions?|rules|guidelines|context|tasks?)\b",
+        "ignore_previous": r"\b(ignore|disregard|forget|override|skip|bypass)\b.{0,40}"
+        r"\b(previous|prior|above|earlier|preceding|original|all|any|your)\b.{0,30}"
+        r"\b(instructions?|prompts?|directions?|rules|guidelines|context|tasks?)\b",
         "new_instructions": r"\b(new|updated|real|actual|important|urgent)\s+(instructions?|task|"
         r"directive|orders?)\b",
         "role_marker": r"(^|[\[<({#|])\s*/?\s*(system|admin|administrator|assistant|developer|"
@@ -55,7 +57,8 @@ RULES: dict[str, re.Pattern[str]] = {
         "exfil_markdown": r"!\[[^\]]*\]\(\s*https?://[^)\s]*[?&][^)\s]*=",
         "before_answer": r"\b(before|instead of)\s+(responding|answering|replying|summari[sz]ing|"
         r"doing anything)\b",
-        "tool_call": r"\b(call|invoke|use|run|execute)\s+(the\s+)?(\w+[_.])?\w*\s*(tool|function)\b",
+        "tool_call": r"\b(call|invoke|use|run|execute)\s+(the\s+)?(\w+[_.])?\w*\s*"
+        r"(tool|function)\b",
     }.items()
 }
 
@@ -67,12 +70,15 @@ def normalize(text: str) -> str:
 
 
 def windows(text: str) -> list[str]:
-    """The normalized text in windows of WINDOW characters overlapping by half."""
+    """The normalized text in windows of each size, overlapping by half; whole if it fits."""
     text = normalize(text)
-    if len(text) <= WINDOW:
-        return [text]
-    step = WINDOW // 2
-    return [text[i : i + WINDOW] for i in range(0, len(text) - step, step)]
+    found: list[str] = []
+    for size in WINDOWS:
+        if len(text) <= size:
+            return [*found, text]
+        step = size // 2
+        found += [text[i : i + size] for i in range(0, len(text) - step, step)]
+    return found
 
 
 def features(window: str, bits: int) -> np.ndarray:
@@ -81,12 +87,16 @@ def features(window: str, bits: int) -> np.ndarray:
     parts = [_char_ngrams(window.encode("utf-8"), shift)]
     tokens = _TOKEN.findall(window)
     hashed = [zlib.crc32(t.encode()) for t in tokens]
-    hashed += [zlib.crc32(f"{a} {b}".encode(), 1) for a, b in zip(tokens, tokens[1:], strict=False)]
+    hashed += [zlib.crc32(f"{a} {b}".encode(), 1) for a, b in itertools.pairwise(tokens)]
     hashed += [zlib.crc32(name.encode(), 2) for name, rule in RULES.items() if rule.search(window)]
     if hashed:
         words = np.array(hashed, dtype=np.uint64) + np.uint64(0x5BD1E995)
         parts.append((words * _MIX) >> shift)
-    return np.unique(np.concatenate(parts)).astype(np.int64)
+    ordered = np.sort(np.concatenate(parts))  # sort + neighbours: several times np.unique's speed
+    keep = np.empty(ordered.size, dtype=bool)
+    keep[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep].astype(np.int64)
 
 
 def _char_ngrams(data: bytes, shift: np.uint64) -> np.ndarray:
