@@ -49,6 +49,7 @@ _SECRET_LEAD = re.compile(
     r"(?i)\b(bearer|password|passwd|pwd|passphrase|secret|token|api[_-]?key|apikey|"
     r"authorization|cookie|aws_secret_access_key|client_secret)\b[\s:=\"']*(is\s*)?$"
 )  # the name of a secret at the end of what would go out: its value is still coming
+_DIGIT_TAIL = re.compile(r"\d[\d -]*$")
 _CARD = re.compile(r"(?<!\d)(?<!\d\.)\d(?:[ -]?\d){12,18}(?!\d|\.\d)")  # not in decimals
 
 _LOG_PATTERNS = [
@@ -148,22 +149,18 @@ def redact_record(value: Any, key: str = "") -> Any:
 class StreamRedactor:
     """`redact_output` over text that arrives in pieces: what `feed` returns is final.
 
-    Text is let out only at a space, so a token is never cut in two; the last HOLD
-    characters wait (a card number's groups may still be arriving), and so do an unfinished
-    private-key block and a secret's name whose value has not come yet ("password: ").
+    Text is let out only at a space, so a token is never cut in two. What could still grow
+    into a secret waits: a run of digits (a card number's groups), the start of a secret
+    value this process knows, an unfinished private-key block, and a secret's name whose
+    value has not come yet ("password: "). Ordinary words stream as they come.
     """
-
-    HOLD = 48
 
     def __init__(self) -> None:
         self._pending = ""
 
     def feed(self, piece: str) -> str:
         raw = self._pending + piece
-        limit = len(raw) - self.HOLD
-        begin = raw.find("-----BEGIN ")
-        if begin != -1 and "-----END " not in raw[begin:]:
-            limit = min(limit, begin)
+        limit = _unsafe_tail(raw)
         cut = max(raw.rfind(" ", 0, limit + 1), raw.rfind("\n", 0, limit + 1))
         cut = _before_any_secret(raw, cut)
         lead = _SECRET_LEAD.search(raw, 0, max(cut, 0))
@@ -178,6 +175,23 @@ class StreamRedactor:
     def flush(self) -> str:
         out, self._pending = redact_output(self._pending), ""
         return out
+
+
+def _unsafe_tail(text: str) -> int:
+    """Where the part of `text` that may still become a secret begins."""
+    limit = len(text)
+    digits = _DIGIT_TAIL.search(text)
+    if digits is not None:
+        limit = digits.start()
+    begin = text.find("-----BEGIN ")
+    if begin != -1 and "-----END " not in text[begin:]:
+        limit = min(limit, begin)
+    for value in _known:
+        for size in range(min(len(value), len(text)), 0, -1):
+            if text.endswith(value[:size]):
+                limit = min(limit, len(text) - size)
+                break
+    return limit
 
 
 def _before_any_secret(text: str, cut: int) -> int:
