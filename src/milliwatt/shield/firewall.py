@@ -149,8 +149,25 @@ def default_detector() -> InjectionDetector:
     return InjectionDetector()
 
 
+# A tool's description says what the tool does. Orders to the model about other things
+# (hidden steps, secrets to read, the user kept in the dark) are the marks of tool poisoning.
+_POISONED_DESCRIPTION = re.compile(
+    r"<\s*/?\s*(important|system|instructions?|secret|hidden)\s*>"
+    r"|\bbefore (using|calling|invoking|running) (this|any|the) tool\b"
+    r"|\b(do not|don't|never)\s+(tell|inform|mention|reveal|notify|alert)\b.{0,30}\b(user|human)"
+    r"|\b(otherwise|or else) (the|this) tool (will|would) (not|fail)"
+    r"|(~|\$home|/home/\w+|/root)/\.(ssh|aws|config|cursor|env|gnupg|netrc)|\bid_(rsa|ed25519)\b"
+    r"|\bmcp\.json\b|/etc/(passwd|shadow)"
+    r"|\b(instead|also|secretly|silently),? (send|forward|email|post|upload|call)\b",
+)
+
+
 def screen_tool_description(name: str, description: str) -> str | None:
     """Why a remote tool must be refused (its description reads as an injection), or None."""
+    text = normalize(description)
+    poisoned = _POISONED_DESCRIPTION.search(text)
+    if poisoned is not None:
+        return f"its description gives the model hidden orders ({poisoned.group()!r})"
     detector = default_detector()
     score = detector.score(f"{name}: {description}")
     if score >= detector.threshold:
