@@ -29,6 +29,11 @@ def test_a_command_runs_and_its_exit_code_and_output_come_back() -> None:
     assert not result.timed_out and result.killed_by is None
 
 
+def test_a_missing_command_is_not_found_not_a_broken_sandbox() -> None:
+    result = run(["no-such-command", "x"])
+    assert (result.exit_code, result.stderr) == (127, "no-such-command: command not found\n")
+
+
 def test_shadow_and_the_host_filesystem_are_not_there() -> None:
     assert Path("/etc/shadow").exists()  # on the host it is
     result = run(["sh", "-c", "cat /etc/shadow; ls /root /home /work /var /run; ls /"])

@@ -27,12 +27,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from milliwatt.shield.seccomp import seccomp_filter
 
 NOBODY = 65534
 TIMEOUT_EXIT = 124  # as coreutils' timeout(1)
+NOT_FOUND_EXIT = 127  # as a shell's "command not found"
 _ETC_ALLOWED = (
     "passwd", "group", "nsswitch.conf", "ld.so.cache", "ld.so.conf", "ld.so.conf.d",
     "localtime", "alternatives", "mime.types",
@@ -135,7 +136,9 @@ def run(argv: Sequence[str], limits: Limits | None = None, stdin: str = "") -> S
         timed_out = _wait(proc, stdin, limits.wall_s)
         stdout, stderr = _read(out, limits.output_bytes), _read(err, limits.output_bytes)
     code = TIMEOUT_EXIT if timed_out else proc.returncode
-    if not timed_out and code == 1 and _bwrap_failed(stderr):
+    if not timed_out and code == 1 and stderr.startswith("bwrap: execvp "):
+        return SandboxResult(NOT_FOUND_EXIT, stdout, f"{argv[0]}: command not found\n", False, None)
+    if not timed_out and code == 1 and stderr.startswith("bwrap:"):
         raise SandboxUnavailable(f"bubblewrap cannot create the sandbox here: {stderr.strip()}")
     return SandboxResult(code, stdout, stderr, timed_out, _killed_by(timed_out, code, stderr))
 
@@ -213,13 +216,9 @@ def _wait(proc: subprocess.Popen[bytes], stdin: str, wall_s: float) -> bool:
     return True
 
 
-def _read(file: Any, limit: int) -> str:
+def _read(file: IO[bytes], limit: int) -> str:
     file.seek(0)
-    return bytes(file.read(limit)).decode("utf-8", "replace")
-
-
-def _bwrap_failed(stderr: str) -> bool:
-    return stderr.startswith("bwrap:")
+    return file.read(limit).decode("utf-8", "replace")
 
 
 def _killed_by(timed_out: bool, code: int, stderr: str) -> str | None:
