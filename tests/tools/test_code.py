@@ -46,3 +46,10 @@ def test_code_execution_is_selected_only_by_name() -> None:
     assert "code.run" not in select_tools(registry, ["*"])
     assert "code.run" in select_tools(registry, ["code.*"])
     assert select_tools(registry, ["code.run", "math.*"])[-1] == "code.run"
+
+
+def test_mcp_serve_does_not_offer_code_execution_unless_asked() -> None:
+    from milliwatt.gateway.mcp_cli import _load_registry
+
+    served = _load_registry(None)
+    assert "code.run" not in served and "math.calculate" in served
