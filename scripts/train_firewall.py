@@ -48,7 +48,8 @@ from milliwatt.shield.firewall import (  # noqa: E402
 
 BITS = 18
 HELD_OUT_PERCENT = 40
-TARGET_FPR = 0.005  # chosen below the 1% goal: held-out benign text is not the tuning text
+TARGET_FPR = 0.0075  # below the 1% goal: held-out benign text is not the tuning text
+CONTEXTS_PER_ATTACK = 16
 C = 64.0  # weak regularisation: features are many and sparse
 
 
@@ -119,7 +120,7 @@ def _bipia(folder: Path) -> list[Item]:
     for attack_group, attack in attacks:
         side = held_out(attack_group)
         pool = [c for c in contexts if held_out(c[0]) == side]  # no context crosses the split
-        for _group, context in rng.sample(pool, 8):
+        for _group, context in rng.sample(pool, CONTEXTS_PER_ATTACK):
             cut = rng.choice([0, len(context) // 2, len(context)])
             cut = context.rfind("\n", 0, cut) + 1 if 0 < cut < len(context) else cut
             text = f"{context[:cut]}\n{attack}\n{context[cut:]}"
