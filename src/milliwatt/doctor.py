@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from milliwatt.config import Settings, load_settings
+from milliwatt.shield.sandbox import check as sandbox_check
 
 
 def doctor(
@@ -29,6 +30,7 @@ def doctor(
         "waf": _waf(settings),
         "llama_cpp": _llama_cpp(),
         "data_permissions": _data_permissions(Path(settings.data_dir)),
+        "sandbox": sandbox_check(),
     }
     if as_json:
         print(json.dumps(report, indent=2, default=str))
@@ -49,6 +51,8 @@ def doctor(
     for key, value in report["llama_cpp"].items():
         table.add_row(f"llama.cpp {key}", ", ".join(value) if isinstance(value, list) else value)
     table.add_row("data permissions", report["data_permissions"])
+    for key, value in report["sandbox"].items():
+        table.add_row(f"sandbox {key}", str(value))
     console.print(table)
     broken = [n for n, m in report["models"].items() if m.get("error")]
     if broken or "error" in report["waf"] or not report["data_dir"]["writable"]:

@@ -235,3 +235,17 @@ def _killed_by(timed_out: bool, code: int, stderr: str) -> str | None:
     if code != 0 and any(sign in stderr[-2000:] for sign in _MEMORY_SIGNS):
         return "memory"
     return None
+
+
+def check() -> dict[str, Any]:
+    """What `milliwatt doctor` shows: is bubblewrap there, does a sandbox start, with seccomp?"""
+    found = shutil.which("bwrap")
+    report: dict[str, Any] = {"bwrap": found or "missing (code.run refuses to run)"}
+    report["seccomp"] = "on" if seccomp_filter() is not None else "off (libseccomp missing)"
+    if found is not None:
+        try:
+            result = run(["true"], Limits(wall_s=10))
+            report["works"] = result.exit_code == 0
+        except SandboxUnavailable as exc:
+            report["works"] = f"no: {exc}"
+    return report
