@@ -156,7 +156,9 @@ def training_windows(item: Item) -> Iterator[tuple[str, bool]]:
     for window in windows(item.text[:start] + item.text[end:]):  # the context alone: benign
         yield window, False
     before = item.text[max(0, start - 150) : start]
-    yield from ((w, True) for w in windows(before + attack + item.text[end : end + 150]))
+    mixed = before + attack + item.text[end : end + 150]
+    yield from ((w, True) for w in windows(mixed, sentences=False))
+    yield from ((w, True) for w in windows(attack))
 
 
 @functools.lru_cache(maxsize=200_000)

@@ -6,9 +6,9 @@ precise patterns of known attacks (chat-template tokens, "ignore previous instru
 hidden-markdown exfiltration), each pattern one feature whose weight was learned. Numpy
 only; a 1 KB text costs well under a millisecond.
 
-A long text is read in overlapping windows (of 256 and of 768 characters) and scored by its
-worst window, so an instruction buried in a long e-mail, page or table is not diluted by the
-text around it.
+A long text is read in overlapping windows (of 256 and of 768 characters), and line by line,
+sentence by sentence and cell by cell, and scored by its worst window, so an instruction
+buried in a long e-mail, page or table is not diluted by the text around it.
 
 The score is a probability in [0, 1]; `is_injection` compares it with the threshold chosen
 at training time on tuning data only (see docs/security.md for the figures).
@@ -34,6 +34,8 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: spreads a hash over t
 _PRIME = np.uint64(1_000_003)
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 _SPACE = re.compile(r"\s+")
+_SENTENCE = re.compile(r"\n+|(?<=[.!?])\s+|\s*\|\s*")  # lines, sentences, table cells
+MIN_SENTENCE = 24
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 # precise signs of an attack; the model learns how much each one counts
 RULES: dict[str, re.Pattern[str]] = {
@@ -69,15 +71,22 @@ def normalize(text: str) -> str:
     return _SPACE.sub(" ", text).strip().lower()
 
 
-def windows(text: str) -> list[str]:
-    """The normalized text in windows of each size, overlapping by half; whole if it fits."""
-    text = normalize(text)
+def windows(text: str, sentences: bool = True) -> list[str]:
+    """The normalized text in windows of each size, overlapping by half, whole if it fits;
+    a longer text's lines and sentences too (an instruction planted as a line of its own)."""
+    flat = normalize(text)
+    if len(flat) <= WINDOWS[0]:
+        return [flat]
     found: list[str] = []
     for size in WINDOWS:
-        if len(text) <= size:
-            return [*found, text]
+        if len(flat) <= size:
+            found.append(flat)
+            break
         step = size // 2
-        found += [text[i : i + size] for i in range(0, len(text) - step, step)]
+        found += [flat[i : i + size] for i in range(0, len(flat) - step, step)]
+    if sentences:
+        parts = (normalize(part) for part in _SENTENCE.split(text))
+        found += [part for part in parts if MIN_SENTENCE <= len(part) <= WINDOWS[0]]
     return found
 
 
