@@ -65,6 +65,30 @@ RULES: dict[str, re.Pattern[str]] = {
 }
 
 
+# words one of which each rule needs to match at all: a substring test skips the regex
+_RULE_HINTS: dict[str, tuple[str, ...]] = {
+    "ignore_previous": ("ignore", "disregard", "forget", "override", "skip", "bypass"),
+    "new_instructions": ("instruction", "task", "directive", "order"),
+    "template_token": ("<|", "[inst", "[/inst", "<<sys", "<</sys", "###"),
+    "persona": ("you are now", "from now on", "act as", "pretend", "roleplay as",
+                "developer mode", "jailbreak", "do anything now"),
+    "conceal": ("not", "don't", "never"),
+    "prompt_leak": ("system prompt", "instructions above", "initial prompt", "hidden prompt",
+                    "your prompt", "secret"),
+    "exfil_markdown": ("![",),
+    "before_answer": ("before", "instead of"),
+    "tool_call": ("tool", "function"),
+}  # fmt: skip
+
+
+def _rule_hits(window: str) -> list[str]:
+    return [
+        name
+        for name, rule in RULES.items()
+        if any(hint in window for hint in _RULE_HINTS.get(name, ("",))) and rule.search(window)
+    ]
+
+
 def normalize(text: str) -> str:
     """NFKC (full-width and look-alike forms), invisible characters out, lower case, one space."""
     text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
@@ -97,7 +121,7 @@ def features(window: str, bits: int) -> np.ndarray:
     tokens = _TOKEN.findall(window)
     hashed = [zlib.crc32(t.encode()) for t in tokens]
     hashed += [zlib.crc32(f"{a} {b}".encode(), 1) for a, b in itertools.pairwise(tokens)]
-    hashed += [zlib.crc32(name.encode(), 2) for name, rule in RULES.items() if rule.search(window)]
+    hashed += [zlib.crc32(name.encode(), 2) for name in _rule_hits(window)]
     if hashed:
         words = np.array(hashed, dtype=np.uint64) + np.uint64(0x5BD1E995)
         parts.append((words * _MIX) >> shift)
@@ -122,6 +146,49 @@ def _char_ngrams(data: bytes, shift: np.uint64) -> np.ndarray:
     return np.concatenate(found) if found else np.zeros(0, dtype=np.uint64)
 
 
+def _batch_features(parts: list[str], bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """`features` of every window at once: (window number, feature index) pairs, unique.
+
+    The same features as calling `features` on each window, in a few numpy passes over all
+    of them instead of many small ones per window (most of the cost of a short window).
+    """
+    shift = np.uint64(64 - bits)
+    data = [part.encode("utf-8") for part in parts]
+    lengths = np.array([len(d) for d in data], dtype=np.int64)
+    raw = np.frombuffer(b"".join(data), dtype=np.uint8).astype(np.uint64)
+    owner = np.repeat(np.arange(len(parts), dtype=np.uint64), lengths)
+    ends = np.repeat(np.cumsum(lengths), lengths)  # where each byte's window ends
+    keys, owners = [], []
+    for n in _CHAR_NGRAMS:
+        count = raw.size - n + 1
+        if count <= 0:
+            continue
+        h = np.full(count, n, dtype=np.uint64)
+        for k in range(n):
+            h = h * _PRIME + raw[k : k + count]
+        inside = np.arange(count) + n <= ends[:count]  # n-grams across two windows dropped
+        keys.append((h[inside] * _MIX) >> shift)
+        owners.append(owner[:count][inside])
+    for number, part in enumerate(parts):
+        tokens = _TOKEN.findall(part)
+        hashed = [zlib.crc32(t.encode()) for t in tokens]
+        hashed += [zlib.crc32(f"{a} {b}".encode(), 1) for a, b in itertools.pairwise(tokens)]
+        hashed += [zlib.crc32(name.encode(), 2) for name in _rule_hits(part)]
+        if hashed:
+            words = np.array(hashed, dtype=np.uint64) + np.uint64(0x5BD1E995)
+            keys.append((words * _MIX) >> shift)
+            owners.append(np.full(len(hashed), number, dtype=np.uint64))
+    if not keys:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    combined = np.sort((np.concatenate(owners) << np.uint64(bits)) | np.concatenate(keys))
+    keep = np.empty(combined.size, dtype=bool)
+    keep[:1] = True
+    np.not_equal(combined[1:], combined[:-1], out=keep[1:])
+    combined = combined[keep]
+    mask = np.uint64((1 << bits) - 1)
+    return (combined >> np.uint64(bits)).astype(np.int64), (combined & mask).astype(np.int64)
+
+
 class InjectionDetector:
     """Scores text for prompt injection; `score` in [0, 1], `is_injection` at the threshold."""
 
@@ -139,14 +206,14 @@ class InjectionDetector:
 
     def score(self, text: str) -> float:
         """Probability that the text carries injected instructions (its worst window's)."""
-        best = -np.inf
-        for window in windows(text):
-            index = features(window, self.bits)
-            if index.size == 0:
-                continue
-            logit = self._bias + float(self._weights[index].sum()) / np.sqrt(index.size)
-            best = max(best, logit)
-        return 0.0 if best == -np.inf else float(1.0 / (1.0 + np.exp(-best)))
+        window_of, index = _batch_features(windows(text), self.bits)
+        if index.size == 0:
+            return 0.0
+        count = np.bincount(window_of)
+        total = np.bincount(window_of, weights=self._weights[index])
+        used = count > 0
+        best = self._bias + float(np.max(total[used] / np.sqrt(count[used])))
+        return float(1.0 / (1.0 + np.exp(-best)))
 
     def is_injection(self, text: str) -> bool:
         return self.score(text) >= self.threshold
