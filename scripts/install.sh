@@ -16,6 +16,20 @@ fi
 
 PYTHON="${PYTHON:-python3}"
 
+# code.run and `milliwatt sandbox` run commands only under bubblewrap (and its seccomp filter,
+# compiled by libseccomp); without them they refuse to run anything.
+if ! command -v bwrap >/dev/null || ! ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2'; then
+    if command -v apt-get >/dev/null; then
+        sudo=""; [[ "$(id -u)" != 0 ]] && sudo="sudo"
+        packages=(bubblewrap libseccomp2)
+        { $sudo apt-get install -y --no-install-recommends "${packages[@]}" \
+            || { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends "${packages[@]}"; }
+        } >&2 || echo "milliwatt: could not install bubblewrap; code execution will refuse to run" >&2
+    else
+        echo "milliwatt: install bubblewrap (bwrap) to let agents run code in a sandbox" >&2
+    fi
+fi
+
 if ! "$PYTHON" -c "import llama_cpp" 2>/dev/null; then
     echo "milliwatt: compiling llama.cpp for this CPU, once (about 6 minutes on 2 cores)..." >&2
 fi

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,7 @@ def test_doctor_with_no_configuration_reports_crs_and_llama_cpp(tmp_path: Path) 
     assert llama["version"] == importlib.metadata.version("llama-cpp-python")
     assert llama["cpu_features"] and all(isinstance(f, str) for f in llama["cpu_features"])
     assert report["models"]["smollm2-135m"]["grammar_output"] == "works"
+    assert report["sandbox"] == {"bwrap": shutil.which("bwrap"), "seccomp": "on", "works": True}
 
 
 @pytest.mark.slow

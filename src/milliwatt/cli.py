@@ -20,6 +20,7 @@ from milliwatt.models.base import ModelError
 from milliwatt.models.cli import models_app
 from milliwatt.shield.cli import app as shield_app
 from milliwatt.shield.egress.cli import egress_app
+from milliwatt.shield.sandbox_cli import sandbox_app
 from milliwatt.shield.waf.cli import app as waf_app
 from milliwatt.telemetry.cli import report
 from milliwatt.tools.cli import tools_app
@@ -55,6 +56,7 @@ app.add_typer(egress_app, name="egress")
 app.add_typer(eval_app, name="eval")
 app.add_typer(mcp_app, name="mcp")
 app.add_typer(models_app, name="models")
+app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(shield_app, name="shield")
 app.add_typer(waf_app, name="waf")
 app.add_typer(tools_app, name="tools")

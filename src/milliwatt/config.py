@@ -171,6 +171,9 @@ class ShieldConfig(_Section):
     crs_dir: Path | None = None  # default: MILLIWATT_CRS_DIR, then the packaged CRS
     audit_log: Path | None = None  # default: <data_dir>/audit.jsonl
     arguments_limit: PositiveInt = 1000  # ARGS the rules read from one body (SecArgumentsLimit)
+    # untrusted content the prompt firewall takes for an injection is withheld from the model
+    # (the information-flow policy holds whether or not it catches one)
+    firewall: bool = True
 
     @model_validator(mode="after")
     def _check_rules(self) -> ShieldConfig:

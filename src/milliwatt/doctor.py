@@ -16,6 +16,7 @@ from rich.table import Table
 
 from milliwatt.access.status import access_report
 from milliwatt.config import Settings, load_settings
+from milliwatt.shield.sandbox import check as sandbox_check
 
 
 def doctor(
@@ -31,6 +32,7 @@ def doctor(
         "llama_cpp": _llama_cpp(),
         "data_permissions": _data_permissions(Path(settings.data_dir)),
         "access": access_report(Path(settings.data_dir), settings.access),
+        "sandbox": sandbox_check(),
     }
     if as_json:
         print(json.dumps(report, indent=2, default=str))
@@ -53,6 +55,8 @@ def doctor(
     table.add_row("data permissions", report["data_permissions"])
     for key, value in report["access"].items():
         table.add_row(f"access {key}", str(value))
+    for key, value in report["sandbox"].items():
+        table.add_row(f"sandbox {key}", str(value))
     console.print(table)
     broken = [n for n, m in report["models"].items() if m.get("error")]
     trail_broken = report["access"]["audit_trail"].startswith("error")

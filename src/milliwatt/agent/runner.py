@@ -23,6 +23,7 @@ from milliwatt.agent.events import (
     TextDelta,
     ToolCalled,
 )
+from milliwatt.agent.output import redacted, redacted_result
 from milliwatt.agent.policy import FlowPolicy
 from milliwatt.agent.router import Router
 from milliwatt.agent.tool_selection import ToolSelector
@@ -145,14 +146,17 @@ class Agent:
         turn = [Message("user", message)]
         started = time.monotonic()
 
-        result = self._answer_with_tool(message, context, ledger, session)
+        routed = self._answer_with_tool(message, context, ledger, session)
+        result = routed
         if result is None:
             session_cost = self._session_cost(session)
             request = GenerationSettings(user=user, cancel=cancel)
-            result = yield from self.cascade.run(
+            events = self.cascade.run(
                 prior, turn, context, ledger, session, started, session_cost, request, max_tokens
             )
-        else:
+            result = yield from redacted(events)
+        result = redacted_result(result)  # nothing secret leaves the agent or is stored
+        if routed is not None:
             yield from result.tools_called  # the call, as the model route shows its calls
             yield TextDelta(result.answer)
         turn.append(Message("assistant", result.answer))

@@ -16,6 +16,7 @@ from milliwatt.config import Settings, private_data_dir
 from milliwatt.memory.sqlite import SqliteSessionStore
 from milliwatt.models.base import Model
 from milliwatt.models.loader import load_model
+from milliwatt.shield.firewall import default_detector
 from milliwatt.tools.builtin import builtin_registry, select_tools
 from milliwatt.tools.email import configure_email
 from milliwatt.tools.registry import ToolRegistry
@@ -40,8 +41,11 @@ class Runtime:
     ) -> None:
         """`approver` decides guarded calls the policy does not allow (none: denied);
         `audit("policy.denied", fields)` records each decision against a call; `detector`
-        quarantines untrusted content it takes for a prompt injection."""
+        quarantines untrusted content it takes for a prompt injection (by default the prompt
+        firewall, unless `[shield] firewall = false`)."""
         self.settings = settings
+        if detector is None and settings.shield.firewall:
+            detector = default_detector()
         self.approver, self.audit, self.detector = approver, audit, detector
         self.data_dir = private_data_dir(Path(settings.data_dir))
         self.store = SqliteSessionStore(self.data_dir / "sessions.db")

@@ -10,8 +10,17 @@ from milliwatt.agent.events import PolicyDenied, Quarantined, RunEvent, ToolCall
 from milliwatt.agent.policy import FlowPolicy
 from milliwatt.agent.provenance import Provenance
 from milliwatt.models.base import ToolCall
+from milliwatt.shield.redaction import redact_arguments
 from milliwatt.telemetry.ledger import Ledger
-from milliwatt.tools.registry import ToolContext, ToolError, ToolRegistry, UnknownToolError
+from milliwatt.tools.registry import (
+    Effect,
+    ToolContext,
+    ToolError,
+    ToolRegistry,
+    UnknownToolError,
+)
+
+OUTBOUND = frozenset({Effect.SENDS, Effect.NETWORK})
 
 
 @dataclass
@@ -51,6 +60,8 @@ def run_tool_call(
             flow.notices.append(f"{name} was not run: {decision.reason}")
             denied = PolicyDenied(name, args, decision.reason, decision.by)
             return ToolOutcome(ToolCalled(name, args, text, False), text, events=[denied])
+        if tool.effects & OUTBOUND:  # a secret the model saw never leaves in a message or URL
+            args = redact_arguments(args)
         result = tool.call(args, context)
         step.ok = result.ok
     text = result.text()

@@ -100,10 +100,11 @@ def _is_loopback(host: str) -> bool:
 def _load_registry(spec: str | None) -> ToolRegistry:
     if spec is None:
         try:
-            from milliwatt.tools.builtin import builtin_registry  # type: ignore[import-not-found]
+            from milliwatt.tools.builtin import builtin_registry, select_tools
         except ImportError:
             return ToolRegistry()
-        return builtin_registry()  # type: ignore[no-any-return]
+        registry = builtin_registry()
+        return registry.subset(select_tools(registry, ["*"]))  # code execution stays opt-in
     target, sep, function = spec.rpartition(":")
     if not sep or not target or not function:
         raise typer.BadParameter(f"{spec!r} is not MODULE:FUNCTION", param_hint="--tools")

@@ -1,4 +1,4 @@
-"""`milliwatt shield`: run the WAF as a reverse proxy, or check which rules it loads."""
+"""`milliwatt shield`: the WAF as a reverse proxy, the rules it loads, the prompt firewall."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from typing import Annotated, Literal
 
 import typer
 
+from milliwatt.shield.firewall_cli import scan
 from milliwatt.shield.proxy import ProxySettings, parse_listen, serve
 from milliwatt.shield.waf import RuleLoadError
 
-app = typer.Typer(name="shield", help="The web application firewall.", no_args_is_help=True)
+app = typer.Typer(name="shield", help="The WAF and the prompt firewall.", no_args_is_help=True)
+app.command()(scan)
 
 Mode = Literal["blocking", "detection"]
 

@@ -28,6 +28,7 @@ import mcp_types
 from mcp import Client, StdioServerParameters
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
 
+from milliwatt.shield.firewall import screen_tool_description
 from milliwatt.tools.registry import Effect, Tool, ToolError
 from milliwatt.tools.schema_model import ABSENT, arguments_model
 
@@ -179,11 +180,14 @@ class McpClient:
     def call_remote(self, name: str, arguments: Mapping[str, Any]) -> mcp_types.CallToolResult:
         return self._run(lambda client: client.call_tool(name, dict(arguments)))
 
-    def tools(self, screen: Callable[[str, str], str | None] | None = None) -> list[Tool]:
+    def tools(
+        self, screen: Callable[[str, str], str | None] | None = screen_tool_description
+    ) -> list[Tool]:
         """The server's tools as milliwatt tools named `<server>.<tool>`.
 
-        `screen(name, description)` may return a reason to refuse a tool (for example a
-        prompt-injection detector); refused tools are left out and listed in `refused`.
+        `screen(name, description)` may return a reason to refuse a tool; by default the
+        prompt firewall reads every description. Refused tools are left out and listed in
+        `refused`.
         """
         wrapped = []
         self.refused.clear()

