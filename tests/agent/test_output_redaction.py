@@ -59,4 +59,6 @@ def test_a_secret_a_tool_resolved_is_masked_when_the_model_repeats_it(tmp_path: 
     agent, _ = make_agent(FakeModel(reply), tmp_path)
     result = agent.run("log in to my mailbox")
     assert VALUE not in result.answer
-    assert result.answer.startswith("Done. logged in") and MASK in result.answer
+    # the tool's result reaches the model spotlighted (between markers): it is untrusted
+    assert result.answer.startswith("Done. ") and "logged in" in result.answer
+    assert MASK in result.answer

@@ -132,7 +132,7 @@ def _placed(scenario: Scenario, world: World) -> Scenario:
 
 
 def _wanted(name: str) -> bool:
-    return name.startswith(("email.", "files.")) or name == "web.fetch"
+    return name.startswith(("email.", "files.")) or name in ("web.fetch", "code.run")
 
 
 def _read_call(scenario: Scenario, world: World) -> ToolCall:
