@@ -46,7 +46,7 @@ class IvfIndex:
 
     @property
     def dimension(self) -> int:
-        return self.centroids.shape[1]
+        return int(self.centroids.shape[1])
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(keys, cosine similarities) of the k nearest vectors, nearest first."""

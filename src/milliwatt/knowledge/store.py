@@ -165,9 +165,7 @@ def bump_generation(conn: sqlite3.Connection, collection_id: int) -> int:
     conn.execute(
         "UPDATE collections SET generation = generation + 1 WHERE id = ?", (collection_id,)
     )
-    return conn.execute(
-        "SELECT generation FROM collections WHERE id = ?", (collection_id,)
-    ).fetchone()[0]
+    return _integer(conn, "SELECT generation FROM collections WHERE id = ?", (collection_id,))
 
 
 def document_hash(conn: sqlite3.Connection, collection_id: int, source: str) -> str | None:
@@ -241,17 +239,24 @@ def all_vectors(conn: sqlite3.Connection, collection_id: int) -> tuple[np.ndarra
 
 
 def chunk_count(conn: sqlite3.Connection, collection_id: int) -> int:
-    return conn.execute(
+    return _integer(
+        conn,
         "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.document_id "
         "WHERE d.collection_id = ?",
         (collection_id,),
-    ).fetchone()[0]
+    )
 
 
 def document_count(conn: sqlite3.Connection, collection_id: int) -> int:
-    return conn.execute(
-        "SELECT count(*) FROM documents WHERE collection_id = ?", (collection_id,)
-    ).fetchone()[0]
+    return _integer(
+        conn, "SELECT count(*) FROM documents WHERE collection_id = ?", (collection_id,)
+    )
+
+
+def _integer(conn: sqlite3.Connection, sql: str, parameters: tuple[object, ...]) -> int:
+    """The one integer a `SELECT count(*)`-like query answers."""
+    value = conn.execute(sql, parameters).fetchone()[0]
+    return int(value)
 
 
 def full_text_search(
