@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from milliwatt.shield.waf import transformations as tf
+import milliwatt.shield.waf.transformations as tf
 from milliwatt.shield.waf.actions import (
     DISRUPTIVE,
     FLAGS,
