@@ -102,3 +102,11 @@ def test_settings_without_effect_are_refused_at_load(ctl: str, says: str) -> Non
         WAF.from_text(text, name="exclusions.conf")
     assert "exclusions.conf" in str(caught.value) and ":2" in str(caught.value)
     assert says in str(caught.value)
+
+
+def test_every_rule_action_has_one_handler() -> None:
+    from milliwatt.shield.waf.actions import DISRUPTIVE, FLAGS, FLOW, METADATA, RUNTIME_ACTIONS
+    from milliwatt.shield.waf.rules import RULE_ACTIONS
+
+    assert set(RULE_ACTIONS) == METADATA | FLAGS | FLOW | DISRUPTIVE
+    assert not set(RULE_ACTIONS) & set(RUNTIME_ACTIONS)
