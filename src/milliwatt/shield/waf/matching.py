@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from milliwatt.shield.waf.caches import SHARED_VALUE_MAX, UNKNOWN, Mask
+from milliwatt.shield.waf.macros import Macro
 from milliwatt.shield.waf.operators import Operator
 from milliwatt.shield.waf.regexes import Regex
 from milliwatt.shield.waf.rules import Rule, select_key
@@ -63,6 +64,13 @@ class TargetMatching:
     _present: frozenset[str] | None  # variables holding values, once asked
     _retargets: dict[tuple[Rule, tuple[str, ...]], Targeting]
     removals: tuple[str, ...]
+
+    # what operators call back, given by the transaction
+    def expand(self, macro: Macro) -> str:
+        raise NotImplementedError
+
+    def set_captures(self, groups: tuple[str, ...]) -> None:
+        raise NotImplementedError
 
     def _match(self, rule: Rule) -> list[tuple[str, str]]:
         op = rule.operator
