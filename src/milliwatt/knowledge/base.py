@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from milliwatt.knowledge import store
+import milliwatt.knowledge.store as store
 from milliwatt.knowledge.index import VectorIndexes
 from milliwatt.knowledge.ingest import IngestReport, ProgressCallback, UrlFetcher, ingest
 from milliwatt.knowledge.search import Passage, hybrid_search, pick_answer

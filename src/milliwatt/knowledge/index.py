@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from milliwatt.knowledge import store
+import milliwatt.knowledge.store as store
 from milliwatt.knowledge.ivf import IvfIndex, build
 
 

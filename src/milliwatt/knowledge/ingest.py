@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from milliwatt.knowledge import loaders, store
+import milliwatt.knowledge.loaders as loaders
+import milliwatt.knowledge.store as store
 from milliwatt.knowledge.chunking import chunk_text
 from milliwatt.knowledge.index import VectorIndexes
 from milliwatt.models.embeddings import Embedder

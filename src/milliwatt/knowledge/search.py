@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from milliwatt.knowledge import store
+import milliwatt.knowledge.store as store
 from milliwatt.knowledge.index import VectorIndexes
 
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of the very top ranks

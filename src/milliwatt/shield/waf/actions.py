@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 from milliwatt.shield.waf.macros import Macro, compile_macro
@@ -34,7 +35,7 @@ FLOW = {"skip", "skipafter", "status"}
 class ActionContext(Protocol):
     def expand(self, macro: Macro) -> str: ...
     def set_var(self, collection: str, key: str, value: str | None, op: str) -> None: ...
-    def control(self, setting: str, value: str) -> None: ...
+    def control(self, setting: CtlSetting, value: str) -> None: ...
     def init_collection(self, collection: str, key: str) -> None: ...
 
 
@@ -77,43 +78,71 @@ def compile_setvar(text: str) -> SetVar:
     return SetVar(collection.strip().upper(), compile_macro(key.strip()), op, compile_macro(value))
 
 
+class CtlSetting(StrEnum):
+    """The `ctl:` settings a rule may change for its own transaction (named in lower case)."""
+
+    AUDIT_ENGINE = "auditengine"
+    FORCE_REQUEST_BODY_VARIABLE = "forcerequestbodyvariable"
+    REQUEST_BODY_ACCESS = "requestbodyaccess"
+    REQUEST_BODY_LIMIT = "requestbodylimit"
+    REQUEST_BODY_PROCESSOR = "requestbodyprocessor"
+    RESPONSE_BODY_ACCESS = "responsebodyaccess"
+    RESPONSE_BODY_LIMIT = "responsebodylimit"
+    RULE_ENGINE = "ruleengine"
+    RULE_REMOVE_BY_ID = "ruleremovebyid"
+    RULE_REMOVE_BY_MSG = "ruleremovebymsg"
+    RULE_REMOVE_BY_TAG = "ruleremovebytag"
+    RULE_REMOVE_TARGET_BY_ID = "ruleremovetargetbyid"
+    RULE_REMOVE_TARGET_BY_MSG = "ruleremovetargetbymsg"
+    RULE_REMOVE_TARGET_BY_TAG = "ruleremovetargetbytag"
+
+
+# settings ModSecurity knows that have nothing to act on here: refused at load, never ignored
+CTL_REFUSED = {
+    "auditlogparts": "the audit record has no parts to choose",
+    "hashengine": "there is no hash engine",
+    "hashenforcement": "there is no hash engine",
+    "debugloglevel": "there is no debug log",
+}
+# settings whose value is checked at load when it holds no macro
+CTL_CHOICES: dict[CtlSetting, tuple[str, ...]] = {
+    CtlSetting.AUDIT_ENGINE: ("on", "off", "relevantonly"),
+    CtlSetting.FORCE_REQUEST_BODY_VARIABLE: ("on", "off"),
+    CtlSetting.REQUEST_BODY_ACCESS: ("on", "off"),
+    CtlSetting.RESPONSE_BODY_ACCESS: ("on", "off"),
+    CtlSetting.RULE_ENGINE: ("on", "off", "detectiononly"),
+}
+CTL_SIZES = {CtlSetting.REQUEST_BODY_LIMIT, CtlSetting.RESPONSE_BODY_LIMIT}
+_CTL_NAMES = {setting.value for setting in CtlSetting}
+
+
 @dataclass(frozen=True, slots=True)
 class Ctl:
     """`ctl:ruleEngine=DetectionOnly`, `ctl:ruleRemoveById=920450`, ..."""
 
-    setting: str
+    setting: CtlSetting
     value: Macro
 
     def apply(self, tx: ActionContext) -> None:
         tx.control(self.setting, tx.expand(self.value))
 
 
-CTL_SETTINGS = {
-    "auditengine",
-    "auditlogparts",
-    "forcerequestbodyvariable",
-    "requestbodyaccess",
-    "requestbodylimit",
-    "requestbodyprocessor",
-    "responsebodyaccess",
-    "responsebodylimit",
-    "ruleengine",
-    "ruleremovebyid",
-    "ruleremovebymsg",
-    "ruleremovebytag",
-    "ruleremovetargetbyid",
-    "ruleremovetargetbymsg",
-    "ruleremovetargetbytag",
-    "hashengine",
-    "debugloglevel",
-}
-
-
 def compile_ctl(text: str) -> Ctl:
-    setting, eq, value = text.partition("=")
-    if not eq or setting.strip().lower() not in CTL_SETTINGS:
+    name, eq, raw = text.partition("=")
+    key, value = name.strip().lower(), raw.strip()
+    if key in CTL_REFUSED:
+        raise ValueError(f"unsupported ctl:{name.strip()}: {CTL_REFUSED[key]}")
+    if not eq or key not in _CTL_NAMES:
         raise ValueError(f"unsupported ctl {text!r}")
-    return Ctl(setting.strip().lower(), compile_macro(value.strip()))
+    setting = CtlSetting(key)
+    macro = compile_macro(value)
+    if macro.is_constant:
+        choices = CTL_CHOICES.get(setting)
+        if choices is not None and value.lower() not in choices:
+            raise ValueError(f"ctl:{name.strip()} takes one of {', '.join(choices)}, got {value!r}")
+        if setting in CTL_SIZES and not value.isdigit():
+            raise ValueError(f"ctl:{name.strip()} takes a size in bytes, got {value!r}")
+    return Ctl(setting, macro)
 
 
 @dataclass(frozen=True, slots=True)

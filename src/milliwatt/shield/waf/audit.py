@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from milliwatt.shield.waf.api import HttpRequest
+from milliwatt.shield.waf.api import HttpRequest, Interruption, MatchedRule
 from milliwatt.shield.waf.operators import to_int
+from milliwatt.shield.waf.variables import TxData
 
-if TYPE_CHECKING:
-    from milliwatt.shield.waf.transaction import Transaction
+
+class Audited(Protocol):
+    """What the audit record reads of a finished transaction."""
+
+    request_id: str
+    engine: str
+    audit_engine: str
+    data: TxData
+    matched_rules: list[MatchedRule]
+    interruption: Interruption | None
+
 
 DATA_LIMIT = 200  # characters of matched data kept per audit entry
 
@@ -17,7 +27,7 @@ def _score(value: str | None) -> int:
     return to_int(value or "0")  # read as the rules read it: a rule may store anything there
 
 
-def audit_record(tx: Transaction, request: HttpRequest | None, seconds: float) -> dict[str, Any]:
+def audit_record(tx: Audited, request: HttpRequest | None, seconds: float) -> dict[str, Any]:
     it = tx.interruption
     scalars, tv = tx.data.scalars, tx.data.tx
     return {
@@ -26,6 +36,7 @@ def audit_record(tx: Transaction, request: HttpRequest | None, seconds: float) -
         "method": request.method if request else "",
         "uri": request.uri if request else "",
         "engine": tx.engine,
+        "audit_engine": tx.audit_engine,  # "off": a ctl: asked that this one be left unlogged
         "matched_rules": [
             {
                 "id": m.id,

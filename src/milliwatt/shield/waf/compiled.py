@@ -70,7 +70,7 @@ def _comparison(rule: Rule, key: str, test: Callable[[int, int], bool], constant
     name = "TX:" + key
 
     def compare(tx: Transaction) -> bool:
-        if tx._tx_retargeted:  # a ctl: removal may name this variable: the general way
+        if tx.tx_retargeted:  # a ctl: removal may name this variable: the general way
             return tx._evaluate(rule)
         value = tx.data.tx.get(key)
         if value is None or not test(to_int(value), constant):
@@ -91,7 +91,7 @@ def _tx_only(rule: Rule, keys: tuple[tuple[str, bool], ...]) -> Step:
     assert op is not None
 
     def tx_only(tx: Transaction) -> bool:
-        if tx._tx_retargeted:
+        if tx.tx_retargeted:
             return tx._evaluate(rule)
         tx._rule = rule
         tx._captures = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from milliwatt.shield.waf.caches import SHARED_VALUE_MAX, UNKNOWN, Mask
+from milliwatt.shield.waf.macros import Macro
 from milliwatt.shield.waf.operators import Operator
 from milliwatt.shield.waf.regexes import Regex
 from milliwatt.shield.waf.rules import Rule, select_key
@@ -45,10 +46,11 @@ class TargetMatching:
     waf: WAF
     data: TxData
     _captures: list[tuple[str, ...]]
-    _retargeting: bool
-    _tx_retargeted: bool  # a ctl: removal names a TX variable
+    retargeting: bool
+    tx_retargeted: bool  # a ctl: removal names a TX variable
     removed_targets: dict[int, list[Target]]
     removed_targets_by_tag: list[tuple[str, Target]]
+    removed_targets_by_msg: list[tuple[str, Target]]
     _tcache: dict[tuple[str, str], str]
     _big_tcache: dict[tuple[str, str], str]
     _pcache: dict[str, Mask | None]
@@ -61,16 +63,23 @@ class TargetMatching:
     _view_unions: dict[str, Mask | None]
     _present: frozenset[str] | None  # variables holding values, once asked
     _retargets: dict[tuple[Rule, tuple[str, ...]], Targeting]
-    _removals: tuple[str, ...]
+    removals: tuple[str, ...]
+
+    # what operators call back, given by the transaction
+    def expand(self, macro: Macro) -> str:
+        raise NotImplementedError
+
+    def set_captures(self, groups: tuple[str, ...]) -> None:
+        raise NotImplementedError
 
     def _match(self, rule: Rule) -> list[tuple[str, str]]:
         op = rule.operator
         if op is None:
             return [("", "")]
         self._captures = []
-        if rule.tx_keys is not None and not self._tx_retargeted:
+        if rule.tx_keys is not None and not self.tx_retargeted:
             return self._match_tx(rule, op, rule.tx_keys)
-        if self._retargeting:
+        if self.retargeting:
             excluded, select_keys, view_keys = self._retargeted(rule)
         else:
             excluded, select_keys, view_keys = rule.excluded, rule.select_keys, rule.view_keys
@@ -171,13 +180,15 @@ class TargetMatching:
         """The rule's exclusions and cache keys once ctl: removed targets from it."""
         # requests mostly remove the same targets (CRS 941010 on nearly every one): the keys
         # are kept for all transactions, by rule and the removals made so far
-        memo = (rule, self._removals)
+        memo = (rule, self.removals)
         known = self._retargets.get(memo)
         if known is not None:
             return known
         extra = list(self.removed_targets.get(rule.id, ()))
         if self.removed_targets_by_tag and rule.tags:
             extra += [t for tag, t in self.removed_targets_by_tag if tag in rule.tags]
+        if self.removed_targets_by_msg and rule.msg is not None:
+            extra += [t for msg, t in self.removed_targets_by_msg if msg == rule.msg.text]
         if not extra:
             known = rule.excluded, rule.select_keys, rule.view_keys
         else:

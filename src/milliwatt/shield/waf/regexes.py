@@ -12,6 +12,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterable
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import re2
@@ -22,7 +23,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-try:  # Hyperscan (for @pm phrase sets) ships x86-64 wheels only; elsewhere RE2 runs them
+# Hyperscan (for @pm phrase sets) ships x86-64 wheels only; elsewhere RE2 runs them
+hyperscan: ModuleType | None
+try:
     import hyperscan
 except ImportError:  # pragma: no cover - depends on the platform
     hyperscan = None
@@ -117,7 +120,8 @@ class Regex:
     def matches(self, value: str) -> bool:
         if self._re2 is not None:
             data = value.encode("latin-1")
-            return self._re2.Match(_UNANCHORED, data, 0, len(data))[0] != _NO_MATCH
+            whole: tuple[int, int] = self._re2.Match(_UNANCHORED, data, 0, len(data))[0]
+            return whole != _NO_MATCH
         try:
             return self._regex.search(value, timeout=FALLBACK_TIMEOUT_S) is not None
         except TimeoutError:
@@ -206,6 +210,7 @@ class PhraseSet:
             self._fallback = Regex(alternation, caseless=True)
 
     def _database(self) -> Any:
+        assert hyperscan is not None  # else the RE2 fallback answers
         with self._lock:
             if self._db is None:
                 db = hyperscan.Database()
@@ -225,6 +230,7 @@ class PhraseSet:
         if self._fallback is not None:
             m = self._fallback.search(value)
             return m[0] if m else None
+        assert hyperscan is not None  # else the RE2 fallback answered
         db = self._db if self._db is not None else self._database()
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:

@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from milliwatt.shield.waf.api import HttpRequest, HttpResponse, Interruption
 from milliwatt.shield.waf.bodyprocessors import PROCESSORS, parse_urlencoded
+from milliwatt.shield.waf.ruleset import RuleSet
+from milliwatt.shield.waf.variables import TxData
 
 _PERCENT = re.compile(r"%([0-9a-fA-F]{2})")
 
-if TYPE_CHECKING:
-    from milliwatt.shield.waf.transaction import Transaction
+
+class Loading(Protocol):
+    """What loading request and response data reads and sets: a transaction's data side."""
+
+    data: TxData
+    engine: str
+    body_processor: str | None
+    force_request_body: bool
+    request_body_access: bool
+    response_body_access: bool
+    request_body_limit: int
+    response_body_limit: int
+    interruption: Interruption | None
+    log_lines: list[str]
+
+    @property
+    def ruleset(self) -> RuleSet: ...
+
+    def data_changed(self) -> None: ...
 
 
 def _latin1(text: str) -> str:
@@ -44,7 +63,7 @@ def parse_cookies(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return cookies
 
 
-def load_request(tx: Transaction, request: HttpRequest) -> None:
+def load_request(tx: Loading, request: HttpRequest) -> None:
     tx.data_changed()
     s, c = tx.data.scalars, tx.data.collections
     uri = _latin1(request.uri)
@@ -86,15 +105,15 @@ def load_request(tx: Transaction, request: HttpRequest) -> None:
         s["REQBODY_PROCESSOR"] = tx.body_processor
 
 
-def _combined_size(tx: Transaction) -> None:
+def _combined_size(tx: Loading) -> None:
     total = sum(len(k) + len(v) for k, v in tx.data.collections["ARGS"])
     tx.data.scalars["ARGS_COMBINED_SIZE"] = str(total)
 
 
-def load_request_body(tx: Transaction, body: bytes) -> None:
+def load_request_body(tx: Loading, body: bytes) -> None:
     tx.data_changed()
     s, c = tx.data.scalars, tx.data.collections
-    limit = tx.waf.ruleset.request_body_limit
+    limit = tx.request_body_limit
     s["REQUEST_BODY_LENGTH"] = str(len(body))
     if not tx.request_body_access:
         return
@@ -117,7 +136,7 @@ def load_request_body(tx: Transaction, body: bytes) -> None:
         return
     ctype = _header(c["REQUEST_HEADERS"], "content-type") or ""
     result = parse(text, ctype)
-    arguments_limit = tx.waf.ruleset.arguments_limit
+    arguments_limit = tx.ruleset.arguments_limit
     if arguments_limit and len(result.args) > arguments_limit and not result.error:
         # as ModSecurity: the rest goes uninspected, so the body counts as unparsed (200002)
         result.args = result.args[:arguments_limit]
@@ -137,7 +156,7 @@ def load_request_body(tx: Transaction, body: bytes) -> None:
     _combined_size(tx)
 
 
-def load_response(tx: Transaction, response: HttpResponse, with_body: bool) -> None:
+def load_response(tx: Loading, response: HttpResponse, with_body: bool) -> None:
     tx.data_changed()
     s, c = tx.data.scalars, tx.data.collections
     if not with_body:
@@ -155,9 +174,9 @@ def load_response(tx: Transaction, response: HttpResponse, with_body: bool) -> N
     if not tx.response_body_access:
         return
     mime = s.get("RESPONSE_CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
-    if mime not in tx.waf.ruleset.response_mime_types:
+    if mime not in tx.ruleset.response_mime_types:
         return
-    body = response.body[: tx.waf.ruleset.response_body_limit]
+    body = response.body[: tx.response_body_limit]
     if len(response.body) > len(body):
         s["OUTBOUND_DATA_ERROR"] = "1"
     s["RESPONSE_BODY"] = body.decode("latin-1")

@@ -7,12 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from milliwatt.shield.waf import transformations as tf
+import milliwatt.shield.waf.transformations as tf
 from milliwatt.shield.waf.actions import (
     DISRUPTIVE,
-    FLAGS,
-    FLOW,
-    METADATA,
     PHASES,
     RUNTIME_ACTIONS,
     RuntimeAction,
@@ -113,6 +110,131 @@ def target_ident(t: Target) -> str:
     return f"{'&' if t.count else ''}{t.name}:{'/' if t.key_regex is not None else ''}{key}"
 
 
+@dataclass
+class Draft:
+    """A rule while its actions are read, with what is gathered before it is built."""
+
+    rule: Rule
+    transforms: list[tuple[str, tf.Transformation]]
+    tags: list[str] = field(default_factory=list)
+    saw_disruptive: bool = False
+
+
+# action name (lower case) -> what it does to the rule being compiled: (draft, name, value)
+RuleAction = Callable[[Draft, str, str], None]
+RULE_ACTIONS: dict[str, RuleAction] = {}
+
+
+def rule_action(*names: str) -> Callable[[RuleAction], RuleAction]:
+    """Registers a metadata, flag, flow or disruptive action under its names."""
+
+    def register(handler: RuleAction) -> RuleAction:
+        for name in names:
+            RULE_ACTIONS[name] = handler
+        return handler
+
+    return register
+
+
+@rule_action("id")
+def _id(d: Draft, name: str, value: str) -> None:
+    if not value.isdigit() or int(value) <= 0:
+        raise ValueError(f"rule id must be a positive integer, got {value!r}")
+    d.rule.id = int(value)
+
+
+# read before the others (it picks the phase's defaults); chain is linked by the caller;
+# ver, rev, maturity and accuracy describe the rule and change nothing in it
+@rule_action("phase", "chain", "ver", "rev", "maturity", "accuracy")
+def _read_elsewhere(d: Draft, name: str, value: str) -> None:
+    return None
+
+
+@rule_action("t")
+def _transformation(d: Draft, name: str, value: str) -> None:
+    if value.lower() == "none":
+        d.transforms.clear()
+        return
+    fn = tf.lookup(value)
+    if fn is None:
+        raise ValueError(f"unsupported transformation t:{value}")
+    d.transforms.append((value.lower(), fn))
+
+
+@rule_action(*sorted(DISRUPTIVE))
+def _disruptive(d: Draft, name: str, value: str) -> None:
+    if name in ("proxy", "pause"):
+        raise ValueError(f"unsupported disruptive action {name}")
+    d.rule.disruptive, d.saw_disruptive = name, True
+    if name == "allow":
+        d.rule.allow_scope = value.lower()
+    if name == "redirect":
+        d.rule.redirect = compile_macro(value)
+        if d.rule.status == 403:
+            d.rule.status = 302
+
+
+@rule_action("status")
+def _status(d: Draft, name: str, value: str) -> None:
+    if not value.isdigit():
+        raise ValueError(f"status must be a number, got {value!r}")
+    d.rule.status = int(value)
+
+
+@rule_action("msg")
+def _msg(d: Draft, name: str, value: str) -> None:
+    d.rule.msg = compile_macro(value)
+
+
+@rule_action("logdata")
+def _logdata(d: Draft, name: str, value: str) -> None:
+    d.rule.logdata = compile_macro(value)
+
+
+@rule_action("tag")
+def _tag(d: Draft, name: str, value: str) -> None:
+    d.tags.append(value)
+
+
+@rule_action("severity")
+def _severity(d: Draft, name: str, value: str) -> None:
+    d.rule.severity = parse_severity(value)
+
+
+@rule_action("capture")
+def _capture(d: Draft, name: str, value: str) -> None:
+    d.rule.capture = True
+
+
+@rule_action("multimatch")
+def _multi_match(d: Draft, name: str, value: str) -> None:
+    d.rule.multi_match = True
+
+
+@rule_action("log", "nolog")
+def _log(d: Draft, name: str, value: str) -> None:
+    d.rule.log = name == "log"
+    if name == "nolog":
+        d.rule.auditlog = False
+
+
+@rule_action("auditlog", "noauditlog")
+def _auditlog(d: Draft, name: str, value: str) -> None:
+    d.rule.auditlog = name == "auditlog"
+
+
+@rule_action("skip")
+def _skip(d: Draft, name: str, value: str) -> None:
+    if not value.isdigit():
+        raise ValueError(f"skip needs a count, got {value!r}")
+    d.rule.skip = int(value)
+
+
+@rule_action("skipafter")
+def _skip_after(d: Draft, name: str, value: str) -> None:
+    d.rule.skip_after = value
+
+
 def compile_rule(
     variables: str | None,
     operator: str | None,
@@ -138,72 +260,17 @@ def compile_rule(
     rule.disruptive, rule.status = base.disruptive, base.status
     rule.default_disruptive, rule.default_status = base.disruptive, base.status
     rule.log, rule.auditlog = base.log, base.auditlog
-    transforms = list(base.transforms)
-    tags: list[str] = []
-    saw_disruptive = False
+    draft = Draft(rule, list(base.transforms))
     for name, value in parsed:
         key = name.lower()
-        if key == "id":
-            if not value.isdigit() or int(value) <= 0:
-                raise ValueError(f"rule id must be a positive integer, got {value!r}")
-            rule.id = int(value)
-        elif key == "phase":
-            continue
-        elif key == "t":
-            if value.lower() == "none":
-                transforms.clear()
-                continue
-            fn = tf.lookup(value)
-            if fn is None:
-                raise ValueError(f"unsupported transformation t:{value}")
-            transforms.append((value.lower(), fn))
-        elif key in DISRUPTIVE:
-            if key in ("proxy", "pause"):
-                raise ValueError(f"unsupported disruptive action {name}")
-            rule.disruptive, saw_disruptive = key, True
-            if key == "allow":
-                rule.allow_scope = value.lower()
-            if key == "redirect":
-                rule.redirect = compile_macro(value)
-                if rule.status == 403:
-                    rule.status = 302
-        elif key == "status":
-            if not value.isdigit():
-                raise ValueError(f"status must be a number, got {value!r}")
-            rule.status = int(value)
-        elif key == "msg":
-            rule.msg = compile_macro(value)
-        elif key == "logdata":
-            rule.logdata = compile_macro(value)
-        elif key == "tag":
-            tags.append(value)
-        elif key == "severity":
-            rule.severity = parse_severity(value)
-        elif key in ("ver", "rev", "maturity", "accuracy"):
-            continue
-        elif key == "chain":
-            pass  # handled by the caller, which links the next rule
-        elif key == "capture":
-            rule.capture = True
-        elif key == "multimatch":
-            rule.multi_match = True
-        elif key in ("log", "nolog"):
-            rule.log = key == "log"
-            if key == "nolog":
-                rule.auditlog = False
-        elif key in ("auditlog", "noauditlog"):
-            rule.auditlog = key == "auditlog"
-        elif key == "skip":
-            if not value.isdigit():
-                raise ValueError(f"skip needs a count, got {value!r}")
-            rule.skip = int(value)
-        elif key == "skipafter":
-            rule.skip_after = value
+        handler = RULE_ACTIONS.get(key)
+        if handler is not None:
+            handler(draft, key, value)
         elif key in RUNTIME_ACTIONS:
             rule.actions.append(RUNTIME_ACTIONS[key](value))
         else:
             raise ValueError(f"unsupported action {name!r}")
-    assert not (METADATA | FLAGS | FLOW) - _HANDLED
+    transforms, tags, saw_disruptive = draft.transforms, draft.tags, draft.saw_disruptive
     rule.transforms = tuple(transforms)
     names = [name for name, _ in transforms]
     rule.tprefixes = tuple(sys.intern(",".join(names[: i + 1])) for i in range(len(names)))
@@ -214,7 +281,8 @@ def compile_rule(
     if not chained and rule.id == 0:
         raise ValueError("rule has no id")
     if variables is not None:
-        targets, excluded = [], []
+        targets: list[Target] = []
+        excluded: list[Target] = []
         for spec in split_targets(variables, file, line):
             (excluded if spec.exclude else targets).append(compile_target(spec))
         if not targets:
@@ -223,10 +291,3 @@ def compile_rule(
     if operator is not None:
         rule.operator, rule.negated = compile_operator(operator, Path(file).parent)
     return rule
-
-
-_HANDLED = {
-    "id", "phase", "msg", "logdata", "tag", "severity", "ver", "rev", "maturity", "accuracy",
-    "chain", "capture", "multimatch", "log", "nolog", "auditlog", "noauditlog", "t",
-    "skip", "skipafter", "status",
-}  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from milliwatt.shield.waf import transformations as tf
+import milliwatt.shield.waf.transformations as tf
 from milliwatt.shield.waf.actions import DISRUPTIVE, PHASES
 from milliwatt.shield.waf.api import RuleLoadError
 from milliwatt.shield.waf.rules import Defaults, Rule, compile_rule

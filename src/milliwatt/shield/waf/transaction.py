@@ -10,16 +10,18 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from milliwatt.shield.waf.actions import CtlSetting
 from milliwatt.shield.waf.api import HttpRequest, HttpResponse, Interruption, MatchedRule
 from milliwatt.shield.waf.audit import DATA_LIMIT, audit_record
 from milliwatt.shield.waf.compiled import screen_phase
+from milliwatt.shield.waf.controls import CONTROLS, as_int
 from milliwatt.shield.waf.macros import Macro
 from milliwatt.shield.waf.matching import CAPTURE_KEYS, TargetMatching, View
 from milliwatt.shield.waf.operators import to_int
 from milliwatt.shield.waf.request_data import load_request, load_request_body, load_response
 from milliwatt.shield.waf.rules import Rule
-from milliwatt.shield.waf.seclang import split_targets
-from milliwatt.shield.waf.variables import Target, TxData, compile_target
+from milliwatt.shield.waf.ruleset import RuleSet
+from milliwatt.shield.waf.variables import Target, TxData
 
 if TYPE_CHECKING:
     from milliwatt.shield.waf.engine import WAF
@@ -51,9 +53,14 @@ class Transaction(TargetMatching):
         self.removed_tags: set[str] = set()
         self.removed_targets: dict[int, list[Target]] = {}
         self.removed_targets_by_tag: list[tuple[str, Target]] = []
-        self._removing = False  # any rule removed by ctl: so far (most requests: none)
-        self._retargeting = False  # any target removed by ctl: so far
-        self._tx_retargeted = False  # ... and any of them a TX variable
+        self.removed_targets_by_msg: list[tuple[str, Target]] = []
+        self.removed_msgs: set[str] = set()
+        self.request_body_limit = waf.ruleset.request_body_limit
+        self.response_body_limit = waf.ruleset.response_body_limit
+        self.audit_engine = "relevantonly"  # ctl:auditEngine; the audit log keeps what it says
+        self.removing = False  # any rule removed by ctl: so far (most requests: none)
+        self.retargeting = False  # any target removed by ctl: so far
+        self.tx_retargeted = False  # ... and any of them a TX variable
         self._allowed_through = 0  # phases up to this one are skipped after an allow
         self._rule: Rule | None = None
         self._captures: list[tuple[str, ...]] = []
@@ -67,7 +74,7 @@ class Transaction(TargetMatching):
         self._view_unions: dict[str, int | None] = {}  # same, per target
         self._present: frozenset[str] | None = None
         self._retargets = waf.retargets  # rules' keys after ctl: removed targets
-        self._removals: tuple[str, ...] = ()  # the ctl: target removals, in order
+        self.removals: tuple[str, ...] = ()  # the ctl: target removals, in order
         self._pcache = waf.caches.matched
         # values too large to keep beyond this transaction (bodies) have caches of their own
         self._big_tcache: dict[tuple[str, str], str] = {}
@@ -82,6 +89,10 @@ class Transaction(TargetMatching):
                  SERVER_PORT=str(server_port), UNIQUE_ID=self.request_id, REQBODY_ERROR="0",
                  REQBODY_PROCESSOR_ERROR="0", INBOUND_DATA_ERROR="0", OUTBOUND_DATA_ERROR="0",
                  TIME_EPOCH=str(int(time.time())), HIGHEST_SEVERITY="255")  # fmt: skip
+
+    @property
+    def ruleset(self) -> RuleSet:
+        return self.waf.ruleset
 
     # -- public API -----------------------------------------------------------------------
 
@@ -132,13 +143,13 @@ class Transaction(TargetMatching):
         while i < n:
             if ruled_out[i]:
                 # as its evaluation would leave it (a removed rule is not evaluated at all)
-                if not (self._removing and self._is_removed(rules[i])):
+                if not (self.removing and self._is_removed(rules[i])):
                     collections["MATCHED_VARS"] = []
                 i += 1
                 continue
             rule = rules[i]
             i += 1
-            if self._removing and self._is_removed(rule):
+            if self.removing and self._is_removed(rule):
                 continue
             if not steps[i - 1](self):
                 continue
@@ -158,11 +169,13 @@ class Transaction(TargetMatching):
             return True
         if self.removed_ranges and any(lo <= rule.id <= hi for lo, hi in self.removed_ranges):
             return True
+        if self.removed_msgs and rule.msg is not None and rule.msg.text in self.removed_msgs:
+            return True
         return bool(self.removed_tags) and any(t in self.removed_tags for t in rule.tags)
 
     def _evaluate(self, head: Rule) -> bool:
         self._rule = head
-        if head.comparison is not None and not self._tx_retargeted:
+        if head.comparison is not None and not self.tx_retargeted:
             return self._compare(head, *head.comparison)
         self.data.collections["MATCHED_VARS"] = []
         rule: Rule | None = head
@@ -263,53 +276,12 @@ class Transaction(TargetMatching):
         elif op == "=":
             store[key] = value or ""
         else:
-            current = _as_int(store.get(key, "0"))
-            delta = _as_int(value or "0")
+            current = as_int(store.get(key, "0"))
+            delta = as_int(value or "0")
             store[key] = str(current + delta if op == "+" else current - delta)
 
     def init_collection(self, collection: str, key: str) -> None:
         self.data.persistent.setdefault(collection, {})
 
-    def control(self, setting: str, value: str) -> None:
-        if setting == "ruleengine":
-            self.engine = (
-                value.lower() if value.lower() in ("on", "off", "detectiononly") else self.engine
-            )
-        elif setting == "ruleremovebyid":
-            self._removing = True
-            for spec in value.split():
-                lo, dash, hi = spec.partition("-")
-                if dash:
-                    self.removed_ranges.append((_as_int(lo), _as_int(hi)))
-                else:
-                    self.removed_ids.add(_as_int(spec))
-        elif setting == "ruleremovebytag":
-            self._removing = True
-            self.removed_tags.add(value)
-        elif setting in ("ruleremovetargetbyid", "ruleremovetargetbytag"):
-            self._retargeting = True
-            self._removals = (*self._removals, f"{setting}={value}")
-            selector, _, targets = value.partition(";")
-            for spec in split_targets(targets, "ctl", 0):
-                target = compile_target(spec)
-                self._tx_retargeted |= target.name == "TX"
-                if setting.endswith("byid"):
-                    self.removed_targets.setdefault(_as_int(selector), []).append(target)
-                else:
-                    self.removed_targets_by_tag.append((selector, target))
-        elif setting == "requestbodyprocessor":
-            self.body_processor = value.upper()
-            self.data.scalars["REQBODY_PROCESSOR"] = self.body_processor
-        elif setting == "forcerequestbodyvariable":
-            self.force_request_body = value.lower() == "on"
-        elif setting == "requestbodyaccess":
-            self.request_body_access = value.lower() == "on"
-        elif setting == "responsebodyaccess":
-            self.response_body_access = value.lower() == "on"
-
-
-def _as_int(text: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        return 0
+    def control(self, setting: CtlSetting, value: str) -> None:
+        CONTROLS[setting](self, value)
