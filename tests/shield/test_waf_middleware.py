@@ -251,3 +251,17 @@ def test_websocket_handshake_is_inspected(audit: Path) -> None:
     (record,) = read_records(audit)
     # query values are masked in the log (keys are sent there); the match says what tripped
     assert record["rule_id"] == 1001 and record["uri"] == "/ws?room=[redacted]"
+
+
+async def test_ctl_audit_engine_decides_what_the_audit_log_keeps(
+    app: EchoApp, audit: Path
+) -> None:
+    quiet = r"""
+SecRule REQUEST_URI "@beginsWith /quiet" "id:1,phase:1,pass,nolog,ctl:auditEngine=Off"
+SecRule REQUEST_URI "@beginsWith /loud" "id:2,phase:1,pass,nolog,ctl:auditEngine=On"
+"""
+    async with _client(WafMiddleware(app, WAF.from_text(quiet + RULES), audit)) as client:
+        await client.get("/quiet", params={"q": "suspicious"})  # matched, but logging is off
+        await client.get("/loud")  # nothing matched a logging rule, but logging is on
+        await client.get("/plain")  # nothing relevant: the default keeps nothing
+    assert [r["uri"] for r in read_records(audit)] == ["/loud"]

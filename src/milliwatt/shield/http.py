@@ -173,7 +173,11 @@ class WafMiddleware:
             return
         if refusal is not None:
             record["status"], record["refused"] = refusal
-        if self.audit is not None and (tx.matched_rules or record.get("status") or refusal):
+        # SecAuditEngine / ctl:auditEngine: "on" logs every transaction, "relevantonly" those
+        # that matched or were refused, "off" none
+        engine = record.get("audit_engine", "relevantonly")
+        relevant = bool(tx.matched_rules or record.get("status") or refusal)
+        if self.audit is not None and (engine == "on" or (engine == "relevantonly" and relevant)):
             self.audit.write(record)
         interruption = tx.interruption
         if self.on_block is not None and (refusal is not None or interruption is not None):
