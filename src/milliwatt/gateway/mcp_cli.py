@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from milliwatt.config import load_settings
+from milliwatt.config import Settings, load_settings
 from milliwatt.gateway.guard import transport_security
 from milliwatt.gateway.mcp_server import AnswerFn, build_mcp_server
 from milliwatt.tools.registry import ToolContext, ToolRegistry
@@ -100,10 +100,10 @@ def _is_loopback(host: str) -> bool:
 def _load_registry(spec: str | None) -> ToolRegistry:
     if spec is None:
         try:
-            from milliwatt.tools.builtin import builtin_registry  # type: ignore[import-not-found]
+            from milliwatt.tools.builtin import builtin_registry
         except ImportError:
             return ToolRegistry()
-        return builtin_registry()  # type: ignore[no-any-return]
+        return builtin_registry()
     target, sep, function = spec.rpartition(":")
     if not sep or not target or not function:
         raise typer.BadParameter(f"{spec!r} is not MODULE:FUNCTION", param_hint="--tools")
@@ -125,7 +125,7 @@ def _load_registry(spec: str | None) -> ToolRegistry:
     return registry
 
 
-def _agent_answer(settings: object, registry: ToolRegistry) -> AnswerFn | None:
+def _agent_answer(settings: Settings, registry: ToolRegistry) -> AnswerFn | None:
     """Answers from the agent runtime; models load on the first question, not at start."""
     try:
         from milliwatt.agent.runtime import Runtime
@@ -133,7 +133,7 @@ def _agent_answer(settings: object, registry: ToolRegistry) -> AnswerFn | None:
         typer.echo(f"agents not offered: {exc}", err=True)
         return None
 
-    runtime = Runtime(settings, tools=registry)  # type: ignore[arg-type]
+    runtime = Runtime(settings, tools=registry)
 
     def answer(agent: str, message: str, session: str | None) -> str:
         return runtime.agent(agent).run(message, session=session, user="mcp").answer

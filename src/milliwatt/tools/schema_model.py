@@ -51,5 +51,6 @@ def arguments_model(name: str, schema: dict[str, Any]) -> tuple[type[BaseModel],
         __validators__={"_check": model_validator(mode="before")(check)},  # type: ignore[dict-item]
         **fields,
     )
+    # the class is made at run time: its schema is the server's own, not one pydantic derives
     model.model_json_schema = classmethod(json_schema)  # type: ignore[method-assign,assignment]
     return model, aliases
