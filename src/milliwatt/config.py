@@ -317,4 +317,5 @@ def config_file() -> Path | None:
 
 
 def load_settings(**overrides: object) -> Settings:
+    # pydantic validates each override by name and type: a bad one is a ValidationError
     return Settings(**overrides)  # type: ignore[arg-type]

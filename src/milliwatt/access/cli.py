@@ -205,7 +205,7 @@ def enroll(
 
 
 def _qr(text: str) -> str:
-    import qrcode  # type: ignore[import-untyped]  # no stubs published
+    import qrcode
 
     code = qrcode.QRCode(border=1)
     code.add_data(text)

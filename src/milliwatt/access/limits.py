@@ -54,6 +54,7 @@ class Limits:
         unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown limits: {', '.join(sorted(unknown))}")
+        # names checked above, values by __post_init__; the mapping's value type cannot say which
         return cls(**data)  # type: ignore[arg-type]
 
     @property

@@ -84,7 +84,7 @@ class StreamGuard:
         return False
 
     def _release(self) -> str:
-        out = []
+        out: list[str] = []
         while True:  # each sentence that has ended: a repeat ends the reply before it
             current = self._head + self._pending
             end = _SENTENCE_END.search(current, 0, len(self._head) + self._safe())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 
 from milliwatt.agent.cascade import ModelCascade
@@ -120,7 +120,7 @@ class Agent:
         max_tokens: int | None = None,
         cancel: threading.Event | None = None,
         tenant: str = "default",
-    ) -> Iterator[RunEvent]:
+    ) -> Generator[RunEvent, None, None]:
         """Yield text as it is generated and each tool call; the last event is the RunResult.
 
         With `session`, the stored conversation is continued and the turn is stored; with

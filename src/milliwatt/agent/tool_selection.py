@@ -168,7 +168,7 @@ def _save_vectors(path: Path | None, vectors: dict[str, np.ndarray]) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(temporary, **vectors)
+        np.savez(temporary, allow_pickle=True, **vectors)
         os.replace(temporary, path)  # readers see the old file or the new one, never half
     except OSError as exc:  # a read-only or full disk costs the next start time, not answers
         log.warning("tool vectors not cached at %s: %s", path, exc)

@@ -164,7 +164,8 @@ def _check_value(param: str, value: Any, doc: Mapping[str, Any], allowed: list[A
     # allowed values of another type than declared stand for a variable name: compare exactly
     is_variable = answer_type is not None and answer_type is not py_type
     if type(value) is py_type:
-        if declared in ("array", "tuple") and not _items_typed(value, doc, allowed):
+        # isinstance as well: `type(value) is py_type` says the same, but tells no type checker
+        if isinstance(value, list) and not _items_typed(value, doc, allowed):
             return Verdict(False, f"{param!r}: items of {value!r} have the wrong type", "type")
     elif answer_type is not None and type(value) is answer_type:
         is_variable = True

@@ -19,7 +19,7 @@ import numpy as np
 
 from milliwatt.evals.bfcl import Attempt, CallFn, tool_specs
 from milliwatt.evals.bfcl_ast import Call
-from milliwatt.models.base import GenerationSettings, Message, Model, ToolSpec
+from milliwatt.models.base import GenerationSettings, Message, Model, Role, ToolSpec
 from milliwatt.models.tool_prompt import compact_signature
 
 Mode = Literal["raw", "pipeline"]
@@ -187,6 +187,9 @@ def _function_text(function: Mapping[str, Any]) -> str:
     return f"{name}: {function.get('description', '')}"
 
 
+# the roles a BFCL conversation keeps; any other speaks as the user
+_ROLES: dict[str, Role] = {"system": "system", "user": "user", "assistant": "assistant"}
+
+
 def _messages(messages: Sequence[Mapping[str, str]]) -> list[Message]:
-    roles = {"system", "user", "assistant"}
-    return [Message(m["role"] if m["role"] in roles else "user", m["content"]) for m in messages]  # type: ignore[arg-type]
+    return [Message(_ROLES.get(m["role"], "user"), m["content"]) for m in messages]

@@ -55,7 +55,8 @@ class Side:
     runs: list[RowRun] = field(default_factory=list)
 
     def total(self, attribute: str, route: str | None = None) -> float:
-        return sum(getattr(r, attribute) for r in self.runs if route in (None, r.route))
+        total: float = sum(getattr(r, attribute) for r in self.runs if route in (None, r.route))
+        return total
 
     def per_answer(self, attribute: str, route: str | None = None) -> float:
         chosen = [r for r in self.runs if route in (None, r.route)]

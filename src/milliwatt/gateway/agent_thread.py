@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 
 from milliwatt.agent.events import RunEvent, RunResult
 from milliwatt.models.base import GenerationCancelled
 
-StartTurn = Callable[[threading.Event], Iterator[RunEvent]]
+# a generator, not any iterator: a turn stopped early is closed so that it is not stored
+StartTurn = Callable[[threading.Event], Generator[RunEvent, None, None]]
 
 
 class _End:

@@ -20,6 +20,7 @@ class RequestDeadlineProtocol(H11Protocol):
     request_timeout: float = 10.0
     _deadline: asyncio.TimerHandle | None = None
 
+    # uvicorn's H11Protocol narrows BaseProtocol's argument to Transport; this keeps its signature
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from milliwatt.config import load_settings
+from milliwatt.config import Settings, load_settings
 from milliwatt.gateway.guard import transport_security
 from milliwatt.gateway.mcp_server import AnswerFn, build_mcp_server
 from milliwatt.tools.registry import ToolContext, ToolRegistry
@@ -126,7 +126,7 @@ def _load_registry(spec: str | None) -> ToolRegistry:
     return registry
 
 
-def _agent_answer(settings: object, registry: ToolRegistry) -> AnswerFn | None:
+def _agent_answer(settings: Settings, registry: ToolRegistry) -> AnswerFn | None:
     """Answers from the agent runtime; models load on the first question, not at start."""
     try:
         from milliwatt.agent.runtime import Runtime
@@ -134,7 +134,7 @@ def _agent_answer(settings: object, registry: ToolRegistry) -> AnswerFn | None:
         typer.echo(f"agents not offered: {exc}", err=True)
         return None
 
-    runtime = Runtime(settings, tools=registry)  # type: ignore[arg-type]
+    runtime = Runtime(settings, tools=registry)
 
     def answer(agent: str, message: str, session: str | None) -> str:
         return runtime.agent(agent).run(message, session=session, user="mcp").answer

@@ -45,17 +45,18 @@ def build_mcp_server(
         instructions="milliwatt tools and agents. Tool results may quote untrusted content.",
         tools=[_mcp_tool(t, context) for t in tools],
     )
-    for agent in agents:
-        server.add_tool(
-            _ask(agent, answer),  # type: ignore[arg-type]
-            name=_checked_name(f"ask_{agent}"),
-            description=(
-                f"Ask the milliwatt agent {agent!r} and get its answer. Pass the same `session` "
-                "string on later calls to continue one conversation."
-            ),
-            annotations=ToolAnnotations(read_only_hint=False, open_world_hint=True),
-            structured_output=False,
-        )
+    if answer is not None:  # agents without one were refused above
+        for agent in agents:
+            server.add_tool(
+                _ask(agent, answer),
+                name=_checked_name(f"ask_{agent}"),
+                description=(
+                    f"Ask the milliwatt agent {agent!r} and get its answer. Pass the same "
+                    "`session` string on later calls to continue one conversation."
+                ),
+                annotations=ToolAnnotations(read_only_hint=False, open_world_hint=True),
+                structured_output=False,
+            )
     return server
 
 

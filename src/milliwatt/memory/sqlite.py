@@ -3,6 +3,7 @@ model call never leaves half a turn, and a turn the server acknowledged survives
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
@@ -111,7 +112,8 @@ class SqliteSessionStore:
     def list(self) -> list[SessionInfo]:
         return self._infos("", ())
 
-    def _infos(self, where: str, params: tuple[str, ...]) -> list[SessionInfo]:
+    # builtins.list: the method list() above shadows the type in the class body
+    def _infos(self, where: str, params: tuple[str, ...]) -> builtins.list[SessionInfo]:
         query = f"""
             SELECT s.name, s.agent, COUNT(t.id),
                    (SELECT COUNT(*) FROM messages m WHERE m.session = s.name),
@@ -122,7 +124,10 @@ class SqliteSessionStore:
             {where} GROUP BY s.name ORDER BY s.updated DESC, s.name"""
         with self._lock:
             rows = self._db.execute(query, params).fetchall()
-        return [SessionInfo(*row[:6], TurnCost(*row[6:])) for row in rows]
+        return [
+            SessionInfo(name, agent, turns, messages, created, updated, TurnCost(*cost))
+            for name, agent, turns, messages, created, updated, *cost in rows
+        ]
 
     def close(self) -> None:
         with self._lock:
@@ -133,4 +138,5 @@ def _message(
     role: str, content: str, tool_calls: str | None, tool_call_id: str | None, name: str | None
 ) -> Message:
     calls = [ToolCall(**c) for c in json.loads(tool_calls)] if tool_calls else []
+    # the column holds only Message.role values, written by append_turn() above
     return Message(role, content, calls, tool_call_id, name)  # type: ignore[arg-type]

@@ -51,7 +51,8 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float)
     mean = x.mean(axis=-1, keepdims=True)
     centred = x - mean
     var = np.mean(centred * centred, axis=-1, keepdims=True)
-    return centred / np.sqrt(var + eps) * weight + bias
+    normed: np.ndarray = centred / np.sqrt(var + eps) * weight + bias
+    return normed
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
@@ -61,7 +62,7 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     """
     z = np.abs(x) * np.float32(0.7071067811865476)
     t = 1.0 / (1.0 + 0.3275911 * z)
-    poly = t * 1.061405429
+    poly: np.ndarray = t * 1.061405429
     poly += -1.453152027
     poly *= t
     poly += 1.421413741
@@ -190,7 +191,8 @@ class Embedder:
             x = self._layer(x, layer, attention_bias)
         pooled = (x * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        unit: np.ndarray = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        return unit
 
     def _layer(self, x: np.ndarray, layer: _Layer, attention_bias: np.ndarray) -> np.ndarray:
         batch, length, hidden = x.shape

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
-from llama_cpp import LlamaGrammar, _logger
+from llama_cpp import _logger, llama_types
 from llama_cpp._internals import LlamaModel
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+from llama_cpp.llama_grammar import LlamaGrammar
 
 from milliwatt.models.base import (
     DEFAULT_GENERATION,
@@ -222,9 +223,9 @@ class LlamaCppModel(Model):
 
 def _to_template_messages(
     messages: Sequence[Message], tools: Sequence[ToolSpec]
-) -> list[dict[str, str]]:
+) -> list[llama_types.ChatCompletionRequestMessage]:
     """Small chat templates know only system/user/assistant: fold tool traffic into those."""
-    out: list[dict[str, str]] = []
+    out: list[llama_types.ChatCompletionRequestMessage] = []
     for m in messages:
         if m.role == "tool":
             out.append({"role": "user", "content": f"Result of {m.name}: {m.content}"})
@@ -233,8 +234,12 @@ def _to_template_messages(
             out.append(
                 {"role": "assistant", "content": json.dumps(calls[0] if len(calls) == 1 else calls)}
             )
+        elif m.role == "system":
+            out.append({"role": "system", "content": m.content})
+        elif m.role == "assistant":
+            out.append({"role": "assistant", "content": m.content})
         else:
-            out.append({"role": m.role, "content": m.content})
+            out.append({"role": "user", "content": m.content})
     if tools:
         guide = render_tool_prompt(tools)
         if out and out[0]["role"] == "system":

@@ -81,4 +81,5 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
             return resolve(defs[ref.removeprefix("#/$defs/")], depth + 1)
         return {k: resolve(v, depth) for k, v in node.items() if k != "$defs"}
 
-    return resolve(schema, 0)  # type: ignore[no-any-return]
+    resolved: dict[str, Any] = resolve(schema, 0)
+    return resolved

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -85,7 +85,7 @@ class ModelWorker:
         user: str = "anonymous",
         cancel: threading.Event | None = None,
         deadline: float | None = None,
-    ) -> Iterator[str | Finished]:
+    ) -> Generator[str | Finished, None, None]:
         """Yield text pieces, then the Finished event. Raises ModelError on failure."""
         if self._state != "ready":
             raise ModelUnavailableError(f"{self.name}: the model worker is {self._state}")

@@ -19,9 +19,11 @@ Mode = Literal["blocking", "detection"]
 
 
 def _check_mode(mode: str) -> Mode:
-    if mode not in ("blocking", "detection"):
-        raise typer.BadParameter(f"must be 'blocking' or 'detection', not {mode!r}")
-    return mode  # type: ignore[return-value]
+    if mode == "blocking":
+        return "blocking"
+    if mode == "detection":
+        return "detection"
+    raise typer.BadParameter(f"must be 'blocking' or 'detection', not {mode!r}")
 
 
 @app.command()

@@ -23,6 +23,7 @@ from milliwatt.shield.responses import ResponseInspector, answer, block, error_p
 from milliwatt.shield.waf import (
     WAF,
     HttpRequest,
+    Interruption,
     Transaction,
     WafSettings,
 )
@@ -86,6 +87,7 @@ class WafMiddleware:
         The messages that follow are not HTTP and are not inspected (nor by ModSecurity)."""
         request = HttpRequest("GET", _uri(scope), "HTTP/" + scope.get("http_version", "1.1"),
                               [(text(k), text(v)) for k, v in scope["headers"]])  # fmt: skip
+        verdict: Interruption | Exception | None
         try:
             verdict = tx.process_request(request)
         except Exception as exc:

@@ -204,16 +204,18 @@ def serve(settings: ProxySettings, listen: str, workers: int = 1) -> None:
     host, port = parse_listen(listen)
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, not {workers}")
-    common = dict(
-        host=host, port=port, http="httptools", loop="uvloop", lifespan="on",
-        access_log=False, server_header=False, log_level="warning",
-    )  # fmt: skip
+
+    def run(app: WafMiddleware | str, factory: bool = False, workers: int | None = None) -> None:
+        uvicorn.run(
+            app, host=host, port=port, http="httptools", loop="uvloop", lifespan="on",
+            access_log=False, server_header=False, log_level="warning",
+            factory=factory, workers=workers,
+        )  # fmt: skip
+
     app = build_proxy(settings)  # rule errors surface here, before any worker starts
     if workers == 1:
-        uvicorn.run(app, **common)  # type: ignore[arg-type]
+        run(app)
         return
     # worker processes import the app by name and read the settings from the environment
     os.environ[_CONFIG_VARIABLE] = json.dumps(asdict(settings))
-    uvicorn.run(
-        "milliwatt.shield.proxy:proxy_from_environment", factory=True, workers=workers, **common
-    )  # type: ignore[arg-type]
+    run("milliwatt.shield.proxy:proxy_from_environment", factory=True, workers=workers)

@@ -33,7 +33,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
-class _JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _JsonHandler(logging.StreamHandler[TextIO]):
     """Request lines are written as they come and flushed when the telemetry thread has
     nothing left to do (one write for a burst, not one per request); anything else, a
     warning say, is flushed at once."""

@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from milliwatt.tools.exact import CalculationError, evaluate
+from milliwatt.tools.exact import evaluate
+from milliwatt.tools.exact_functions import CalculationError
 from milliwatt.tools.number_format import format_number, terminates
 from milliwatt.tools.number_theory import is_prime, parse_integer, write_in_base
 from milliwatt.tools.registry import Effect, Tool, ToolError, tool

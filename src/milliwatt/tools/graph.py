@@ -159,7 +159,7 @@ def store_graph(context: ToolContext, name: str, edges: list[Edge], directed: bo
             raise
 
 
-def load_graph(context: ToolContext, name: str = "default") -> nx.Graph | None:
+def load_graph(context: ToolContext, name: str = "default") -> nx.Graph[str] | None:
     """The user's graph, or None when it was never loaded."""
     path = context.data_dir / DATABASE
     if not path.is_file():
@@ -170,7 +170,7 @@ def load_graph(context: ToolContext, name: str = "default") -> nx.Graph | None:
         ).fetchone()
         if row is None:
             return None
-        graph: nx.Graph = nx.DiGraph() if row[0] else nx.Graph()
+        graph: nx.Graph[str] = nx.DiGraph() if row[0] else nx.Graph()
         for source, target, weight in db.execute(
             "SELECT source, target, weight FROM edges WHERE user = ? AND graph = ?",
             (context.user, name),
@@ -181,7 +181,7 @@ def load_graph(context: ToolContext, name: str = "default") -> nx.Graph | None:
     return graph
 
 
-def find_node(graph: nx.Graph, name: str) -> str | None:
+def find_node(graph: nx.Graph[str], name: str) -> str | None:
     """The node called `name`, matched exactly, else case-insensitively when unambiguous."""
     if name in graph:
         return name
@@ -250,8 +250,8 @@ def shortest_path(
     if graph is None:
         raise ToolError(f"no graph named {name!r} is loaded; load one with graph.load")
     a, b = find_node(graph, source), find_node(graph, target)
-    missing = [n for n, found in ((source, a), (target, b)) if found is None]
-    if missing:
+    if a is None or b is None:
+        missing = [n for n, found in ((source, a), (target, b)) if found is None]
         raise ToolError(f"not in graph {name!r}: {', '.join(repr(m[:80]) for m in missing)}")
     try:
         distance, path = nx.single_source_dijkstra(graph, a, b, weight="weight")

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import anyio
 import jsonschema
@@ -31,6 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validato
 from milliwatt.shield.firewall import screen_tool_description
 from milliwatt.tools.registry import Effect, Tool, ToolError
 from milliwatt.tools.schema_model import ABSENT, arguments_model
+
+_T = TypeVar("_T")  # what a job run on the session loop returns
 
 DEFAULT_EFFECTS = {
     "http": frozenset({Effect.NETWORK, Effect.READS_UNTRUSTED, Effect.WRITES}),
@@ -233,15 +235,16 @@ class McpClient:
             arguments_model=model,
         )
 
-    def _run(self, job: Callable[[Client], Awaitable[Any]]) -> Any:
+    def _run(self, job: Callable[[Client], Awaitable[_T]]) -> _T:
         loop, jobs, session = self._loop, self._jobs, self._session
         if loop is None or jobs is None or session is None or session.done():
             raise McpError(f"MCP server {self.config.name!r} is not connected")
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
         loop.call_soon_threadsafe(jobs.put_nowait, (job, future))
         # the session may end before it takes the job: wait on both
+        either: list[concurrent.futures.Future[Any]] = [future, session]
         concurrent.futures.wait(
-            [future, session],
+            either,
             timeout=self.config.timeout_seconds + 5,
             return_when=concurrent.futures.FIRST_COMPLETED,
         )

@@ -82,7 +82,8 @@ class Tool:
     @property
     def parameters(self) -> dict[str, Any]:
         """JSON schema of the arguments, compact: no titles."""
-        return _strip_titles(self.arguments_model.model_json_schema())
+        stripped: dict[str, Any] = _strip_titles(self.arguments_model.model_json_schema())
+        return stripped
 
     @property
     def untrusted_output(self) -> bool:

@@ -199,7 +199,8 @@ def export_ics(context: ToolContext, start: str | None = None, end: str | None =
         event.add("dtend", datetime.fromtimestamp(b_epoch, UTC))
         event.add("dtstamp", datetime.now(UTC).replace(microsecond=0))
         cal.add_component(event)
-    return cal.to_ical().decode("utf-8")
+    ical: bytes = cal.to_ical()
+    return ical.decode("utf-8")
 
 
 TOOLS: list[Tool] = [book, cancel, free_busy, export_ics]

@@ -46,8 +46,11 @@ def arguments_model(name: str, schema: dict[str, Any]) -> tuple[type[BaseModel],
     model = create_model(
         re.sub(r"\W", "_", name) + "_arguments",
         __config__=ConfigDict(extra="forbid", populate_by_name=False),
-        __validators__={"_check": model_validator(mode="before")(classmethod(check))},  # type: ignore[dict-item]
+        # a function whose first parameter is `cls` is made a classmethod by pydantic itself
+        # pydantic annotates __validators__ as plain callables, not its own decorator proxies
+        __validators__={"_check": model_validator(mode="before")(check)},  # type: ignore[dict-item]
         **fields,
     )
+    # the class is made at run time: its schema is the server's own, not one pydantic derives
     model.model_json_schema = classmethod(json_schema)  # type: ignore[method-assign,assignment]
     return model, aliases

@@ -97,9 +97,9 @@ class UnitError(ValueError):
 
 
 @cache
-def unit_registry() -> pint.UnitRegistry:
+def unit_registry() -> pint.UnitRegistry[float]:
     # built once per process (about 0.3 s); conversions afterwards take microseconds
-    registry: pint.UnitRegistry = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+    registry: pint.UnitRegistry[float] = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
     registry.define("liter_per_100km = liter / (100 * kilometer) = L_100km")
     return registry
 

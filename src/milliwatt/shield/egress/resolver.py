@@ -12,6 +12,15 @@ from .addresses import IPAddress
 from .errors import EgressBlocked, EgressTimeout, InvalidURL
 from .hosts import parse_host
 
+# one getaddrinfo() answer: family, type, proto, canonical name, socket address
+_AddrInfo = tuple[
+    socket.AddressFamily,
+    socket.SocketKind,
+    int,
+    str,
+    tuple[str, int] | tuple[str, int, int, int] | tuple[int, bytes],
+]
+
 
 class Resolver(Protocol):
     def resolve(self, name: str, timeout: float) -> list[IPAddress]:
@@ -24,7 +33,7 @@ class SystemResolver:
     (Kubernetes' ndots:5 and the like) from turning a public-looking name into an internal one."""
 
     def resolve(self, name: str, timeout: float) -> list[IPAddress]:
-        answers: list[tuple[object, ...]] = []
+        answers: list[_AddrInfo] = []
         failures: list[OSError] = []
         done = threading.Event()
 
@@ -46,7 +55,7 @@ class SystemResolver:
         for family, _type, _proto, _canon, sockaddr in answers:
             if family not in (socket.AF_INET, socket.AF_INET6):
                 continue
-            address = ip_address(str(sockaddr[0]).split("%", 1)[0])  # type: ignore[index]
+            address = ip_address(str(sockaddr[0]).split("%", 1)[0])
             if address not in found:
                 found.append(address)
         if not found:
