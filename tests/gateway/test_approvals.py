@@ -62,7 +62,12 @@ def model_port() -> Iterator[int]:
 
 
 def config(model_port: int, timeout: float) -> str:
+    # the firewall off: the inbox's injection must reach the model, so the policy is what
+    # stops the write (with the firewall on, the content is withheld before it can steer)
     return f"""
+[shield]
+firewall = false
+
 [models.scripted]
 backend = "openai"
 base_url = "http://127.0.0.1:{model_port}/v1"
