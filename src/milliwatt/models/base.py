@@ -12,6 +12,20 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# the model errors, importable from here as before
+from milliwatt.errors import (
+    ContextOverflowError as ContextOverflowError,
+)
+from milliwatt.errors import (
+    ModelBusyError as ModelBusyError,
+)
+from milliwatt.errors import (
+    ModelError as ModelError,
+)
+from milliwatt.errors import (
+    ModelUnavailableError as ModelUnavailableError,
+)
+
 Role = Literal["system", "user", "assistant", "tool"]
 StopReason = Literal["stop", "length", "tool_calls"]
 
@@ -77,38 +91,8 @@ class StreamChunk:
     response: ModelResponse | None = None
 
 
-class ModelError(Exception):
-    """The backend failed or timed out; the request may be retried later."""
-
-    retry_after: float = 5.0  # seconds a client should wait before trying again
-
-
-class ModelBusyError(ModelError):
-    """Every generation slot is taken and the line is full or too slow; try again shortly."""
-
-    retry_after = 2.0
-
-
-class ModelUnavailableError(ModelError):
-    """The model's worker is (re)starting after a crash; try again shortly."""
-
-    retry_after = 3.0
-
-
 class GenerationCancelled(Exception):
     """The caller gave up (its client went away); the generation was stopped."""
-
-
-class ContextOverflowError(ValueError):
-    """The prompt does not fit in the model's context window."""
-
-    def __init__(self, prompt_tokens: int, context_length: int) -> None:
-        super().__init__(
-            f"the request needs {prompt_tokens} tokens but the model's context holds "
-            f"{context_length}"
-        )
-        self.prompt_tokens = prompt_tokens
-        self.context_length = context_length
 
 
 @dataclass(frozen=True)
