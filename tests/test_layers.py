@@ -56,3 +56,8 @@ def test_relative_imports_are_not_used_to_cross_layers() -> None:
         if isinstance(node, ast.ImportFrom) and node.level > 1
     ]
     assert crossing == []
+
+
+def test_the_error_hierarchy_is_a_leaf() -> None:
+    """Every layer raises milliwatt.errors' types, so it may import nothing of milliwatt."""
+    assert imported_packages(SRC / "errors.py") == set()
