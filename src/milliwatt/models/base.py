@@ -114,6 +114,18 @@ class GenerationSettings:
 DEFAULT_GENERATION = GenerationSettings()
 
 
+@dataclass(frozen=True)
+class ModelSettings:
+    """A model's own settings, from its configuration, given to its backend when built."""
+
+    max_tokens: int = 512  # generated tokens per call
+    joules_per_token: float = 0.5  # the estimate for remote models
+    ignore_eos: bool = False  # generate exactly max_tokens: for benchmarks
+
+
+DEFAULT_MODEL_SETTINGS = ModelSettings()
+
+
 class Model(ABC):
     """A chat model. Backends live one per module beside this one."""
 
@@ -122,9 +134,15 @@ class Model(ABC):
     # local models are costed by CPU time, remote ones by tokens
     local: bool = True
     provider: str = "unknown"  # the backend, as traces name it (gen_ai.provider.name)
-    max_tokens: int = 512  # generated tokens per call, from the model's configuration
-    joules_per_token: float = 0.5  # the estimate for remote models
-    ignore_eos: bool = False  # generate exactly max_tokens: for benchmarks
+    max_tokens: int = DEFAULT_MODEL_SETTINGS.max_tokens  # each backend sets these three
+    joules_per_token: float = DEFAULT_MODEL_SETTINGS.joules_per_token  # from the ModelSettings
+    ignore_eos: bool = DEFAULT_MODEL_SETTINGS.ignore_eos  # it is built with (apply_settings)
+
+    def apply_settings(self, settings: ModelSettings) -> None:
+        """Take the configured settings; backends call this from their constructor."""
+        self.max_tokens = settings.max_tokens
+        self.joules_per_token = settings.joules_per_token
+        self.ignore_eos = settings.ignore_eos
 
     @abstractmethod
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()) -> int:
