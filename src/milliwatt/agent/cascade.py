@@ -167,11 +167,25 @@ class ModelCascade:
             if breach is not None and doubtful is not None:
                 yield TextDelta(doubtful[0])
                 return RunResult(
-                    doubtful[0], "model", doubtful[1], session, "answer", called, ledger
+                    answer=doubtful[0],
+                    route="model",
+                    model=doubtful[1],
+                    session=session,
+                    stop="answer",
+                    tools_called=called,
+                    ledger=ledger,
                 )
             if breach is not None:
                 yield TextDelta(breach)
-                return RunResult(breach, "model", model.name, session, "budget", called, ledger)
+                return RunResult(
+                    answer=breach,
+                    route="model",
+                    model=model.name,
+                    session=session,
+                    stop="budget",
+                    tools_called=called,
+                    ledger=ledger,
+                )
             held: list[str] = []
             response = yield from self._call_model(model, prompt, offered, settings, ledger, held)
             reason = self._doubt(response) if escalable else None
@@ -183,7 +197,15 @@ class ModelCascade:
                 if not escalable:
                     answer = no_answer(model, reason)
                     yield TextDelta(answer)
-                    return RunResult(answer, "model", model.name, session, "answer", called, ledger)
+                    return RunResult(
+                        answer=answer,
+                        route="model",
+                        model=model.name,
+                        session=session,
+                        stop="answer",
+                        tools_called=called,
+                        ledger=ledger,
+                    )
             if reason is not None:
                 if not response.tool_calls and response.text.strip():
                     doubtful = (response.text, model.name)
@@ -194,7 +216,13 @@ class ModelCascade:
                 if held:
                     yield TextDelta("".join(held))
                 return RunResult(
-                    response.text, "model", model.name, session, "answer", called, ledger
+                    answer=response.text,
+                    route="model",
+                    model=model.name,
+                    session=session,
+                    stop="answer",
+                    tools_called=called,
+                    ledger=ledger,
                 )
             fresh = [c for c in response.tool_calls if _call_key(c) not in made]
             if not fresh:  # the same call again: its result is in the prompt already
@@ -225,13 +253,27 @@ class ModelCascade:
                     model, f"made an invalid tool call ({invalid_error})", self.config.name
                 )
                 yield TextDelta(answer)
-                return RunResult(answer, "model", model.name, session, "answer", called, ledger)
+                return RunResult(
+                    answer=answer,
+                    route="model",
+                    model=model.name,
+                    session=session,
+                    stop="answer",
+                    tools_called=called,
+                    ledger=ledger,
+                )
             tier = self._escalate(tier, turn)
             plain = False
         stop = f"Stopped after {self.config.max_steps} steps without a final answer."
         yield TextDelta(stop)
         return RunResult(
-            stop, "model", self.models[tier.index].name, session, "steps", called, ledger
+            answer=stop,
+            route="model",
+            model=self.models[tier.index].name,
+            session=session,
+            stop="steps",
+            tools_called=called,
+            ledger=ledger,
         )
 
     def _doubt(self, response: ModelResponse) -> str | None:

@@ -173,7 +173,15 @@ class Agent:
         if found is None:
             return None
         called = ToolCalled(found.tool, found.arguments, found.answer, found.error is None)
-        return RunResult(found.answer, "tool", None, session, "answer", [called], ledger)
+        return RunResult(
+            answer=found.answer,
+            route="tool",
+            model=None,
+            session=session,
+            stop="answer",
+            tools_called=[called],
+            ledger=ledger,
+        )
 
     def _session_cost(self, session: str | None) -> TurnCost | None:
         if session is None or self.store is None:
