@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from milliwatt.agent.cascade import ModelCascade
+from milliwatt.agent.escalation import EscalationCheck
 from milliwatt.agent.events import (
     PolicyDenied,
     Quarantined,
@@ -58,6 +59,7 @@ class Agent:
         data_dir: Path | None = None,
         selector: ToolSelector | None = None,
         policy: FlowPolicy | None = None,
+        escalate_on: Sequence[EscalationCheck] | None = None,
     ) -> None:
         """`selector` narrows the tools offered to the model per request; without one the
         model sees every tool the agent may call. `policy` guards every tool call (default:
@@ -71,7 +73,9 @@ class Agent:
         self.watts_per_core = watts_per_core
         self.router = router
         self.data_dir = data_dir
-        self.cascade = ModelCascade(config, self.models, self.tools, selector, policy)
+        self.cascade = ModelCascade(
+            config, self.models, self.tools, selector, policy, escalate_on=escalate_on
+        )
 
     @property
     def name(self) -> str:
