@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from milliwatt.access.limits import Limits
+from milliwatt.errors import AuthenticationError
 
 DATABASE_NAME = "access.db"
 KEY_PREFIX = "mw_"
@@ -51,12 +52,8 @@ CREATE TABLE IF NOT EXISTS keys (
 """
 
 
-class AuthError(Exception):
+class AuthError(AuthenticationError):
     """A key that does not authenticate; `code` says which way (OpenAI's error codes)."""
-
-    def __init__(self, message: str, code: str = "invalid_api_key") -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ from pathlib import Path
 import pyotp
 
 from milliwatt.access.keys import DATABASE_NAME
+from milliwatt.errors import OtpError as OtpError
+from milliwatt.errors import OtpLockedError
 
 ISSUER = "milliwatt"
 STEP = 30
@@ -46,10 +48,6 @@ CREATE TABLE IF NOT EXISTS otp_failures (
 );
 CREATE INDEX IF NOT EXISTS otp_failures_by_operator ON otp_failures(operator, time);
 """
-
-
-class OtpError(Exception):
-    """A code that does not authorise: wrong, replayed, skewed, or too many failures."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +116,9 @@ class OperatorStore:
             raise OtpError(f"operator {name!r} is not confirmed yet (`milliwatt admin confirm`)")
         if failures[0] >= MAX_FAILURES:
             wait = failures[1] + FAILURE_WINDOW - now
-            raise OtpError(f"too many wrong codes for operator {name!r}; try again in {wait:.0f} s")
+            raise OtpLockedError(
+                f"too many wrong codes for operator {name!r}; try again in {wait:.0f} s"
+            )
         code = code.strip().replace(" ", "")
         if not re.fullmatch(r"\d{6}", code):
             self._fail(name, now)

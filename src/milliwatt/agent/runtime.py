@@ -13,6 +13,7 @@ from milliwatt.agent.router import Router
 from milliwatt.agent.runner import Agent
 from milliwatt.agent.tool_selection import tool_selector
 from milliwatt.config import Settings, private_data_dir
+from milliwatt.errors import UnknownAgentError as UnknownAgentError
 from milliwatt.memory.sqlite import SqliteSessionStore
 from milliwatt.models.base import Model
 from milliwatt.models.loader import load_model
@@ -22,11 +23,6 @@ from milliwatt.tools.email import configure_email
 from milliwatt.tools.registry import ToolRegistry
 from milliwatt.tools.search_providers import SearxngSearch
 from milliwatt.tools.web import WebSettings, configure_web
-
-
-class UnknownAgentError(KeyError):
-    def __str__(self) -> str:
-        return f"unknown agent: {self.args[0]!r}"
 
 
 class Runtime:

@@ -18,6 +18,7 @@ from milliwatt.access.admin import Admin
 from milliwatt.access.keys import parse_duration
 from milliwatt.access.limits import Limits
 from milliwatt.access.operators import OtpError
+from milliwatt.gateway.errors import api_error
 from milliwatt.gateway.schemas import ApiError
 
 OPERATOR_HEADER = "x-milliwatt-operator"
@@ -36,8 +37,7 @@ def admin_routes(admin: Admin) -> list[BaseRoute]:
         try:
             admin.authorize(operator, code, action, via="api")
         except OtpError as exc:
-            status = 429 if "too many" in str(exc) else 401
-            raise ApiError(status, str(exc), code="invalid_otp") from None
+            raise api_error(exc) from None
         return operator
 
     async def list_keys(request: Request) -> Response:
