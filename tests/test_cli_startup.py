@@ -60,3 +60,8 @@ def test_every_mounted_family_is_listed_and_runs() -> None:
     _, command, _ = group.resolve_command(context, ["knowledge", "--help"])
     assert isinstance(command, TyperGroup)  # the real group, with its subcommands
     assert command.list_commands(Context(command))
+
+
+def test_a_family_of_one_command_keeps_its_command_name() -> None:
+    sandbox = load("sandbox")  # `milliwatt sandbox run -- CMD`, not `milliwatt sandbox CMD`
+    assert isinstance(sandbox, TyperGroup) and list(sandbox.commands) == ["run"]

@@ -81,11 +81,13 @@ def load(name: str) -> Command:
     """The family's real command, its module imported now."""
     module, attribute = FAMILIES[name].target.split(":")
     found = getattr(importlib.import_module(module), attribute)
-    if not isinstance(found, typer.Typer):  # a function: a one-command app is that command
+    command: Command
+    if isinstance(found, typer.Typer):  # a group, even of one command (`sandbox run`)
+        command = typer.main.get_group(found)
+    else:  # a function: one command
         single = typer.Typer()
         single.command()(found)
-        found = single
-    command = typer.main.get_command(found)
+        command = typer.main.get_command(single)
     command.name = name
     return command
 
