@@ -11,7 +11,7 @@ import pytest
 from tests.access.test_cli import _operator, data_dir, mw
 
 from milliwatt.access.admin import trail_path
-from milliwatt.access.policies import PolicyOverrides
+from milliwatt.access.policies import PolicyOverrides, parse_policy
 from milliwatt.agent.runtime import Runtime
 from milliwatt.config import load_settings
 from milliwatt.models.fake import FakeModel
@@ -125,3 +125,13 @@ def test_policy_set_and_reset_need_a_fresh_code(data_dir: Path, tmp_path: Path) 
 def test_set_takes_the_policy_once(data_dir: Path, args: list[str]) -> None:
     code, out = mw("admin", "policy", "set", "milliwatt", *args, "--operator", "ada", "--code", "1")
     assert code == 1 and "give the policy once" in out
+
+
+def test_a_damaged_overrides_file_is_named_and_kept(data_dir: Path) -> None:
+    overrides = PolicyOverrides(data_dir)
+    overrides.path.write_text('{"milliwatt": {"send_to": 5}}')
+    with pytest.raises(ValueError, match=r"policy-overrides\.json: not valid policy overrides"):
+        overrides.get("milliwatt")
+    with pytest.raises(ValueError, match="send_to"):
+        overrides.set("milliwatt", parse_policy({}))
+    assert overrides.path.read_text() == '{"milliwatt": {"send_to": 5}}'  # not overwritten

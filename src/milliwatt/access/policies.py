@@ -47,8 +47,11 @@ class PolicyOverrides:
                 self._seen, self._cache = None, {}
                 return {}
             if self._seen != (stat.st_ino, stat.st_mtime_ns, stat.st_size):
-                raw: dict[str, Any] = json.loads(self.path.read_text())
-                self._cache = {name: PolicyConfig.model_validate(p) for name, p in raw.items()}
+                try:
+                    raw: dict[str, Any] = json.loads(self.path.read_text())
+                    self._cache = {name: parse_policy(p) for name, p in raw.items()}
+                except (ValueError, AttributeError) as exc:  # edited by hand: say where
+                    raise ValueError(f"{self.path}: not valid policy overrides: {exc}") from None
                 self._seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
             return dict(self._cache)
 
