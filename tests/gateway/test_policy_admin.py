@@ -92,14 +92,14 @@ def test_an_operator_changes_a_policy_on_a_running_server(server: AccessServer) 
     assert shown["overridden"] is False and shown["policy"]["write_paths"] == []
 
     # no code: refused, nothing stored
-    allow = {"write_paths": ["notes/out.txt"], "on_untrusted": "deny"}
+    allow = {"write_paths": ["notes/*"], "on_untrusted": "deny"}  # a glob passes the WAF
     assert httpx.put(url, json=allow, headers=auth).status_code == 401
     code = ada.now()
     mfa = auth | {"X-Milliwatt-Operator": "ada", "X-Milliwatt-Otp": code}
     changed = httpx.put(url, json=allow, headers=mfa)
     assert changed.status_code == 200, changed.text
     assert changed.json()["overridden"] is True
-    assert changed.json()["policy"]["write_paths"] == ["notes/out.txt"]
+    assert changed.json()["policy"]["write_paths"] == ["notes/*"]
     # the very next request runs under the new policy: the write happens
     assert "denied by policy" not in _chat(server, user)
     assert written.read_text() == "summary"
@@ -125,7 +125,7 @@ def test_an_operator_changes_a_policy_on_a_running_server(server: AccessServer) 
     typed = bob_mfa | {"Content-Type": "application/json"}
     not_object = httpx.put(url, content=b'["write_paths"]', headers=typed)
     assert not_object.status_code == 400 and "JSON object" in not_object.json()["error"]["message"]
-    assert httpx.get(url, headers=auth).json()["policy"]["write_paths"] == ["notes/out.txt"]
+    assert httpx.get(url, headers=auth).json()["policy"]["write_paths"] == ["notes/*"]
 
     # an unknown agent is a 404
     unknown = httpx.put(f"{server.url}/admin/agents/nobody/policy", json=allow, headers=bob_mfa)
@@ -147,9 +147,7 @@ def test_an_operator_changes_a_policy_on_a_running_server(server: AccessServer) 
     assert [(a["action"], a["operator"], a["via"]) for a in actions] == [
         ("policy.set", "ada", "api"), ("policy.reset", "bob", "api"), ("policy.set", "ada", "cli"),
     ]  # fmt: skip
-    assert actions[0]["agent"] == "helper" and actions[0]["policy"]["write_paths"] == [
-        "notes/out.txt"
-    ]
+    assert actions[0]["agent"] == "helper" and actions[0]["policy"]["write_paths"] == ["notes/*"]
     refusals = [r["fields"] for r in trail if r["event"] == "admin.refused"]
     assert [r["action"] for r in refusals] == ["policy.reset"]  # the replayed code
     assert verify(trail_path(server.data_dir)).ok
