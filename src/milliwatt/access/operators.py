@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pyotp
 
-from milliwatt.access.keys import DATABASE_NAME
+from milliwatt.access.keys import DATABASE_NAME, open_access_db
 from milliwatt.errors import OtpError as OtpError
 from milliwatt.errors import OtpLockedError
 
@@ -68,12 +68,8 @@ def check_operator_name(name: str) -> str:
 class OperatorStore:
     def __init__(self, data_dir: Path) -> None:
         self.path = Path(data_dir) / DATABASE_NAME
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db = open_access_db(data_dir, _SCHEMA)
         self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
 
     def enroll(self, name: str) -> str:
         """A new, not yet active operator; returns the otpauth:// URI (the secret within)."""
