@@ -28,7 +28,7 @@ from llama_cpp import Llama
 
 from milliwatt.agent.runner import Agent
 from milliwatt.config import AgentConfig
-from milliwatt.models.base import Message
+from milliwatt.models.base import Message, ModelSettings
 from milliwatt.models.llamacpp import LlamaCppModel
 from milliwatt.models.loader import bundled_model_path
 
@@ -105,9 +105,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=18181)
     args = parser.parse_args()
 
-    model = LlamaCppModel(bundled_model_path(), name="smollm2-135m")
-    model.max_tokens = args.tokens
-    model.ignore_eos = True
+    model = LlamaCppModel(
+        bundled_model_path(),
+        name="smollm2-135m",
+        settings=ModelSettings(max_tokens=args.tokens, ignore_eos=True),
+    )
     agent = Agent(AgentConfig(tools=[], max_tokens=args.tokens), [model], watts_per_core=15.0)
     raw = Llama(str(model.path), n_ctx=2048, n_threads=model.threads, verbose=False)
     prompt = model._prompt([Message("user", PROMPT)], ())[0]

@@ -83,3 +83,23 @@ def test_missing_model_file_is_one_line(tmp_path: Path) -> None:
 def test_the_installed_command_is_the_wrapped_entry_point() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["milliwatt"] == "milliwatt.cli:main"
+
+
+def test_expected_failures_are_told_apart_by_type() -> None:
+    from pydantic import BaseModel, ValidationError
+
+    from milliwatt.cli import expected
+    from milliwatt.errors import ModelBusyError, PolicyDeniedError, UnknownAgentError
+
+    class Port(BaseModel):
+        port: int
+
+    try:
+        Port.model_validate({"port": "x"})
+    except ValidationError as exc:
+        invalid = exc
+    for error in (UnknownAgentError("ghost"), ModelBusyError("full"), PolicyDeniedError("no")):
+        assert expected(error)  # every MilliwattError, whatever its message says
+    assert expected(invalid) and expected(FileNotFoundError("gone.toml"))
+    assert not expected(RuntimeError("invalid configuration"))  # a bug keeps its traceback
+    assert not expected(KeyError("agent"))

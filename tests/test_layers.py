@@ -137,3 +137,8 @@ def test_cycle_check_sees_a_package_imported_by_its_own_module(tmp_path: Path) -
     assert module_imports(pkg / "a.py", "pkg.a", modules) == {"pkg", "pkg.b"}
     assert module_imports(pkg / "b.py", "pkg.b", modules) == set()
     assert module_imports(pkg / "__init__.py", "pkg", modules) == {"pkg.a"}
+
+
+def test_the_error_hierarchy_is_a_leaf() -> None:
+    """Every layer raises milliwatt.errors' types, so it may import nothing of milliwatt."""
+    assert imported_packages(SRC / "errors.py") == set()

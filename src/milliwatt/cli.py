@@ -8,32 +8,20 @@ import tomllib
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
-from milliwatt.access.cli import admin_app, audit_app, keys_app
-from milliwatt.doctor import doctor
-from milliwatt.evals.cli import app as eval_app
-from milliwatt.gateway import cli as gateway_cli
-from milliwatt.gateway.mcp_cli import app as mcp_app
-from milliwatt.knowledge import cli as knowledge_cli
-from milliwatt.models.base import ModelError
-from milliwatt.models.cli import models_app
-from milliwatt.shield.cli import app as shield_app
-from milliwatt.shield.egress.cli import egress_app
-from milliwatt.shield.sandbox_cli import sandbox_app
-from milliwatt.shield.waf.cli import app as waf_app
-from milliwatt.telemetry.cli import report
-from milliwatt.tools.cli import tools_app
+from milliwatt.cli_families import LazyGroup
+from milliwatt.errors import MilliwattError
 
 app = typer.Typer(
     name="milliwatt",
     help="Cheap, fast, hardened AI agents: deterministic tools first, small models next.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=LazyGroup,  # command families are imported when their command runs (cli_families.py)
 )
 
 # failures a user can meet and fix: one line each, no traceback unless asked for
-EXPECTED_ERRORS = (ModelError, ValidationError, FileNotFoundError, ValueError, OSError)
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (MilliwattError, ValueError, OSError)
 
 
 @app.callback()
@@ -48,42 +36,30 @@ def options(
         os.environ["MILLIWATT_DEBUG"] = "1"
 
 
-# Command families register below, one line each.
-app.add_typer(admin_app, name="admin")
-app.add_typer(audit_app, name="audit")
-app.add_typer(keys_app, name="keys")
-app.add_typer(egress_app, name="egress")
-app.add_typer(eval_app, name="eval")
-app.add_typer(mcp_app, name="mcp")
-app.add_typer(models_app, name="models")
-app.add_typer(sandbox_app, name="sandbox")
-app.add_typer(shield_app, name="shield")
-app.add_typer(waf_app, name="waf")
-app.add_typer(tools_app, name="tools")
-
-app.command()(gateway_cli.serve)
-app.command()(gateway_cli.chat)
-app.command()(doctor)
-app.command()(report)
-app.add_typer(gateway_cli.sessions_app, name="sessions")
-app.command()(knowledge_cli.ingest)
-app.add_typer(knowledge_cli.knowledge_app, name="knowledge")
-
-
 def main() -> None:
     """The `milliwatt` command: expected failures end in one line on stderr and exit 1."""
     try:
         app()
-    except EXPECTED_ERRORS as exc:
-        if os.environ.get("MILLIWATT_DEBUG", "") not in ("", "0"):
+    except Exception as exc:
+        if not expected(exc) or os.environ.get("MILLIWATT_DEBUG", "") not in ("", "0"):
             raise
         print(f"milliwatt: error: {describe(exc)} (--debug shows the traceback)", file=sys.stderr)
         raise SystemExit(1) from None
 
 
+def expected(exc: BaseException) -> bool:
+    """Whether `exc` is a failure the user can fix, told apart by type. pydantic is looked
+    at only when a command loaded it: a ValidationError cannot come from anywhere else."""
+    if isinstance(exc, EXPECTED_ERRORS):
+        return True
+    pydantic = sys.modules.get("pydantic")
+    return pydantic is not None and isinstance(exc, pydantic.ValidationError)
+
+
 def describe(exc: BaseException) -> str:
     """One line saying what went wrong, in the user's terms."""
-    if isinstance(exc, ValidationError):
+    pydantic = sys.modules.get("pydantic")
+    if pydantic is not None and isinstance(exc, pydantic.ValidationError):
         problems = "; ".join(_problem(e["loc"], e["msg"]) for e in exc.errors())
         text = f"invalid configuration{_config_source()}: {problems}"
     elif isinstance(exc, tomllib.TOMLDecodeError):

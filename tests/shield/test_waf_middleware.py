@@ -253,9 +253,7 @@ def test_websocket_handshake_is_inspected(audit: Path) -> None:
     assert record["rule_id"] == 1001 and record["uri"] == "/ws?room=[redacted]"
 
 
-async def test_ctl_audit_engine_decides_what_the_audit_log_keeps(
-    app: EchoApp, audit: Path
-) -> None:
+async def test_ctl_audit_engine_decides_what_the_audit_log_keeps(app: EchoApp, audit: Path) -> None:
     quiet = r"""
 SecRule REQUEST_URI "@beginsWith /quiet" "id:1,phase:1,pass,nolog,ctl:auditEngine=Off"
 SecRule REQUEST_URI "@beginsWith /loud" "id:2,phase:1,pass,nolog,ctl:auditEngine=On"

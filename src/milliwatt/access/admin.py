@@ -3,12 +3,14 @@ active operator's TOTP code, and each is written to the audit trail with who did
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from milliwatt.access.keys import KeyInfo, KeyStore
 from milliwatt.access.limits import Limits
 from milliwatt.access.operators import OperatorStore, OtpError
+from milliwatt.access.policies import PolicyOverrides
+from milliwatt.config import PolicyConfig
 from milliwatt.shield.audit_trail import AuditTrail
 
 TRAIL_NAME = "audit-trail.jsonl"
@@ -29,6 +31,10 @@ class Admin:
     keys: KeyStore
     operators: OperatorStore
     trail: AuditTrail
+    policies: PolicyOverrides = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.policies = PolicyOverrides(self.keys.path.parent)
 
     @classmethod
     def open(cls, data_dir: Path) -> Admin:
@@ -84,6 +90,26 @@ class Admin:
         self.keys.set_tenant_limits(tenant, limits)
         fields = {"operator": operator, "via": via, "tenant": tenant, "limits": limits.to_dict()}
         self.trail.record("admin.action", fields | {"action": "tenant.limits"})
+
+    def set_policy(
+        self, operator: str, code: str, agent: str, policy: PolicyConfig, *, via: str = "cli"
+    ) -> None:
+        """Override `agent`'s whole policy; a running server uses it from its next request."""
+        self.authorize(operator, code, "policy.set", via)
+        self.policies.set(agent, policy)
+        self.trail.record(
+            "admin.action",
+            {"operator": operator, "via": via, "action": "policy.set", "agent": agent,
+             "policy": policy.model_dump(mode="json")},
+        )  # fmt: skip
+
+    def reset_policy(self, operator: str, code: str, agent: str, *, via: str = "cli") -> bool:
+        """Back to the configured policy; False when there was no override."""
+        self.authorize(operator, code, "policy.reset", via)
+        removed = self.policies.reset(agent)
+        fields = {"operator": operator, "via": via, "action": "policy.reset", "agent": agent}
+        self.trail.record("admin.action", fields | {"removed": removed})
+        return removed
 
     def authorize_export(self, operator: str, code: str, *, via: str = "cli") -> None:
         self.authorize(operator, code, "audit.export", via)

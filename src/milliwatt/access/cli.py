@@ -23,12 +23,14 @@ from milliwatt.access.admin import NO_OPERATOR, Admin, trail_path
 from milliwatt.access.keys import parse_duration
 from milliwatt.access.limits import Limits
 from milliwatt.access.operators import OperatorStore, OtpError
+from milliwatt.access.policy_cli import policy_app
 from milliwatt.config import load_settings, private_data_dir
 from milliwatt.shield.audit_trail import read_trail, verify
 from milliwatt.terminal import escape_controls, literal
 
 keys_app = typer.Typer(help="API keys and tenants' limits.", no_args_is_help=True)
 admin_app = typer.Typer(help="Operators and their TOTP second factor.", no_args_is_help=True)
+admin_app.add_typer(policy_app, name="policy")
 audit_app = typer.Typer(help="The hash-chained security audit trail.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from milliwatt.access.limits import Limits
+from milliwatt.errors import AuthenticationError
 
 DATABASE_NAME = "access.db"
 KEY_PREFIX = "mw_"
@@ -51,12 +52,8 @@ CREATE TABLE IF NOT EXISTS keys (
 """
 
 
-class AuthError(Exception):
+class AuthError(AuthenticationError):
     """A key that does not authenticate; `code` says which way (OpenAI's error codes)."""
-
-    def __init__(self, message: str, code: str = "invalid_api_key") -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -119,15 +116,23 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("ascii")).hexdigest()
 
 
+def open_access_db(data_dir: Path, schema: str) -> sqlite3.Connection:
+    """The access database, shared by keys and operators: WAL so that several server
+    processes read it at once, every commit on disk, `schema` created where missing."""
+    db = sqlite3.connect(Path(data_dir) / DATABASE_NAME, check_same_thread=False,
+                         isolation_level=None)  # fmt: skip
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA busy_timeout=5000")
+    db.executescript(schema)
+    return db
+
+
 class KeyStore:
     def __init__(self, data_dir: Path) -> None:
         self.path = Path(data_dir) / DATABASE_NAME
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db = open_access_db(data_dir, _SCHEMA)
         self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
 
     def create(
         self,

@@ -21,12 +21,17 @@ import uuid
 from dataclasses import asdict, dataclass, fields
 from typing import Protocol
 
+from milliwatt.errors import ServiceUnavailableError
+
 MINUTE = 60
 DAY = 86_400
 
 
-class LimiterUnavailable(Exception):
+class LimiterUnavailable(ServiceUnavailableError):
     """The counters cannot be reached (Redis down): requests get 503, not a free pass."""
+
+    service = "the rate limiter"
+    code = "limiter_unavailable"
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pyotp
 
-from milliwatt.access.keys import DATABASE_NAME
+from milliwatt.access.keys import DATABASE_NAME, open_access_db
+from milliwatt.errors import OtpError as OtpError
+from milliwatt.errors import OtpLockedError
 
 ISSUER = "milliwatt"
 STEP = 30
@@ -48,10 +50,6 @@ CREATE INDEX IF NOT EXISTS otp_failures_by_operator ON otp_failures(operator, ti
 """
 
 
-class OtpError(Exception):
-    """A code that does not authorise: wrong, replayed, skewed, or too many failures."""
-
-
 @dataclass(frozen=True)
 class Operator:
     name: str
@@ -70,12 +68,8 @@ def check_operator_name(name: str) -> str:
 class OperatorStore:
     def __init__(self, data_dir: Path) -> None:
         self.path = Path(data_dir) / DATABASE_NAME
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db = open_access_db(data_dir, _SCHEMA)
         self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
 
     def enroll(self, name: str) -> str:
         """A new, not yet active operator; returns the otpauth:// URI (the secret within)."""
@@ -118,7 +112,9 @@ class OperatorStore:
             raise OtpError(f"operator {name!r} is not confirmed yet (`milliwatt admin confirm`)")
         if failures[0] >= MAX_FAILURES:
             wait = failures[1] + FAILURE_WINDOW - now
-            raise OtpError(f"too many wrong codes for operator {name!r}; try again in {wait:.0f} s")
+            raise OtpLockedError(
+                f"too many wrong codes for operator {name!r}; try again in {wait:.0f} s"
+            )
         code = code.strip().replace(" ", "")
         if not re.fullmatch(r"\d{6}", code):
             self._fail(name, now)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from milliwatt.access.keys import Principal
 from milliwatt.access.limits import DAY, MINUTE, Limiter, Limits, window_reset
+from milliwatt.errors import RateLimitedError
 
 LEASE_SECONDS = 3600.0  # a request (a stream included) ends long before; a crash frees it then
 
@@ -30,7 +31,7 @@ def duration(seconds: float) -> str:
     return (f"{hours}h" if hours else "") + f"{minutes}m{rest}s"
 
 
-class Refused(Exception):
+class Refused(RateLimitedError):
     """A request over a limit: 429 with these headers."""
 
     def __init__(self, message: str, code: str, event: str, headers: dict[str, str]) -> None:

@@ -9,8 +9,9 @@ Each reply of the current model is accepted, retried or escalated to the next mo
   cut before its first repetition, and a run of nothing but whitespace counts as empty;
 - a tool call identical to one already made in the turn is not run again: the model is asked
   for its answer, with no tools offered, from the result it has; so is the last step's call;
-- a reply whose mean token log-probability is below the agent's confidence_threshold
-  escalates before any tool it asks for runs, and its text is held back meanwhile.
+- a reply one of the escalation checks doubts (agent/escalation.py; by default, a mean token
+  log-probability below the agent's confidence_threshold) escalates before any tool it asks
+  for runs, and its text is held back meanwhile.
 Budgets are checked before every model call, escalations included: an escalation the budget
 does not allow is not made. With no model left, an invalid reply ends the run with a plain
 statement that it cannot be answered; a doubtful answer from the last model stands.
@@ -27,7 +28,8 @@ from dataclasses import dataclass, field, replace
 
 from milliwatt.agent.budgets import Spent, budget_breach
 from milliwatt.agent.context import fit_to_context
-from milliwatt.agent.events import RunEvent, RunResult, TextDelta, ToolCalled
+from milliwatt.agent.escalation import EscalationCheck, default_checks
+from milliwatt.agent.events import RunEvent, RunResult, Stop, TextDelta, ToolCalled
 from milliwatt.agent.loops import StreamGuard
 from milliwatt.agent.policy import FlowPolicy
 from milliwatt.agent.provenance import Provenance
@@ -86,8 +88,11 @@ class ModelCascade:
         tools: ToolRegistry,
         selector: ToolSelector | None = None,
         policy: FlowPolicy | None = None,
+        escalate_on: Sequence[EscalationCheck] | None = None,
     ) -> None:
         self.config = config
+        # why a reply of a model with a successor goes to that successor instead
+        self.escalate_on = tuple(escalate_on) if escalate_on is not None else default_checks(config)
         self.models = list(models)
         self.tools = tools
         self.selector = selector
@@ -139,6 +144,13 @@ class ModelCascade:
     ) -> Generator[RunEvent, None, RunResult]:
         specs = self.offered_tools(turn[0].content, ledger)
         called: list[ToolCalled] = []
+
+        def done(answer: str, model: str, stop: Stop = "answer") -> RunResult:
+            return RunResult(
+                answer=answer, route="model", model=model, session=session, stop=stop,
+                tools_called=called, ledger=ledger,
+            )  # fmt: skip
+
         tier = _Tier(0)
         doubtful: tuple[str, str] | None = None  # a held-back answer and its model's name
         made: set[str] = set()  # the calls run this turn, by name and arguments
@@ -152,7 +164,7 @@ class ModelCascade:
                     model.max_tokens, self.config.max_tokens, max_tokens or model.max_tokens
                 ),
                 # per-token log-probabilities cost time; only a reply that may escalate needs them
-                logprobs=escalable and self.config.confidence_threshold is not None,
+                logprobs=escalable and bool(self.escalate_on),
                 stop=tuple(self.config.stop),
             )
             # the last step offers no tools: a call there could never be answered
@@ -166,12 +178,10 @@ class ModelCascade:
             )
             if breach is not None and doubtful is not None:
                 yield TextDelta(doubtful[0])
-                return RunResult(
-                    doubtful[0], "model", doubtful[1], session, "answer", called, ledger
-                )
+                return done(doubtful[0], doubtful[1])
             if breach is not None:
                 yield TextDelta(breach)
-                return RunResult(breach, "model", model.name, session, "budget", called, ledger)
+                return done(breach, model.name, "budget")
             held: list[str] = []
             response = yield from self._call_model(model, prompt, offered, settings, ledger, held)
             reason = self._doubt(response) if escalable else None
@@ -183,7 +193,7 @@ class ModelCascade:
                 if not escalable:
                     answer = no_answer(model, reason)
                     yield TextDelta(answer)
-                    return RunResult(answer, "model", model.name, session, "answer", called, ledger)
+                    return done(answer, model.name)
             if reason is not None:
                 if not response.tool_calls and response.text.strip():
                     doubtful = (response.text, model.name)
@@ -193,9 +203,7 @@ class ModelCascade:
             if not response.tool_calls:
                 if held:
                     yield TextDelta("".join(held))
-                return RunResult(
-                    response.text, "model", model.name, session, "answer", called, ledger
-                )
+                return done(response.text, model.name)
             fresh = [c for c in response.tool_calls if _call_key(c) not in made]
             if not fresh:  # the same call again: its result is in the prompt already
                 plain = True
@@ -225,22 +233,19 @@ class ModelCascade:
                     model, f"made an invalid tool call ({invalid_error})", self.config.name
                 )
                 yield TextDelta(answer)
-                return RunResult(answer, "model", model.name, session, "answer", called, ledger)
+                return done(answer, model.name)
             tier = self._escalate(tier, turn)
             plain = False
         stop = f"Stopped after {self.config.max_steps} steps without a final answer."
         yield TextDelta(stop)
-        return RunResult(
-            stop, "model", self.models[tier.index].name, session, "steps", called, ledger
-        )
+        return done(stop, self.models[tier.index].name, "steps")
 
     def _doubt(self, response: ModelResponse) -> str | None:
         """Why a reply is not trusted enough to accept from a model that has a successor."""
-        threshold = self.config.confidence_threshold
-        if threshold is None or response.mean_logprob is None:
-            return None
-        if response.mean_logprob < threshold:
-            return f"was unsure (mean token log-probability {response.mean_logprob:.2f})"
+        for check in self.escalate_on:
+            reason = check(response)
+            if reason is not None:
+                return reason
         return None
 
     @staticmethod
@@ -264,7 +269,7 @@ class ModelCascade:
         the stream early at a stop sequence, a loop or a run of whitespace; the reply is
         then what it kept.
         """
-        hold = model is not self.models[-1] and self.config.confidence_threshold is not None
+        hold = model is not self.models[-1] and bool(self.escalate_on)
         guard = StreamGuard(settings.stop)
         response: ModelResponse | None = None
 

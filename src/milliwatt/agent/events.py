@@ -42,7 +42,7 @@ class Quarantined:
     notice: str
 
 
-@dataclass
+@dataclass(kw_only=True)  # built by keyword: eight fields are too many to read by position
 class RunResult:
     answer: str
     route: Route

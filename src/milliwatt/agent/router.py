@@ -16,11 +16,10 @@ from milliwatt.agent.resolvers.arithmetic import ArithmeticResolver
 from milliwatt.agent.resolvers.common import MAX_REQUEST_CHARS, Request, Resolver
 from milliwatt.agent.resolvers.dates import DatesResolver
 from milliwatt.agent.resolvers.graph import GraphResolver
+from milliwatt.agent.resolvers.knowledge import KnowledgeResolver
 from milliwatt.agent.resolvers.numbers import NumbersResolver
 from milliwatt.agent.resolvers.text import TextResolver
 from milliwatt.agent.resolvers.units import UnitsResolver
-from milliwatt.knowledge import open_knowledge_base
-from milliwatt.knowledge.base import DATABASE_NAME
 from milliwatt.tools.registry import ToolContext, ToolRegistry
 
 _log = logging.getLogger(__name__)
@@ -33,6 +32,7 @@ DEFAULT_RESOLVERS: tuple[Resolver, ...] = (
     UnitsResolver(),
     ArithmeticResolver(),
     GraphResolver(),
+    KnowledgeResolver(),  # last: a passage that answers outright, when nothing else did
 )
 
 
@@ -84,6 +84,10 @@ class Router:
                 continue
             if found.tool not in self.registry:
                 return None  # recognised, but this agent may not use that tool
+            if found.computed:
+                return ToolAnswer(
+                    found.tool, found.arguments, found.value, found.sentence(found.value)
+                )
             try:
                 result = self.registry.call(found.tool, found.arguments, context)
             except Exception:  # e.g. a locked or damaged SQLite file: the model answers
@@ -102,24 +106,4 @@ class Router:
                     result.error,
                 )
             return None
-        return self._extractive(text, context)
-
-    def _extractive(self, text: str, context: ToolContext) -> ToolAnswer | None:
-        """A passage of the agent's own documents that answers outright, quoted with its
-        citation (the knowledge base's thresholds are strict; anything less goes to the
-        model, which gets the passages through knowledge.search)."""
-        if "knowledge.search" not in self.registry:
-            return None
-        if not (context.data_dir / DATABASE_NAME).is_file():
-            return None  # nothing ingested: do not pay for an embedding
-        try:
-            kb = open_knowledge_base(context.data_dir)
-            keys = kb.collection_keys(context.tenant, context.agent)
-            passage = kb.best_passage(text, keys) if keys else None
-        except Exception:  # a damaged index must not fail the request: the model answers
-            _log.exception("extractive answer failed")
-            return None
-        if passage is None:
-            return None
-        answer = f"{passage.text.strip()}\n\n[{passage.citation()}]"
-        return ToolAnswer("knowledge.search", {"query": text}, passage, answer)
+        return None

@@ -13,6 +13,7 @@ from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 
 from milliwatt.agent.cascade import ModelCascade
+from milliwatt.agent.escalation import EscalationCheck
 from milliwatt.agent.events import (
     PolicyDenied,
     Quarantined,
@@ -59,6 +60,7 @@ class Agent:
         data_dir: Path | None = None,
         selector: ToolSelector | None = None,
         policy: FlowPolicy | None = None,
+        escalate_on: Sequence[EscalationCheck] | None = None,
     ) -> None:
         """`selector` narrows the tools offered to the model per request; without one the
         model sees every tool the agent may call. `policy` guards every tool call (default:
@@ -72,7 +74,9 @@ class Agent:
         self.watts_per_core = watts_per_core
         self.router = router
         self.data_dir = data_dir
-        self.cascade = ModelCascade(config, self.models, self.tools, selector, policy)
+        self.cascade = ModelCascade(
+            config, self.models, self.tools, selector, policy, escalate_on=escalate_on
+        )
 
     @property
     def name(self) -> str:
@@ -177,7 +181,15 @@ class Agent:
         if found is None:
             return None
         called = ToolCalled(found.tool, found.arguments, found.answer, found.error is None)
-        return RunResult(found.answer, "tool", None, session, "answer", [called], ledger)
+        return RunResult(
+            answer=found.answer,
+            route="tool",
+            model=None,
+            session=session,
+            stop="answer",
+            tools_called=[called],
+            ledger=ledger,
+        )
 
     def _session_cost(self, session: str | None) -> TurnCost | None:
         if session is None or self.store is None:

@@ -6,13 +6,15 @@ Models are loaded once and shared by every agent that lists them.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from milliwatt.agent.policy import Approver, Audit, FlowPolicy, InjectionDetector
 from milliwatt.agent.router import Router
 from milliwatt.agent.runner import Agent
 from milliwatt.agent.tool_selection import tool_selector
-from milliwatt.config import Settings, private_data_dir
+from milliwatt.config import PolicyConfig, Settings, private_data_dir
+from milliwatt.errors import UnknownAgentError as UnknownAgentError
 from milliwatt.memory.sqlite import SqliteSessionStore
 from milliwatt.models.base import Model
 from milliwatt.models.loader import load_model
@@ -22,11 +24,6 @@ from milliwatt.tools.email import configure_email
 from milliwatt.tools.registry import ToolRegistry
 from milliwatt.tools.search_providers import SearxngSearch
 from milliwatt.tools.web import WebSettings, configure_web
-
-
-class UnknownAgentError(KeyError):
-    def __str__(self) -> str:
-        return f"unknown agent: {self.args[0]!r}"
 
 
 class Runtime:
@@ -52,7 +49,11 @@ class Runtime:
         self.tools = tools if tools is not None else builtin_registry()
         self._models: dict[str, Model] = {}
         self._agents: dict[str, Agent] = {}
+        self._policies: dict[str, FlowPolicy] = {}
         self._lock = threading.Lock()
+        # an operator's override of an agent's policy, asked before each request (None: the
+        # configured one); set by whoever keeps the overrides (the server: the admin API's)
+        self.policy_override: Callable[[str], PolicyConfig | None] | None = None
 
     @property
     def agent_names(self) -> list[str]:
@@ -83,6 +84,7 @@ class Runtime:
             policy = FlowPolicy(
                 config.policy, approver=self.approver, audit=self.audit, detector=self.detector
             )
+            self._policies[name] = policy
             self._agents[name] = Agent(
                 config,
                 [self.model(m) for m in config.models],
@@ -96,6 +98,9 @@ class Runtime:
                 ),
                 policy=policy,
             )
+        if self.policy_override is not None:  # a change takes effect without a restart
+            override = self.policy_override(name)
+            self._policies[name].config = override or self.settings.agent(name).policy
         return self._agents[name]
 
     def model_status(self) -> dict[str, dict[str, object]]:

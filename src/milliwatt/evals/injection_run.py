@@ -93,7 +93,9 @@ class Harness:
         try:
             return list(agent.stream(task, user="evaluator"))
         except ModelError as exc:  # one failed scenario must not end the evaluation
-            return [RunResult(f"error: {exc}", "model", model.name, None)]
+            return [
+                RunResult(answer=f"error: {exc}", route="model", model=model.name, session=None)
+            ]
 
     def side_effects(self, kind: str, scenario: Scenario) -> list[str]:
         seen = self.world.seen

@@ -8,7 +8,7 @@ import ipaddress
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from milliwatt.access.limits import Limiter, MemoryLimiter
 from milliwatt.access.operators import OperatorStore
 from milliwatt.access.quota import Quota
 from milliwatt.access.status import NO_AUTH_MARKER
-from milliwatt.config import AccessConfig, private_data_dir
+from milliwatt.config import AccessConfig, PolicyConfig, private_data_dir
 from milliwatt.gateway.admin_api import admin_routes
 from milliwatt.gateway.auth import AccessMiddleware
 from milliwatt.shield.audit_trail import AuditTrail
@@ -76,9 +76,9 @@ class Access:
     trail: AuditTrail
     quota: Quota
 
-    def admin_routes(self) -> list[BaseRoute]:
+    def admin_routes(self, policies: Mapping[str, PolicyConfig]) -> list[BaseRoute]:
         data_dir = self.keys.path.parent
-        return admin_routes(Admin(self.keys, OperatorStore(data_dir), self.trail))
+        return admin_routes(Admin(self.keys, OperatorStore(data_dir), self.trail), policies)
 
     def wrap(self, app: ASGIApp, *, no_auth: bool) -> ASGIApp:
         return AccessMiddleware(app, self.keys, self.quota, self.trail, no_auth=no_auth)

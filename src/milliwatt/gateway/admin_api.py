@@ -8,6 +8,7 @@ TOTP code in `X-Milliwatt-Operator` and `X-Milliwatt-Otp`. Errors keep OpenAI's 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -18,13 +19,33 @@ from milliwatt.access.admin import Admin
 from milliwatt.access.keys import parse_duration
 from milliwatt.access.limits import Limits
 from milliwatt.access.operators import OtpError
+from milliwatt.access.policies import parse_policy
+from milliwatt.config import PolicyConfig
+from milliwatt.gateway.errors import api_error
 from milliwatt.gateway.schemas import ApiError
 
 OPERATOR_HEADER = "x-milliwatt-operator"
 OTP_HEADER = "x-milliwatt-otp"
 
 
-def admin_routes(admin: Admin) -> list[BaseRoute]:
+def admin_routes(admin: Admin, policies: Mapping[str, PolicyConfig]) -> list[BaseRoute]:
+    """`policies`: each agent served and its configured policy (what a reset goes back to)."""
+
+    def known_agent(request: Request) -> str:
+        agent = str(request.path_params["agent"])
+        if agent not in policies:
+            raise ApiError(
+                404, f"unknown agent: {agent!r} (agents: {', '.join(policies)})",
+                code="agent_not_found",
+            )  # fmt: skip
+        return agent
+
+    def policy_view(agent: str) -> dict[str, Any]:
+        override = admin.policies.get(agent)
+        effective = override or policies[agent]
+        return {"agent": agent, "policy": effective.model_dump(mode="json"),
+                "overridden": override is not None}  # fmt: skip
+
     def authorize(request: Request, action: str) -> str:
         operator = request.headers.get(OPERATOR_HEADER)
         code = request.headers.get(OTP_HEADER)
@@ -36,8 +57,7 @@ def admin_routes(admin: Admin) -> list[BaseRoute]:
         try:
             admin.authorize(operator, code, action, via="api")
         except OtpError as exc:
-            status = 429 if "too many" in str(exc) else 401
-            raise ApiError(status, str(exc), code="invalid_otp") from None
+            raise api_error(exc) from None
         return operator
 
     async def list_keys(request: Request) -> Response:
@@ -109,7 +129,48 @@ def admin_routes(admin: Admin) -> list[BaseRoute]:
         )
         return Response(admin.trail.path.read_bytes(), media_type="application/x-ndjson")
 
+    async def show_policy(request: Request) -> Response:
+        try:
+            return JSONResponse(policy_view(known_agent(request)))
+        except ApiError as exc:
+            return exc.response()
+
+    async def set_policy(request: Request) -> Response:
+        try:
+            agent = known_agent(request)
+            body = _json_object(await request.body())
+            policy = parse_policy(body)  # a bad policy is refused before a code is spent
+            operator = authorize(request, "policy.set")
+            admin.policies.set(agent, policy)
+            admin.trail.record(
+                "admin.action",
+                {"operator": operator, "via": "api", "action": "policy.set", "agent": agent,
+                 "policy": policy.model_dump(mode="json")},
+            )  # fmt: skip
+        except ApiError as exc:
+            return exc.response()
+        except ValueError as exc:
+            return ApiError(400, str(exc), code="invalid_policy").response()
+        return JSONResponse(policy_view(agent))
+
+    async def reset_policy(request: Request) -> Response:
+        try:
+            agent = known_agent(request)
+            operator = authorize(request, "policy.reset")
+            removed = admin.policies.reset(agent)
+            admin.trail.record(
+                "admin.action",
+                {"operator": operator, "via": "api", "action": "policy.reset", "agent": agent,
+                 "removed": removed},
+            )  # fmt: skip
+        except ApiError as exc:
+            return exc.response()
+        return JSONResponse(policy_view(agent))
+
     return [
+        Route("/admin/agents/{agent}/policy", show_policy, methods=["GET"]),
+        Route("/admin/agents/{agent}/policy", set_policy, methods=["PUT"]),
+        Route("/admin/agents/{agent}/policy", reset_policy, methods=["DELETE"]),
         Route("/admin/keys", list_keys, methods=["GET"]),
         Route("/admin/keys", create_key, methods=["POST"]),
         Route("/admin/keys/{key_id}", revoke_key, methods=["DELETE"]),

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -27,13 +26,14 @@ from starlette.routing import BaseRoute, Route
 from milliwatt import __version__
 from milliwatt.access.limits import LimiterUnavailable
 from milliwatt.agent.runner import Agent, RunEvent, RunResult, TextDelta, ToolCalled
-from milliwatt.agent.runtime import Runtime, UnknownAgentError
+from milliwatt.agent.runtime import Runtime
+from milliwatt.errors import InvalidRequestError, MilliwattError, ModelError, UnknownAgentError
 from milliwatt.gateway.agent_thread import AgentThread
 from milliwatt.gateway.auth import principal_of
 from milliwatt.gateway.console import console_routes
+from milliwatt.gateway.errors import api_error
 from milliwatt.gateway.observe import note_result
 from milliwatt.gateway.schemas import ApiError, ChatRequest, parse_chat_request, session_name
-from milliwatt.models.base import ContextOverflowError, ModelError
 from milliwatt.telemetry.http import Telemetry
 
 ANONYMOUS = "anonymous"  # callers without a session share what tools store (per tenant)
@@ -127,13 +127,8 @@ def create_app(
 def _agent(runtime: Runtime, name: str) -> Agent:
     try:
         return runtime.agent(name)
-    except UnknownAgentError:
-        raise ApiError(
-            404,
-            f"the model {name!r} does not exist; GET /v1/models lists them",
-            param="model",
-            code="model_not_found",
-        ) from None
+    except UnknownAgentError as exc:
+        raise api_error(exc) from None
 
 
 async def _unless_disconnected(request: Request, turn: AgentThread) -> RunResult | None:
@@ -160,22 +155,17 @@ async def _disconnect(request: Request) -> None:
 
 @contextmanager
 def _as_api_errors() -> Iterator[None]:
+    """Errors of a turn as HTTP answers, by type (gateway/errors.py); bad input the agent
+    meets without naming a field is the messages' fault."""
     try:
         yield
+    except MilliwattError as exc:
+        error = api_error(exc)
+        if isinstance(exc, InvalidRequestError) and error.param is None:
+            error.param = "messages"
+        raise error from None
     except ValueError as exc:
-        if isinstance(exc, ContextOverflowError):
-            raise ApiError(
-                400, str(exc), param="messages", code="context_length_exceeded"
-            ) from None
-        param = "user" if "session name" in str(exc) else "messages"
-        raise ApiError(400, str(exc), param=param, code="invalid_value") from None
-    except ModelError as exc:
-        raise ApiError(
-            503,
-            f"the model backend failed: {exc}",
-            code="model_unavailable",
-            headers={"Retry-After": str(math.ceil(exc.retry_after))},
-        ) from None
+        raise ApiError(400, str(exc), param="messages", code="invalid_value") from None
 
 
 def _completion(completion_id: str, model: str, result: RunResult) -> dict[str, Any]:

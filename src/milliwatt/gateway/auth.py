@@ -19,7 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from milliwatt.access.keys import LOCAL, AuthError, KeyStore, Principal
 from milliwatt.access.limits import LimiterUnavailable
-from milliwatt.access.quota import Quota, Refused
+from milliwatt.access.quota import Quota
+from milliwatt.errors import RateLimitedError, ServiceUnavailableError
+from milliwatt.gateway.errors import api_error
 from milliwatt.gateway.schemas import ApiError
 from milliwatt.shield.audit_trail import AuditTrail
 
@@ -101,15 +103,10 @@ class AccessMiddleware:
         except ApiError as exc:
             await _refuse(exc, scope, receive, send)
             return
-        except Refused as exc:
-            await _refuse(ApiError(429, str(exc), code=exc.code, headers=exc.headers),
-                          scope, receive, send)  # fmt: skip
-            return
-        except LimiterUnavailable as exc:
-            log.error("%s", exc)
-            await _refuse(ApiError(503, "the rate limiter is unavailable; retry shortly",
-                                   code="limiter_unavailable", headers={"Retry-After": "5"}),
-                          scope, receive, send)  # fmt: skip
+        except (RateLimitedError, ServiceUnavailableError) as exc:
+            if isinstance(exc, ServiceUnavailableError):
+                log.error("%s", exc)
+            await _refuse(api_error(exc), scope, receive, send)
             return
         state = scope.setdefault("state", {})
         state["principal"] = principal
@@ -142,7 +139,7 @@ class AccessMiddleware:
             principal = self.keys.authenticate(key)
         except AuthError as exc:
             self._record_refusal(scope, key, exc)
-            raise ApiError(401, str(exc), code=exc.code) from None
+            raise api_error(exc) from None
         if self.trail is not None:
             self.trail.record(
                 "key.used",

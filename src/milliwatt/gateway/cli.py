@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from milliwatt.access.policies import PolicyOverrides
 from milliwatt.agent.runner import Agent
 from milliwatt.agent.runtime import Runtime
 from milliwatt.config import load_settings
@@ -72,6 +73,7 @@ def chat(
 ) -> None:
     """Chat with an agent in the terminal; answers stream as they are generated."""
     runtime = Runtime(load_settings(), approver=TerminalApprover())
+    runtime.policy_override = PolicyOverrides(runtime.data_dir).get  # operators' changes
     try:
         chosen = runtime.agent(agent)
         if message is not None:

@@ -129,12 +129,14 @@ def _load_registry(spec: str | None) -> ToolRegistry:
 def _agent_answer(settings: Settings, registry: ToolRegistry) -> AnswerFn | None:
     """Answers from the agent runtime; models load on the first question, not at start."""
     try:
+        from milliwatt.access.policies import PolicyOverrides
         from milliwatt.agent.runtime import Runtime
     except ImportError as exc:  # a build without the agent loop still serves its tools
         typer.echo(f"agents not offered: {exc}", err=True)
         return None
 
     runtime = Runtime(settings, tools=registry)
+    runtime.policy_override = PolicyOverrides(runtime.data_dir).get  # operators' changes
 
     def answer(agent: str, message: str, session: str | None) -> str:
         return runtime.agent(agent).run(message, session=session, user="mcp").answer

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from starlette.types import ASGIApp
 
+from milliwatt.access.policies import PolicyOverrides
 from milliwatt.agent.runtime import Runtime
 from milliwatt.config import Settings, private_data_dir
 from milliwatt.gateway.access_setup import build_access, check_binding
@@ -38,9 +39,11 @@ def build_server_app(
     approvals = ApprovalQueue()  # guarded calls wait here for POST /v1/approvals/{id}
     # every policy decision against a tool call is a record of the audit trail
     runtime = runtime or Runtime(settings, approver=approvals, audit=access.trail.record)
+    runtime.policy_override = PolicyOverrides(access.keys.path.parent).get  # operators' changes
     for name in runtime.agent_names:  # load models, parsers and tool vectors now: the first
         runtime.agent(name).warm()  # request is as fast as the next, and holds nobody up
-    routes = [*access.admin_routes(), *approval_routes(approvals)]
+    policies = {agent.name: agent.policy for agent in settings.agents}
+    routes = [*access.admin_routes(policies), *approval_routes(approvals)]
     telemetry = start_telemetry(settings.telemetry, Path(settings.data_dir), runtime.model_status)
     app: ASGIApp = create_app(runtime, routes=routes, telemetry=telemetry)
     shield = settings.shield

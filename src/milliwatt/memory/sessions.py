@@ -7,6 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Protocol
 
+from milliwatt.errors import InvalidSessionNameError
 from milliwatt.models.base import Message
 
 # \Z, not $: `$` also matches before a final newline, and "ada\n" would be a second "ada"
@@ -19,7 +20,9 @@ def check_session_name(name: str) -> str:
     normal = unicodedata.normalize("NFKC", name[:1024])
     if len(name) > 1024 or not _SESSION_NAME.match(normal):
         quoted = repr(name[:_QUOTED]) + ("..." if len(name) > _QUOTED else "")
-        raise ValueError(f"invalid session name {quoted}: use 1-128 letters, digits or . _ : @ -")
+        raise InvalidSessionNameError(
+            f"invalid session name {quoted}: use 1-128 letters, digits or . _ : @ -"
+        )
     return normal
 
 

@@ -12,6 +12,20 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# the model errors, importable from here as before
+from milliwatt.errors import (
+    ContextOverflowError as ContextOverflowError,
+)
+from milliwatt.errors import (
+    ModelBusyError as ModelBusyError,
+)
+from milliwatt.errors import (
+    ModelError as ModelError,
+)
+from milliwatt.errors import (
+    ModelUnavailableError as ModelUnavailableError,
+)
+
 Role = Literal["system", "user", "assistant", "tool"]
 StopReason = Literal["stop", "length", "tool_calls"]
 
@@ -77,38 +91,8 @@ class StreamChunk:
     response: ModelResponse | None = None
 
 
-class ModelError(Exception):
-    """The backend failed or timed out; the request may be retried later."""
-
-    retry_after: float = 5.0  # seconds a client should wait before trying again
-
-
-class ModelBusyError(ModelError):
-    """Every generation slot is taken and the line is full or too slow; try again shortly."""
-
-    retry_after = 2.0
-
-
-class ModelUnavailableError(ModelError):
-    """The model's worker is (re)starting after a crash; try again shortly."""
-
-    retry_after = 3.0
-
-
 class GenerationCancelled(Exception):
     """The caller gave up (its client went away); the generation was stopped."""
-
-
-class ContextOverflowError(ValueError):
-    """The prompt does not fit in the model's context window."""
-
-    def __init__(self, prompt_tokens: int, context_length: int) -> None:
-        super().__init__(
-            f"the request needs {prompt_tokens} tokens but the model's context holds "
-            f"{context_length}"
-        )
-        self.prompt_tokens = prompt_tokens
-        self.context_length = context_length
 
 
 @dataclass(frozen=True)
@@ -130,6 +114,18 @@ class GenerationSettings:
 DEFAULT_GENERATION = GenerationSettings()
 
 
+@dataclass(frozen=True)
+class ModelSettings:
+    """A model's own settings, from its configuration, given to its backend when built."""
+
+    max_tokens: int = 512  # generated tokens per call
+    joules_per_token: float = 0.5  # the estimate for remote models
+    ignore_eos: bool = False  # generate exactly max_tokens: for benchmarks
+
+
+DEFAULT_MODEL_SETTINGS = ModelSettings()
+
+
 class Model(ABC):
     """A chat model. Backends live one per module beside this one."""
 
@@ -138,9 +134,15 @@ class Model(ABC):
     # local models are costed by CPU time, remote ones by tokens
     local: bool = True
     provider: str = "unknown"  # the backend, as traces name it (gen_ai.provider.name)
-    max_tokens: int = 512  # generated tokens per call, from the model's configuration
-    joules_per_token: float = 0.5  # the estimate for remote models
-    ignore_eos: bool = False  # generate exactly max_tokens: for benchmarks
+    max_tokens: int = DEFAULT_MODEL_SETTINGS.max_tokens  # each backend sets these three
+    joules_per_token: float = DEFAULT_MODEL_SETTINGS.joules_per_token  # from the ModelSettings
+    ignore_eos: bool = DEFAULT_MODEL_SETTINGS.ignore_eos  # it is built with (apply_settings)
+
+    def apply_settings(self, settings: ModelSettings) -> None:
+        """Take the configured settings; backends call this from their constructor."""
+        self.max_tokens = settings.max_tokens
+        self.joules_per_token = settings.joules_per_token
+        self.ignore_eos = settings.ignore_eos
 
     @abstractmethod
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()) -> int:

@@ -15,10 +15,12 @@ from typing import Any
 
 from milliwatt.models.base import (
     DEFAULT_GENERATION,
+    DEFAULT_MODEL_SETTINGS,
     GenerationSettings,
     Message,
     Model,
     ModelResponse,
+    ModelSettings,
     StreamChunk,
     ToolSpec,
     Usage,
@@ -33,7 +35,15 @@ class FakeModel(Model):
     local = True
     provider = "milliwatt.fake"
 
-    def __init__(self, reply: Reply, *, name: str = "fake", context_length: int = 4096) -> None:
+    def __init__(
+        self,
+        reply: Reply,
+        *,
+        name: str = "fake",
+        context_length: int = 4096,
+        settings: ModelSettings = DEFAULT_MODEL_SETTINGS,
+    ) -> None:
+        self.apply_settings(settings)
         self.reply = reply
         self.name = name
         self.context_length = context_length

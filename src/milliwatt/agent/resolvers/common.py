@@ -111,6 +111,10 @@ class Match:
     errors_are_answers: bool = False
     refusal: str = "That cannot be computed: {}."  # how a refusal is put to the user
     extra: dict[str, Any] = field(default_factory=dict)
+    # a resolver that had to consult the tool's data to be sure gives the result it found,
+    # and the router does not call the tool again
+    value: Any = None
+    computed: bool = False
 
 
 def compile_all(*patterns: str) -> tuple[re.Pattern[str], ...]:
