@@ -114,17 +114,20 @@ def windows(text: str, sentences: bool = True) -> list[str]:
     return found
 
 
+def _word_keys(text: str, shift: np.uint64) -> np.ndarray:
+    """Hashed word 1- and 2-grams and attack-pattern hits of one text (empty when none)."""
+    tokens = _TOKEN.findall(text)
+    hashed = [zlib.crc32(t.encode()) for t in tokens]
+    hashed += [zlib.crc32(f"{a} {b}".encode(), 1) for a, b in itertools.pairwise(tokens)]
+    hashed += [zlib.crc32(name.encode(), 2) for name in _rule_hits(text)]
+    words = np.array(hashed, dtype=np.uint64) + np.uint64(0x5BD1E995)
+    return (words * _MIX) >> shift
+
+
 def features(window: str, bits: int) -> np.ndarray:
     """Sorted unique feature indices of one normalized window."""
     shift = np.uint64(64 - bits)
-    parts = [_char_ngrams(window.encode("utf-8"), shift)]
-    tokens = _TOKEN.findall(window)
-    hashed = [zlib.crc32(t.encode()) for t in tokens]
-    hashed += [zlib.crc32(f"{a} {b}".encode(), 1) for a, b in itertools.pairwise(tokens)]
-    hashed += [zlib.crc32(name.encode(), 2) for name in _rule_hits(window)]
-    if hashed:
-        words = np.array(hashed, dtype=np.uint64) + np.uint64(0x5BD1E995)
-        parts.append((words * _MIX) >> shift)
+    parts = [_char_ngrams(window.encode("utf-8"), shift), _word_keys(window, shift)]
     ordered = np.sort(np.concatenate(parts))  # sort + neighbours: several times np.unique's speed
     keep = np.empty(ordered.size, dtype=bool)
     keep[:1] = True
@@ -170,14 +173,10 @@ def _batch_features(parts: list[str], bits: int) -> tuple[np.ndarray, np.ndarray
         keys.append((h[inside] * _MIX) >> shift)
         owners.append(owner[:count][inside])
     for number, part in enumerate(parts):
-        tokens = _TOKEN.findall(part)
-        hashed = [zlib.crc32(t.encode()) for t in tokens]
-        hashed += [zlib.crc32(f"{a} {b}".encode(), 1) for a, b in itertools.pairwise(tokens)]
-        hashed += [zlib.crc32(name.encode(), 2) for name in _rule_hits(part)]
-        if hashed:
-            words = np.array(hashed, dtype=np.uint64) + np.uint64(0x5BD1E995)
-            keys.append((words * _MIX) >> shift)
-            owners.append(np.full(len(hashed), number, dtype=np.uint64))
+        words = _word_keys(part, shift)
+        if words.size:
+            keys.append(words)
+            owners.append(np.full(words.size, number, dtype=np.uint64))
     if not keys:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     combined = np.sort((np.concatenate(owners) << np.uint64(bits)) | np.concatenate(keys))
