@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from milliwatt.agent.policy import ApprovalRequest
-from milliwatt.gateway.auth import principal_of
+from milliwatt.gateway.auth import principal_of, tenant_prefix
 from milliwatt.gateway.schemas import ApiError
 
 
@@ -97,14 +97,14 @@ class TerminalApprover:
 def approval_routes(queue: ApprovalQueue) -> list[Route]:
     """GET /v1/approvals and POST /v1/approvals/{id} over `queue`."""
 
-    def tenant_prefix(request: Request) -> str:
+    def callers(request: Request) -> str:
         # a key sees and decides only its own tenant's calls; operators and the local
         # machine (no keys) see every one
-        principal = principal_of(request.scope.get("state", {}))
-        return "" if principal.admin else principal.scope("")
+        admin = principal_of(request.scope.get("state", {})).admin
+        return "" if admin else tenant_prefix(request)
 
     async def pending(request: Request) -> JSONResponse:
-        return JSONResponse({"object": "list", "data": queue.pending(tenant_prefix(request))})
+        return JSONResponse({"object": "list", "data": queue.pending(callers(request))})
 
     async def decide(request: Request) -> Response:
         request_id = request.path_params["request_id"]
@@ -118,7 +118,7 @@ def approval_routes(queue: ApprovalQueue) -> list[Route]:
         if not isinstance(approved, bool):
             message = 'the body must be {"approved": true} or {"approved": false}'
             return ApiError(400, message, param="approved", code="invalid_value").response()
-        if not queue.decide(request_id, approved, tenant_prefix(request)):
+        if not queue.decide(request_id, approved, callers(request)):
             message = f"no approval {request_id!r} is waiting (decided already, or timed out)"
             return ApiError(404, message, code="approval_not_found").response()
         return JSONResponse({"id": request_id, "approved": approved})

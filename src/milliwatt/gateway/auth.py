@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Mapping
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from milliwatt.access.keys import LOCAL, AuthError, KeyStore, Principal
@@ -180,6 +181,11 @@ class AccessMiddleware:
 def principal_of(state: Mapping[str, object]) -> Principal:
     principal = state.get("principal")
     return principal if isinstance(principal, Principal) else LOCAL
+
+
+def tenant_prefix(request: Request) -> str:
+    """Every stored name of the caller's tenant starts with this ("" with no API keys)."""
+    return principal_of(request.scope.get("state", {})).scope("")
 
 
 def _bearer(scope: Scope) -> str | None:

@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from milliwatt import __version__
 from milliwatt.agent.runtime import Runtime
-from milliwatt.gateway.auth import principal_of
+from milliwatt.gateway.auth import tenant_prefix
 from milliwatt.gateway.schemas import ApiError
 from milliwatt.memory.sessions import check_session_name
 from milliwatt.telemetry import tracing
@@ -43,10 +43,10 @@ MAX_WINDOW_SECONDS = 90 * 86400
 
 def console_routes(runtime: Runtime, telemetry: Telemetry | None) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
-        Route("/v1/sessions", lambda r: _sessions(runtime, _tenant_prefix(r))),
+        Route("/v1/sessions", lambda r: _sessions(runtime, tenant_prefix(r))),
         Route(
             "/v1/sessions/{name}",
-            lambda r: _session(runtime, _tenant_prefix(r), r.path_params["name"]),
+            lambda r: _session(runtime, tenant_prefix(r), r.path_params["name"]),
         ),
     ]
     if not runtime.settings.telemetry.console:
@@ -83,11 +83,6 @@ def _health(runtime: Runtime) -> JSONResponse:
             "tracing": tracing.enabled(),
         }
     )
-
-
-def _tenant_prefix(request: Request) -> str:
-    """The stored names of the caller's tenant start with this ("" with no API keys)."""
-    return principal_of(request.scope.get("state", {})).scope("")
 
 
 def _sessions(runtime: Runtime, prefix: str) -> JSONResponse:
