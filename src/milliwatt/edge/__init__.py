@@ -1,0 +1,1 @@
+"""The inference edge: where points of presence go, and how far users are from them."""
