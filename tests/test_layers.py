@@ -20,6 +20,10 @@ FORBIDDEN = {
     "knowledge": {"gateway", "agent", "evals"},
     "agent": {"gateway", "evals"},
     "gateway": {"evals"},
+    # storage: the database connections below memory, knowledge and the audit trail
+    "storage": {"gateway", "agent", "models", "tools", "memory", "knowledge", "evals", "access"},
+    # edge: geography, placement, the front door and the lab; it reaches PoPs over HTTP only
+    "edge": {"gateway", "agent", "models", "tools", "memory", "knowledge", "evals", "access"},
 }
 
 
