@@ -62,9 +62,13 @@ def rtt_matrix_ms(
     lon1 = np.radians(np.array([p.lon for p in rows], dtype=np.float64))[:, None]
     lat2 = np.radians(np.array([p.lat for p in columns], dtype=np.float64))[None, :]
     lon2 = np.radians(np.array([p.lon for p in columns], dtype=np.float64))[None, :]
-    h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    h = (
+        np.sin((lat2 - lat1) / 2) ** 2
+        + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    )
     km = 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(h)))
-    return (2 * km * inflation / FIBER_KM_PER_MS).astype(np.float32)
+    rtt: npt.NDArray[np.float32] = (2 * km * inflation / FIBER_KM_PER_MS).astype(np.float32)
+    return rtt
 
 
 def load_places(
@@ -100,7 +104,9 @@ def read_rows(path: Path, columns: Sequence[str]) -> Iterator[tuple[int, dict[st
         rows = csv.DictReader(handle)
         try:
             if rows.fieldnames is None:
-                raise InvalidRequestError(f"{path}: empty file (want a header: {','.join(columns)})")
+                raise InvalidRequestError(
+                    f"{path}: empty file (want a header: {','.join(columns)})"
+                )
             missing = set(columns) - set(rows.fieldnames)
             if missing:
                 raise InvalidRequestError(f"{path}: missing column(s) {', '.join(sorted(missing))}")

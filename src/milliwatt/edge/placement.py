@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
@@ -31,7 +31,7 @@ BLOCK_CELLS = 1 << 22  # cells per column block: temporaries stay near 16 MB at 
 RELATIVE_TOLERANCE = 1e-6  # float32 sums are good to about this; smaller gains are noise
 
 
-class Objective(str, Enum):
+class Objective(StrEnum):
     mean = "mean"
     median = "median"
     p90 = "p90"
@@ -47,9 +47,7 @@ class Placement:
     rtt_ms: Vector  # per user, the RTT to that site
 
 
-def place(
-    rtt: Matrix, weights: Sequence[float] | Vector, k: int, objective: Objective
-) -> Placement:
+def place(rtt: Matrix, weights: npt.ArrayLike, k: int, objective: Objective) -> Placement:
     """The K columns of `rtt` (users x sites, ms) that serve the weighted rows best."""
     users, sites = rtt.shape
     if not 1 <= k <= sites:
@@ -69,16 +67,18 @@ def assign(rtt: Matrix, chosen: Sequence[int]) -> Placement:
     columns = np.asarray(chosen, dtype=np.intp)
     nearest = np.argmin(rtt[:, columns], axis=1)
     serving = columns[nearest]
-    return Placement(list(chosen), serving, rtt[np.arange(len(serving)), serving].astype(np.float64))
+    return Placement(
+        list(chosen), serving, rtt[np.arange(len(serving)), serving].astype(np.float64)
+    )
 
 
-def mean_rtt(rtt: Matrix, weights: Sequence[float] | Vector, chosen: Sequence[int]) -> float:
+def mean_rtt(rtt: Matrix, weights: npt.ArrayLike, chosen: Sequence[int]) -> float:
     """The weighted mean RTT with `chosen` open, in float64."""
     w = np.asarray(weights, dtype=np.float64)
     return float(w @ assign(rtt, chosen).rtt_ms / w.sum())
 
 
-def weighted_quantile(values: Vector, weights: Sequence[float] | Vector, q: float) -> float:
+def weighted_quantile(values: Vector, weights: npt.ArrayLike, q: float) -> float:
     """The least value v such that at least q of the weight has values <= v."""
     order = np.argsort(values, kind="stable")
     cumulative = np.cumsum(np.asarray(weights, dtype=np.float64)[order])
@@ -121,7 +121,9 @@ def swap_search(
     return current
 
 
-def _best_swap(rtt: Matrix, w: npt.NDArray[np.float32], chosen: list[int]) -> tuple[int, int, float]:
+def _best_swap(
+    rtt: Matrix, w: npt.NDArray[np.float32], chosen: list[int]
+) -> tuple[int, int, float]:
     """(position in `chosen` to drop, column to add, the mean RTT after that swap)."""
     columns = np.asarray(chosen, dtype=np.intp)
     to_chosen = rtt[:, columns]
@@ -193,7 +195,7 @@ def _greedy_cover(
     for block in _blocks(rtt):
         gain[block] = w @ (rtt[:, block] <= radius).astype(np.float32)
     covered = np.zeros(rtt.shape[0], dtype=bool)
-    weight, chosen = 0.0, []
+    weight, chosen = 0.0, list[int]()
     while weight < need and len(chosen) < k:
         gain[chosen] = -1.0
         best = int(np.argmax(gain))

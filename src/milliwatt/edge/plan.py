@@ -89,7 +89,9 @@ def apply_measured(path: Path, users: list[Place], sites: list[Place], rtt: Matr
                 )
         pair = frozenset(ends)
         if pair in seen:
-            raise InvalidRequestError(f"{path}:{line}: {' - '.join(ends)} repeats line {seen[pair]}")
+            raise InvalidRequestError(
+                f"{path}:{line}: {' - '.join(ends)} repeats line {seen[pair]}"
+            )
         seen[pair] = line
         value = _rtt(path, line, row.get("rtt_ms"))
         for user, site in (ends, ends[::-1]):
