@@ -147,3 +147,18 @@ def test_bad_arguments_are_refused() -> None:
         place(matrix, weights, 4, Objective.mean)
     with pytest.raises(ValueError, match="summing to more than 0"):
         place(matrix, np.zeros(5), 1, Objective.mean)
+
+
+def plain_greedy(matrix: np.ndarray, weights: np.ndarray, k: int) -> list[int]:
+    chosen: list[int] = []
+    for _ in range(k):
+        options = [j for j in range(matrix.shape[1]) if j not in chosen]
+        chosen.append(min(options, key=lambda j: mean_rtt(matrix, weights, [*chosen, j])))
+    return chosen
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_lazy_greedy_picks_what_plain_greedy_picks(seed: int) -> None:
+    matrix, weights = random_instance(200 + seed, users=80, sites=70)
+    w = (weights / weights.sum()).astype(np.float32)
+    assert greedy(matrix, w, 12) == plain_greedy(matrix, weights, 12)
