@@ -58,16 +58,18 @@ def rtt_matrix_ms(
 ) -> npt.NDArray[np.float32]:
     """`modelled_rtt_ms` of every row place to every column place, at once (float32: the
     model is good to a few percent, and 3,000 x 3,000 pairs then take 36 MB)."""
-    lat1 = np.radians(np.array([p.lat for p in rows], dtype=np.float64))[:, None]
-    lon1 = np.radians(np.array([p.lon for p in rows], dtype=np.float64))[:, None]
     lat2 = np.radians(np.array([p.lat for p in columns], dtype=np.float64))[None, :]
     lon2 = np.radians(np.array([p.lon for p in columns], dtype=np.float64))[None, :]
-    h = (
-        np.sin((lat2 - lat1) / 2) ** 2
-        + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    )
-    km = 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(h)))
-    rtt: npt.NDArray[np.float32] = (2 * km * inflation / FIBER_KM_PER_MS).astype(np.float32)
+    rtt = np.empty((len(rows), len(columns)), dtype=np.float32)
+    step = max(1, (1 << 20) // max(1, len(columns)))  # float64 temporaries of ~8 MB each
+    for start in range(0, len(rows), step):
+        part = rows[start : start + step]
+        lat1 = np.radians(np.array([p.lat for p in part], dtype=np.float64))[:, None]
+        lon1 = np.radians(np.array([p.lon for p in part], dtype=np.float64))[:, None]
+        h = np.sin((lat2 - lat1) / 2) ** 2
+        h += np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+        km = 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(h)))
+        rtt[start : start + len(part)] = 2 * km * inflation / FIBER_KM_PER_MS
     return rtt
 
 

@@ -143,14 +143,17 @@ def plan_table(plan: Plan) -> str:
     """One line per chosen site (users served, their share of the weight, median and worst
     RTT), then the summary."""
     total = sum(u.weight for u in plan.per_user)
-    lines = [f"{'site':32} {'users':>6} {'weight':>7} {'median ms':>10} {'max ms':>8}"]
+    width = min(48, max(4, *(len(site) for site in plan.sites)))
+    lines = [f"{'site':{width}} {'users':>6} {'weight':>7} {'median ms':>10} {'max ms':>8}"]
     for site in plan.sites:
         users = [u for u in plan.per_user if u.site == site]
         rtts = np.array([u.rtt_ms for u in users])
         share = sum(u.weight for u in users) / total
         median = weighted_quantile(rtts, [u.weight for u in users], 0.5) if users else 0.0
         worst = float(rtts.max()) if users else 0.0
-        lines.append(f"{site[:32]:32} {len(users):6} {share:7.1%} {median:10.1f} {worst:8.1f}")
+        lines.append(
+            f"{site[:width]:{width}} {len(users):6} {share:7.1%} {median:10.1f} {worst:8.1f}"
+        )
     lines.append(
         f"{len(plan.sites)} sites for {len(plan.per_user)} user cities (objective: "
         f"{plan.objective.value}); RTT weighted by users: median {plan.median_rtt_ms:.1f} ms, "
