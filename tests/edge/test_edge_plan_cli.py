@@ -146,6 +146,12 @@ def test_table_without_json(files: dict[str, Path]) -> None:
         ),
         (
             "users.csv",
+            "city,lat,lon,weight\nLondon,51.5,-0.1,1\nParis,48.9,2.4,inf\n",
+            ["--k", "1"],
+            "users.csv:3: weight 'inf' is not a finite number",
+        ),
+        (
+            "users.csv",
             "city,lat,lon,weight\nLondon,51.5,-0.1,0\n",
             ["--k", "1"],
             "users.csv: every weight is 0",

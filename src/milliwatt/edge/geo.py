@@ -140,6 +140,8 @@ def _number(
         value = float(text)
     except ValueError:
         raise InvalidRequestError(f"{path}:{line}: {column} {text!r} is not a number") from None
-    if not (low <= value <= high) or math.isnan(value):
+    if not math.isfinite(value):
+        raise InvalidRequestError(f"{path}:{line}: {column} {text!r} is not a finite number")
+    if not (low <= value <= high):
         raise InvalidRequestError(f"{path}:{line}: {column} {value} is outside [{low}, {high}]")
     return value

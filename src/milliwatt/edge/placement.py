@@ -107,6 +107,8 @@ def greedy(
     if not chosen:
         no_cap = np.full(rtt.shape[0], np.inf, dtype=np.float32)
         chosen.append(int(np.argmin(_capped_sums(rtt, w, no_cap))))
+    if len(chosen) >= k:
+        return chosen
     nearest = by_site[chosen].min(axis=0)
     bound = np.empty(rtt.shape[1], dtype=np.float32)
     for block in _blocks(rtt):
