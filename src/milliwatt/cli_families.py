@@ -50,6 +50,9 @@ FAMILIES: dict[str, Family] = {
         "milliwatt.shield.egress.cli:egress_app",
         "The egress guard: check URLs against the outbound policy; fetch through it.",
     ),
+    "edge": Family(
+        "milliwatt.edge.cli:edge_app", "The inference edge: where points of presence go."
+    ),
     "eval": Family("milliwatt.evals.cli:app", "Evaluate milliwatt on public benchmarks."),
     "mcp": Family(
         "milliwatt.gateway.mcp_cli:app",
