@@ -12,7 +12,9 @@ its queue drains before the other starts. To milliwatt a share of requests
 the model-route prompts only, with the same system message, max_tokens, greedy sampling
 and EOS suppressed, so both sides generate exactly --tokens tokens per request (checked by
 counting). A probe also asks milliwatt a tool-route question every --probe-interval
-seconds while model-route requests are in flight: the tool route's latency under load.
+seconds while model-route requests are in flight: the tool route's latency under load. A
+second probe does the same from a process of its own, as another user would: its figure is
+not delayed by the load generator's own event loop, busy with the streams it parses.
 
 Tokens/s: with --duration, model tokens streamed before the deadline over --duration (the
 drain after it is not steady state); with --requests, all model tokens over the wall time.
@@ -68,6 +70,34 @@ TOOL_QUESTIONS = [
     "please evaluate 18*(3/2)",
 ]
 Kind = Literal["model", "tool"]
+
+# the own-client probe: argv url, seconds, interval, questions; one JSON line per request
+OWN_CLIENT_PROBE = """
+import json, random, sys, time
+import httpx
+url, questions = sys.argv[1], json.loads(sys.argv[4])
+seconds, interval = float(sys.argv[2]), float(sys.argv[3])
+rng, end = random.Random(7), time.perf_counter() + seconds
+time.sleep(1.0)  # the streams start first
+with httpx.Client(timeout=60) as client:
+    while time.perf_counter() < end:
+        body = {"model": "milliwatt", "stream": True,
+                "messages": [{"role": "user", "content": rng.choice(questions)}]}
+        started, route, error = time.perf_counter(), None, None
+        try:
+            with client.stream("POST", url + "/v1/chat/completions", json=body) as response:
+                if response.status_code != 200:
+                    error = "HTTP %d" % response.status_code
+                for line in response.iter_lines():
+                    if line.startswith("data: {"):
+                        route = (json.loads(line[6:]).get("milliwatt") or {}).get("route", route)
+                    if line.startswith("data: [DONE]"):
+                        break
+        except httpx.HTTPError as exc:
+            error = type(exc).__name__
+        print(json.dumps([time.perf_counter() - started, route, error]), flush=True)
+        time.sleep(interval)
+"""
 
 
 # --- pure parts: SSE lines, one request's stream, percentiles, summaries -------------------
@@ -155,6 +185,7 @@ class Sample:
     route: str | None = None
     error: str | None = None
     busy: bool = False  # a model-route request was in flight when this one started
+    own_client: bool = False  # sent by the probe in a process of its own
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -184,6 +215,9 @@ class Summary:
     tool_requests: int = 0
     tool_p50: float = math.nan
     tool_p99: float = math.nan
+    own_tool_requests: int = 0
+    own_tool_p50: float = math.nan
+    own_tool_p99: float = math.nan
     first_errors: list[str] = field(default_factory=list)
     wall: float = math.nan  # seconds from the first request to the last answer, drain included
 
@@ -196,7 +230,8 @@ def summarize(
     ok = [s for s in samples if s.error is None]
     model = [s for s in ok if s.kind == "model"]
     # tool-route latency while the model route is busy: the figure a user of the tools feels
-    tool = [s for s in ok if s.kind == "tool" and s.busy]
+    tool = [s for s in ok if s.kind == "tool" and s.busy and not s.own_client]
+    own = [s.latency for s in ok if s.own_client]
     total = sum(s.tokens for s in model)
     counted = sum(s.window_tokens for s in samples if s.kind == "model") if windowed else total
     errors = [s.error for s in samples if s.error is not None]
@@ -215,6 +250,9 @@ def summarize(
         tool_requests=len(tool),
         tool_p50=percentile([s.latency for s in tool], 50),
         tool_p99=percentile([s.latency for s in tool], 99),
+        own_tool_requests=len(own),
+        own_tool_p50=percentile(own, 50),
+        own_tool_p99=percentile(own, 99),
         first_errors=list(dict.fromkeys(errors))[:3],
     )
 
@@ -435,6 +473,21 @@ class Load:
                 await self.send(client, "tool", rng.choice(TOOL_QUESTIONS), deadline)
             await asyncio.sleep(self.probe_interval)
 
+    async def own_client_probe(self, deadline: float) -> None:
+        """Tool-route questions from a process of its own, after the streams have started."""
+        seconds = deadline - time.perf_counter()
+        if seconds <= 2 * self.probe_interval + 1:
+            return
+        args = [sys.executable, "-c", OWN_CLIENT_PROBE, self.target.url, str(seconds - 1),
+                str(self.probe_interval), json.dumps(TOOL_QUESTIONS)]  # fmt: skip
+        process = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE)
+        out, _ = await process.communicate()
+        for line in out.decode().splitlines():
+            latency, route, error = json.loads(line)
+            self.samples.append(
+                Sample("tool", latency, route=route, error=error, busy=True, own_client=True)
+            )
+
     async def run(self, cap: float) -> float:
         """Wall seconds from the first request until the last one finished."""
         connections = self.clients + 1
@@ -448,10 +501,16 @@ class Load:
             tasks = [
                 asyncio.create_task(self.client(i, client, deadline)) for i in range(self.clients)
             ]
-            probe = None
+            probe = own_probe = None
             if self.target.tools and self.probe_interval > 0:
                 probe = asyncio.create_task(self.probe(client, deadline))
+                if self.transport is None and self.duration is not None:
+                    own_probe = asyncio.create_task(self.own_client_probe(deadline))
             _, pending = await asyncio.wait(tasks, timeout=cap)
+            if own_probe is not None:  # it ends by itself at the deadline
+                left = max(1.0, deadline + 5 - time.perf_counter())
+                await asyncio.wait([own_probe], timeout=left)
+                pending.add(own_probe)
             if probe is not None:
                 pending.add(probe)
             for task in pending:
@@ -522,6 +581,8 @@ def table(results: dict[int, dict[str, Summary]]) -> Iterator[str]:
         ("latency p99 ms", lambda s: ms(s.latency_p99)),
         ("tool route, busy: n", lambda s: str(s.tool_requests)),
         ("tool p50 / p99 ms", lambda s: f"{ms(s.tool_p50)} / {ms(s.tool_p99)}"),
+        ("own-client tool: n", lambda s: str(s.own_tool_requests)),
+        ("own-client p50/p99 ms", lambda s: f"{ms(s.own_tool_p50)} / {ms(s.own_tool_p99)}"),
     ]
     for level, pair in results.items():
         mw, anchor = pair["milliwatt"], pair["llama_cpp"]
@@ -551,6 +612,8 @@ def headline(results: dict[int, dict[str, Summary]]) -> str:
         "short": str(sum(s.short for pair in results.values() for s in pair.values())),
         "tool_p50_ms_saturated": ms(tool.tool_p50),
         "tool_p99_ms_saturated": ms(tool.tool_p99),
+        "tool_p50_ms_saturated_own_client": ms(tool.own_tool_p50),
+        "tool_p99_ms_saturated_own_client": ms(tool.own_tool_p99),
         f"anchor_tps_{low}": f"{anchor[low].tps:.1f}",
         f"anchor_tps_{high}": f"{anchor[high].tps:.1f}",
         "anchor_batch_gain": f"{ratio(anchor[high].tps, anchor[low].tps):.2f}",
