@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import random
 import signal
 import sys
@@ -74,7 +75,7 @@ class DelayProxy:
         try:
             for route in self.routes:
                 server = await asyncio.start_server(
-                    lambda r, w, route=route: self._accepted(route, r, w),
+                    functools.partial(self._accepted, route),
                     route.listen_host,
                     route.listen_port,
                 )
