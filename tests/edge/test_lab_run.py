@@ -13,6 +13,7 @@ import pytest
 from milliwatt.edge.geo import modelled_rtt_ms
 from milliwatt.edge.lab import namespaces
 from milliwatt.edge.lab.agent_loop import LoopTime, Measured
+from milliwatt.edge.lab.cli import parse_steps
 from milliwatt.edge.lab.namespaces import LabUnavailableError, existing
 from milliwatt.edge.lab.results import headline, summarise
 from milliwatt.edge.lab.runner import PopSpec, child_env, run_lab
@@ -56,6 +57,23 @@ def test_a_pop_that_dies_ends_the_run_with_its_words() -> None:
 
     with pytest.raises(LabUnavailableError, match=r"PoP exited .*no model here"):
         run_lab([SCENARIOS["lisbon"]], [1], repeats=1, launcher=broken)
+
+
+@needs_netns
+def test_a_step_answered_by_the_wrong_route_fails_the_run() -> None:
+    def misrouting(spec: PopSpec) -> tuple[list[str], dict[str, str]]:
+        argv, env = scripted(spec)
+        return [*argv, "misroute"], env
+
+    with pytest.raises(LabUnavailableError, match="went to route 'model', not 'tool'"):
+        run_lab([SCENARIOS["lisbon"]], [1], repeats=1, launcher=misrouting)
+
+
+def test_loop_lengths_are_positive_integers() -> None:
+    assert parse_steps("1,3,10,3") == [1, 3, 10]
+    for text in ("1,x", "0,2", ""):
+        with pytest.raises(InvalidRequestError, match="positive integers, comma-separated"):
+            parse_steps(text)
 
 
 def test_without_root_the_run_says_it_needs_root(monkeypatch: pytest.MonkeyPatch) -> None:

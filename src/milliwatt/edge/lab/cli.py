@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import signal
-from types import FrameType
 from typing import Annotated
 
 import typer
 
 from milliwatt.edge.lab import namespaces
 from milliwatt.edge.lab.results import as_json, headline, table
-from milliwatt.edge.lab.runner import run_lab
+from milliwatt.edge.lab.runner import run_lab, unwind_on_sigterm
 from milliwatt.edge.lab.scenarios import SCENARIOS, scenario
 from milliwatt.errors import InvalidRequestError
 
@@ -27,10 +25,6 @@ def parse_steps(text: str) -> list[int]:
     if not steps or min(steps) < 1:
         raise InvalidRequestError(f"--steps {text!r}: positive integers, comma-separated")
     return list(dict.fromkeys(steps))
-
-
-def _terminated(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds: processes stopped, namespaces removed
 
 
 @app.command("run")
@@ -51,7 +45,7 @@ def run(
     `milliwatt serve` processes and delays each path by its modelled round trip.
     """
     chosen = [scenario(name) for name in (scenarios or list(SCENARIOS))]
-    signal.signal(signal.SIGTERM, _terminated)
+    unwind_on_sigterm()
     results = run_lab(
         chosen,
         parse_steps(steps),
