@@ -15,7 +15,7 @@ from milliwatt.edge.lab import namespaces
 from milliwatt.edge.lab.agent_loop import LoopTime, Measured
 from milliwatt.edge.lab.cli import parse_steps
 from milliwatt.edge.lab.namespaces import LabUnavailableError, existing
-from milliwatt.edge.lab.results import headline, summarise
+from milliwatt.edge.lab.results import as_json, headline, summarise
 from milliwatt.edge.lab.runner import PopSpec, child_env, run_lab
 from milliwatt.edge.lab.scenarios import ASHBURN, SCENARIOS, scenario
 from milliwatt.errors import InvalidRequestError
@@ -93,6 +93,13 @@ def test_results_pair_each_repeat_and_compare_with_the_goal() -> None:
     assert loop.saving_ms == 200.0  # median of 200, 50, 250: paired, not median - median
     assert loop.goal_ms == pytest.approx(2 * delta) and loop.path_ms == pytest.approx(4 * delta)
     assert loop.met  # 200 ms against 2 x 78.9 ms
+    [document] = as_json([summarise(lisbon, Measured(loops, {"edge": 8.0}))])
+    assert document["loops"][0]["saving_ms"] == 200.0 and document["met"] is True
+    assert (document["user"], document["edge"], document["central"]) == (
+        "Lisbon",
+        "Madrid",
+        "Ashburn",
+    )
     assert headline([summarise(lisbon, Measured(loops, {}))]) == (
         f"lisbon_n2_saving_ms=200.0 lisbon_n2_goal_ms={2 * delta:.1f} goal_met=true"
     )
