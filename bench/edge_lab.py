@@ -3,14 +3,16 @@ central region, through the topology lab (network namespaces, paths delayed by t
 model of milliwatt.edge.geo); needs root.
 
     sudo python bench/edge_lab.py [--steps 1,3,10] [--repeats 3] [--scenario lisbon ...]
-        [--max-tokens 8] [--no-tool]
+        [--max-tokens 4] [--no-tool]
 
 Scenarios: Lisbon's user, edge PoP in Madrid, central region in Ashburn (Virginia); Jakarta's
 user, edge PoP in Singapore, the same central region. Each step is a model call (a chat
 completion of --max-tokens tokens from the bundled SmolLM2-135M) and a tool call (a question
 the tool route answers), each one HTTP round trip on a kept-alive connection. Both PoPs are
 identical `milliwatt serve` processes; edge and central loops alternate, and the saving is
-the median over repeats of (central - edge), each pair timed back to back.
+the median over repeats of (central - edge), each pair timed back to back. "net saving"
+takes each PoP's own time (its agent's, as the answer reports it) out of both loops first:
+what is left is the paths' share, without the model's noise on a busy machine.
 
 The issue's goal: the edge saves at least N x (central RTT - edge RTT) per N-step loop. With a
 tool call per step a loop makes 2N round trips, so the paths alone account for twice that
@@ -36,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--steps", default="1,3,10", help="loop lengths N, comma-separated")
     parser.add_argument("--repeats", type=int, default=3, help="loops per N and PoP")
     parser.add_argument("--scenario", action="append", choices=list(SCENARIOS))
-    parser.add_argument("--max-tokens", type=int, default=8, help="tokens per model call")
+    parser.add_argument("--max-tokens", type=int, default=4, help="tokens per model call")
     parser.add_argument("--no-tool", dest="tool", action="store_false")
     args = parser.parse_args(argv)
     try:

@@ -33,7 +33,7 @@ class Plan:
     steps: list[int]
     repeats: int = 3
     model: str = "milliwatt"
-    max_tokens: int = 8
+    max_tokens: int = 4
     tool: bool = True
     ready_seconds: float = 300.0
 
@@ -45,6 +45,7 @@ class LoopTime:
     repeat: int
     wall_ms: float
     calls: int
+    server_ms: float  # what the PoP says its agent took (milliwatt.cost.ms), all calls
 
 
 @dataclass
@@ -57,26 +58,29 @@ class StepError(RuntimeError):
     """A PoP answered a step other than as it should: the loop's time would mean nothing."""
 
 
-def call(client: httpx.Client, plan: Plan, content: str, route: str, **extra: Any) -> None:
+def call(client: httpx.Client, plan: Plan, content: str, route: str, **extra: Any) -> float:
+    """One round trip; the milliseconds the PoP's agent says it spent (0 if it says not)."""
     body = {"model": plan.model, "messages": [{"role": "user", "content": content}], **extra}
     response = client.post("/v1/chat/completions", json=body)
     if response.status_code != 200:
         raise StepError(f"{client.base_url}: HTTP {response.status_code}: {response.text[:200]}")
-    answered = response.json().get("milliwatt", {}).get("route", route)
+    result = response.json().get("milliwatt", {})
+    answered = result.get("route", route)
     if answered != route:  # a tool question the model answered costs model time, and so on
         raise StepError(f"{client.base_url}: {content!r} went to route {answered!r}, not {route!r}")
+    return float(result.get("cost", {}).get("ms", 0.0))
 
 
-def agent_loop(client: httpx.Client, plan: Plan, steps: int) -> int:
-    """Run the loop; the number of HTTP round trips it made."""
-    calls = 0
+def agent_loop(client: httpx.Client, plan: Plan, steps: int) -> tuple[int, float]:
+    """Run the loop; the HTTP round trips it made and the PoP's own milliseconds."""
+    calls, server_ms = 0, 0.0
     for step in range(steps):
-        call(client, plan, MODEL_PROMPT, "model", max_tokens=plan.max_tokens)
+        server_ms += call(client, plan, MODEL_PROMPT, "model", max_tokens=plan.max_tokens)
         calls += 1
         if plan.tool:
-            call(client, plan, f"what is {1234 + step} * {5678 + step}", "tool")
+            server_ms += call(client, plan, f"what is {1234 + step} * {5678 + step}", "tool")
             calls += 1
-    return calls
+    return calls, server_ms
 
 
 def wait_ready(client: httpx.Client, deadline: float) -> None:
@@ -125,9 +129,9 @@ def measure(plan: Plan) -> Measured:
                 order = roles if (repeat + index) % 2 == 0 else roles[::-1]
                 for role in order:
                     started = time.perf_counter()
-                    calls = agent_loop(clients[role], plan, steps)
+                    calls, server_ms = agent_loop(clients[role], plan, steps)
                     wall = (time.perf_counter() - started) * 1000
-                    measured.loops.append(LoopTime(role, steps, repeat, wall, calls))
+                    measured.loops.append(LoopTime(role, steps, repeat, wall, calls, server_ms))
         return measured
     finally:
         for client in clients.values():

@@ -35,7 +35,7 @@ def run(
         typer.Option("--scenario", help=f"one of {', '.join(SCENARIOS)}; repeatable (all)"),
     ] = None,
     repeats: Annotated[int, typer.Option(min=1, help="loops per N and PoP")] = 3,
-    max_tokens: Annotated[int, typer.Option(min=1, help="tokens per model call")] = 8,
+    max_tokens: Annotated[int, typer.Option(min=1, help="tokens per model call")] = 4,
     tool: Annotated[bool, typer.Option(help="a tool call after each model call")] = True,
     as_json_: Annotated[bool, typer.Option("--json", help="one JSON document")] = False,
 ) -> None:

@@ -179,7 +179,7 @@ def run_lab(
     steps: Sequence[int],
     *,
     repeats: int = 3,
-    max_tokens: int = 8,
+    max_tokens: int = 4,
     tool: bool = True,
     launcher: PopLauncher | None = None,
     progress: Callable[[str], None] = lambda line: None,
