@@ -184,6 +184,9 @@ def run_lab(
     launcher: PopLauncher | None = None,
     progress: Callable[[str], None] = lambda line: None,
 ) -> list[ScenarioResult]:
+    """Each scenario's N-step loops at the edge and at the centre. `launcher` starts a PoP's
+    server (default: `milliwatt serve`); LabUnavailableError when this machine cannot, or a
+    part of the lab fails (with that part's own words)."""
     reason = unavailable_reason()
     if reason is not None:
         raise LabUnavailableError(reason)
