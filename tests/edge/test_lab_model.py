@@ -16,10 +16,11 @@ REASON = namespaces.unavailable_reason()
 @pytest.mark.skipif(REASON is not None, reason=f"no network namespaces: {REASON}")
 def test_served_from_madrid_a_lisbon_users_loop_beats_ashburn_by_the_goal() -> None:
     # one token per model call: the model's time, and its noise, stay small beside the paths
-    [result] = run_lab([SCENARIOS["lisbon"]], [1, 2], repeats=3, max_tokens=1)
+    [result] = run_lab([SCENARIOS["lisbon"]], [1, 2], repeats=5, max_tokens=1)
     for loop in result.loops:
         assert loop.calls == 2 * loop.steps
         assert loop.edge_ms >= loop.calls * result.edge_rtt_ms
         assert loop.saving_ms >= loop.goal_ms, loop  # N x (86.5 - 7.6) ms at least
-        # with the servers' own time out, the paths make the difference: calls x dRTT
-        assert loop.path_ms - 5 <= loop.net_saving_ms <= loop.path_ms + 5 * loop.calls, loop
+        # with the agents' own time out, the paths make the difference: calls x dRTT, give or
+        # take what a busy machine adds to the servers' HTTP handling around the agent
+        assert abs(loop.net_saving_ms - loop.path_ms) <= 10 + 0.1 * loop.path_ms, loop
