@@ -77,6 +77,10 @@ FAMILIES: dict[str, Family] = {
         "milliwatt.knowledge.cli:knowledge_app",
         "Search and manage ingested documents (see also `milliwatt ingest`).",
     ),
+    "lab": Family(
+        "milliwatt.edge.lab.cli:app",
+        "The topology lab: an agent's loop served from the nearest PoP and from a central region.",
+    ),
 }
 
 
