@@ -7,7 +7,7 @@ p90 RTT and the seconds taken by: the planner (greedy + interchange, objective m
 alone, and the naive choice of the K most populous cities; for K=50 also the p90 objective.
 The issue's goal: K=50, median <= 10 ms and p90 <= 40 ms.
 
-    python3 bench/edge_plan.py [--cities /work/shared/corpora/cities/cities.csv]
+    python3 bench/edge_plan.py [--cities ../shared/corpora/cities/cities.csv]
 """
 
 from __future__ import annotations
