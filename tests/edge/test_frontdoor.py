@@ -1,0 +1,167 @@
+"""The front door before real scripted PoPs on loopback: nearest PoP by measured RTT, least
+loaded replica, model and saturation fallback, streaming passed through, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.edge.frontdoor_fixtures import chat, frontdoor_thread, pops, pops_toml, wait_until
+
+from milliwatt.edge.pops import parse_config
+from milliwatt.errors import InvalidRequestError
+
+CHAT = "/v1/chat/completions"
+
+
+def served_by(url: str, body: dict[str, object], **headers: str) -> str:
+    answer = httpx.post(url + CHAT, json=body, headers=headers, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.headers["x-milliwatt-pop"]
+
+
+def test_requests_go_to_the_nearest_pop_by_measured_rtt(tmp_path: Path) -> None:
+    with pops(tmp_path) as make:
+        far = make("far", delay_ms=80)
+        near = make("near", delay_ms=2)
+        # listed far first: the order in the file must not decide
+        config = pops_toml({"far": [far.url], "near": [near.url]})
+        with frontdoor_thread(config) as (url, door):
+            assert {served_by(url, chat()) for _ in range(5)} == {"near"}
+            state = {p["name"]: p for p in httpx.get(f"{url}/frontdoor/pops").json()["pops"]}
+            assert state["near"]["rtt_ms"] < state["far"]["rtt_ms"]
+            near.control(delay_ms=250)  # the path to "near" got longer
+            ranks = lambda: door.pops[0].rtt_ms < door.pops[1].rtt_ms  # noqa: E731
+            wait_until(ranks, timeout=15, message="far measured nearer")
+            assert served_by(url, chat()) == "far"
+
+
+def test_a_client_rtt_hint_ranks_the_pops_it_names(tmp_path: Path) -> None:
+    with pops(tmp_path) as make:
+        a, b = make("a"), make("b", delay_ms=30)
+        with frontdoor_thread(pops_toml({"a": [a.url], "b": [b.url]})) as (url, _):
+            assert served_by(url, chat(), **{"x-milliwatt-rtt": "b=1, a=90"}) == "b"
+            assert served_by(url, chat()) == "a"
+            bad = httpx.post(url + CHAT, json=chat(), headers={"x-milliwatt-rtt": "c=1"})
+            assert bad.status_code == 400
+            assert "no PoP is named 'c'" in bad.json()["error"]["message"]
+            bad = httpx.post(url + CHAT, json=chat(), headers={"x-milliwatt-rtt": "a=fast"})
+            assert bad.status_code == 400
+
+
+def test_within_a_pop_the_least_loaded_replica_gets_the_request(tmp_path: Path) -> None:
+    with pops(tmp_path) as make:
+        one, two = make("fra"), make("fra")
+        with frontdoor_thread(pops_toml({"fra": [one.url, two.url]})) as (url, door):
+
+            async def burst() -> list[str]:
+                async with httpx.AsyncClient(timeout=30) as client:
+                    answers = await asyncio.gather(
+                        *(client.post(url + CHAT, json=chat(content="hold 1.5")) for _ in range(6))
+                    )
+                return [a.headers["x-milliwatt-replica"] for a in answers]
+
+            # six held at once: least-outstanding splits them 3/3 (at random: 3/3 in 31%)
+            assert sorted(Counter(asyncio.run(burst())).values()) == [3, 3]
+            assert [r.in_flight for r in door.pops[0].replicas] == [0, 0]
+
+
+def test_a_model_the_nearest_pop_lacks_goes_to_the_next_that_has_it(tmp_path: Path) -> None:
+    with pops(tmp_path) as make:
+        near = make("near", models="milliwatt")
+        far = make("far", models="milliwatt,large", delay_ms=40)
+        with frontdoor_thread(pops_toml({"near": [near.url], "far": [far.url]})) as (url, door):
+            wait_until(lambda: all(r.models for p in door.pops for r in p.replicas))
+            assert served_by(url, chat("large")) == "far"
+            assert served_by(url, chat("milliwatt")) == "near"
+            unknown = httpx.post(url + CHAT, json=chat("nobody-serves-this"))
+            assert unknown.status_code == 404  # the nearest PoP's own answer
+            assert unknown.headers["x-milliwatt-pop"] == "near"
+
+
+def test_a_saturated_pop_passes_its_users_to_the_next(tmp_path: Path) -> None:
+    with pops(tmp_path) as make:
+        near, far = make("near"), make("far", delay_ms=40)
+        with frontdoor_thread(pops_toml({"near": [near.url], "far": [far.url]})) as (url, _):
+            near.control(saturated=True)
+            assert served_by(url, chat()) == "far"
+            near.control(saturated=False, limited="pop_saturated")
+            time.sleep(1.1)  # its Retry-After (1 s) of the 503 runs out
+            assert served_by(url, chat()) == "far"
+            # the caller's own limit follows the caller: passed through, not dodged
+            near.control(limited="rate_limit_exceeded")
+            time.sleep(1.1)
+            limited = httpx.post(url + CHAT, json=chat())
+            assert (limited.status_code, limited.headers["x-milliwatt-pop"]) == (429, "near")
+            # everyone saturated: the client hears the refusal
+            near.control(limited="", saturated=True)
+            far.control(saturated=True)
+            time.sleep(1.1)
+            refused = httpx.post(url + CHAT, json=chat())
+            assert refused.status_code == 503
+            assert refused.json()["error"]["code"] == "model_unavailable"
+
+
+def test_a_stream_is_relayed_as_it_is_generated(tmp_path: Path) -> None:
+    with pops(tmp_path) as make:
+        pop = make("fra", pace_ms=300)
+        with frontdoor_thread(pops_toml({"fra": [pop.url]})) as (url, _):
+            started = time.monotonic()
+            arrivals: list[float] = []
+            text = ""
+            body = chat(content="one two three four", stream=True)
+            with httpx.stream("POST", url + CHAT, json=body, timeout=30) as answer:
+                assert answer.headers["content-type"].startswith("text/event-stream")
+                for line in answer.iter_lines():
+                    if line.startswith("data: {"):
+                        arrivals.append(time.monotonic() - started)
+                        text += httpx.Response(200, content=line[6:]).json()["choices"][0]["delta"][
+                            "content"
+                        ]
+            assert text == "fra: one two three four"
+            # five words 300 ms apart: the first must not wait for the last
+            assert arrivals[-1] - arrivals[0] > 0.9
+
+
+def test_no_healthy_pop_is_a_503_with_retry_after(tmp_path: Path) -> None:
+    with pops(tmp_path) as make:
+        pop = make("fra")
+        with frontdoor_thread(pops_toml({"fra": [pop.url]})) as (url, _):
+            pop.kill()
+            answer = httpx.post(url + CHAT, json=chat())  # refused: taken out at once
+            assert answer.status_code == 503
+            assert answer.headers["retry-after"] == "1"
+            assert httpx.get(f"{url}/healthz").status_code == 503
+
+
+def test_an_oversized_body_is_refused_before_any_pop_sees_it(tmp_path: Path) -> None:
+    with pops(tmp_path) as make:
+        pop = make("fra")
+        settings = "[frontdoor]\nmax_body_bytes = 2048\n"
+        with frontdoor_thread(pops_toml({"fra": [pop.url]}, settings)) as (url, _):
+            answer = httpx.post(url + CHAT, json=chat(content="x" * 4096))
+            assert answer.status_code == 400
+            assert "over 2048 bytes" in answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[pops.fra]\nreplicas = ['ftp://x']\n", "pops.fra.replicas: 'ftp://x' is not an http"),
+        ("[pops.Fra]\nreplicas = ['http://a']\n", "PoP name 'Fra'"),
+        ("[pops.a]\nreplicas = ['http://h']\n[pops.b]\nreplicas = ['http://h/']\n",
+         "http://h is a replica of both 'a' and 'b'"),
+        ("[frontdoor]\nport = 8800\n", "pops: Field required"),
+        ("[frontdoor]\nprobe_every = 1\n[pops.a]\nreplicas = ['http://h']\n",
+         "frontdoor.probe_every: Extra inputs"),
+        ("[pops.a\n", "not valid TOML"),
+    ],
+)  # fmt: skip
+def test_a_bad_pops_file_names_what_is_wrong(text: str, message: str) -> None:
+    with pytest.raises(InvalidRequestError, match=r"^pops\.toml: ") as caught:
+        parse_config(text, "pops.toml")
+    assert message in str(caught.value)
