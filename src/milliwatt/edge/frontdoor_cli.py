@@ -10,7 +10,11 @@ import typer
 
 def frontdoor(
     pops: Annotated[
-        Path, typer.Option("--pops", help="TOML file: [frontdoor] settings, [pops.NAME] replicas.")
+        Path,
+        typer.Option(
+            "--pops",
+            help="TOML file: each PoP's replica URLs (pops.NAME.replicas), frontdoor settings.",
+        ),
     ],
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
