@@ -1,0 +1,119 @@
+"""milliwatt on a real local Ray cluster of two PoPs (two Ray nodes, one tagged pop:fra, one
+pop:sin): every deployment lands on its PoP's node, the GPU tier is left out where there is
+no GPU, and each PoP answers chat turns over Serve's HTTP proxy.
+
+Skipped without Ray (`pip install 'milliwatt[ray]'`). The model tier is an OpenAI-compatible
+backend on a scripted server on loopback: the test is about placement and the path through
+the deployments, not about a model."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.conftest import free_port
+
+pytest.importorskip("ray.serve")
+
+from milliwatt.cluster.plan import ClusterConfig, GatewayScaling, Scaling  # noqa: E402
+from milliwatt.config import AgentConfig, ModelConfig, Settings  # noqa: E402
+
+
+class _EchoModel(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        delta = {"content": "echo: " + request["messages"][-1]["content"]}
+        events = [{"choices": [{"delta": delta, "finish_reason": None}]}, "[DONE]"]
+        data = "".join(f"data: {e if isinstance(e, str) else json.dumps(e)}\n\n" for e in events)
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data.encode())
+
+
+@pytest.fixture
+def model_url() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _EchoModel)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    httpd.shutdown()
+
+
+@pytest.fixture
+def two_pops() -> Iterator[dict[str, str]]:
+    """A head node for pop:fra and a second node for pop:sin; PoP name -> node id."""
+    import ray
+    from ray import serve
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "resources": {"pop:fra": 1}, "include_dashboard": False},
+    )
+    cluster.add_node(num_cpus=1, resources={"pop:sin": 1})
+    ray.init(address=cluster.address, logging_level="warning")
+    cluster.wait_for_nodes()
+    nodes = {
+        resource.split(":", 1)[1]: node["NodeID"]
+        for node in ray.nodes()
+        for resource in node["Resources"]
+        if resource.startswith("pop:")
+    }
+    try:
+        yield nodes
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_each_pop_runs_its_deployments_on_its_own_nodes_and_answers(
+    two_pops: dict[str, str], model_url: str, tmp_path: Path
+) -> None:
+    from milliwatt.cluster.deploy import deploy, placements
+
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        models={
+            "small": ModelConfig(backend="openai", base_url=model_url, remote_name="small"),
+            "big": ModelConfig(backend="openai", base_url=model_url, remote_name="big"),
+        },
+        agents=[
+            AgentConfig(name="milliwatt", models=["small", "big"], tools=[]),
+        ],
+    )
+    port = free_port()
+    sliver = {"num_cpus": 0.1, "min_replicas": 1, "max_replicas": 2}
+    config = ClusterConfig(
+        pops=["fra", "sin"],
+        proxy_host="127.0.0.1",
+        proxy_port=port,
+        gateway=GatewayScaling(**sliver),
+        tiers={"small": Scaling(**sliver), "big": Scaling(num_gpus=1, num_cpus=0.1)},
+    )
+    plans = deploy(config, settings)
+    assert [(p.pop, sorted(p.tiers), p.left_out) for p in plans] == [
+        ("fra", ["small"], ("big",)),  # no GPU anywhere: the GPU tier is left out
+        ("sin", ["small"], ("big",)),
+    ]
+    where = placements(plans)
+    for pop, deployments in where.items():
+        assert set(deployments) == {"gateway", "tier-small"}
+        for name, placed in deployments.items():
+            assert (placed["node_id"], placed["pops"]) == (two_pops[pop], [pop]), (pop, name)
+    for pop in ("fra", "sin"):
+        base = f"http://127.0.0.1:{port}/{pop}"
+        assert httpx.get(f"{base}/healthz", timeout=30).json()["status"] == "ok"
+        body = {"model": "milliwatt", "messages": [{"role": "user", "content": f"hi {pop}"}]}
+        answer = httpx.post(f"{base}/v1/chat/completions", json=body, timeout=60)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["choices"][0]["message"]["content"] == f"echo: hi {pop}"
