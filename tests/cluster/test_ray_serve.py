@@ -20,8 +20,8 @@ from tests.conftest import free_port
 
 pytest.importorskip("ray.serve")
 
-from milliwatt.cluster.plan import ClusterConfig, GatewayScaling, Scaling  # noqa: E402
-from milliwatt.config import AgentConfig, ModelConfig, Settings  # noqa: E402
+from milliwatt.cluster.plan import ClusterConfig, GatewayScaling, Scaling
+from milliwatt.config import AgentConfig, ModelConfig, Settings
 
 
 class _EchoModel(BaseHTTPRequestHandler):

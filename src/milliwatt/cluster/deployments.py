@@ -57,7 +57,9 @@ class Gateway:
     """The PoP's ingress: `milliwatt serve`'s app (guard, WAF, keys, agents, sessions) with
     the PoP's tier deployments as its models."""
 
-    async def __init__(
+    # Serve awaits an async constructor: the tiers' info is awaited on the replica's loop,
+    # where a blocking .result() is refused
+    async def __init__(  # type: ignore[misc]
         self, settings: dict[str, Any], pop: str, tiers: dict[str, Any], host: str, port: int
     ) -> None:
         self.pop = pop

@@ -111,9 +111,7 @@ def deployment_options(scaling: Scaling, pop: str) -> dict[str, Any]:
     }
 
 
-def plan(
-    config: ClusterConfig, tiers_in_use: list[str], gpu_pops: set[str]
-) -> list[PopPlan]:
+def plan(config: ClusterConfig, tiers_in_use: list[str], gpu_pops: set[str]) -> list[PopPlan]:
     """One application per PoP: the gateway and a deployment per model tier in use."""
     unknown = sorted(set(config.tiers) - set(tiers_in_use))
     if unknown:

@@ -81,8 +81,7 @@ class RemoteModel(Model):
 
 def _relayed(chunks: Any, name: str) -> Iterator[StreamChunk]:
     try:
-        for chunk in chunks:
-            yield chunk
+        yield from chunks
     except MilliwattError:  # Ray re-raises the tier's own error as a subclass of it
         raise
     except Exception as exc:
