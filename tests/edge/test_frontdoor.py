@@ -165,3 +165,29 @@ def test_a_bad_pops_file_names_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(InvalidRequestError, match=r"^pops\.toml: ") as caught:
         parse_config(text, "pops.toml")
     assert message in str(caught.value)
+
+
+def test_a_stream_cut_by_a_dying_pop_is_cut_for_the_client_and_not_resent(
+    tmp_path: Path,
+) -> None:
+    with pops(tmp_path) as make:
+        store = tmp_path / "turns.db"
+        near = make("near", pace_ms=400, store=store)
+        far = make("far", delay_ms=30, store=store)
+        with frontdoor_thread(pops_toml({"near": [near.url], "far": [far.url]})) as (url, _):
+            body = chat(content="a b c d e f g h", stream=True, user="ada")
+            received = ""
+            with (
+                pytest.raises(httpx.RemoteProtocolError),
+                httpx.stream("POST", url + CHAT, json=body, timeout=30) as answer,
+            ):
+                assert answer.headers["x-milliwatt-pop"] == "near"
+                for line in answer.iter_lines():
+                    received += line
+                    if "near:" in line:  # the first words are out: now the PoP dies
+                        near.kill()
+            assert "[DONE]" not in received  # never looks complete
+            # the turn was sent once: the far PoP never got it; the next one goes there
+            stored = httpx.get(f"{far.url}/v1/sessions/ada").json()["turns"]
+            assert [t["pop"] for t in stored] == ["near"]
+            assert served_by(url, chat()) == "far"
