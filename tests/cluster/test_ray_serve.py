@@ -117,3 +117,51 @@ def test_each_pop_runs_its_deployments_on_its_own_nodes_and_answers(
         answer = httpx.post(f"{base}/v1/chat/completions", json=body, timeout=60)
         assert answer.status_code == 200, answer.text
         assert answer.json()["choices"][0]["message"]["content"] == f"echo: hi {pop}"
+
+
+@pytest.mark.slow
+def test_a_llama_cpp_tier_answers_through_its_pop(tmp_path: Path) -> None:
+    """The default agent on the bundled GGUF: the model tier runs llama.cpp in its own
+    replica, the gateway streams its tokens; the tool route never calls the tier."""
+    import ray
+    from ray import serve
+    from ray.cluster_utils import Cluster
+
+    from milliwatt.cluster.deploy import deploy, placements
+
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 2, "resources": {"pop:fra": 1}, "include_dashboard": False},
+    )
+    ray.init(address=cluster.address, logging_level="warning")
+    try:
+        settings = Settings(
+            data_dir=tmp_path / "data", agents=[AgentConfig(name="milliwatt", tools=["math.*"])]
+        )
+        port = free_port()
+        config = ClusterConfig(
+            pops=["fra"], proxy_host="127.0.0.1", proxy_port=port,
+            gateway=GatewayScaling(num_cpus=0.1),
+        )  # fmt: skip
+        (fra,) = deploy(config, settings)
+        assert list(fra.tiers) == ["smollm2-135m"]
+        assert set(placements([fra])["fra"]) == {"gateway", "tier-smollm2-135m"}
+        url = f"http://127.0.0.1:{port}/fra/v1/chat/completions"
+
+        def ask(question: str, **extra: object) -> httpx.Response:
+            body = {"model": "milliwatt", "messages": [{"role": "user", "content": question}]}
+            return httpx.post(url, json=body | extra, timeout=300)
+
+        tool = ask("What is 17 * 23?").json()
+        assert "391" in tool["choices"][0]["message"]["content"]
+        assert tool["usage"]["completion_tokens"] == 0  # answered by the tool
+        with httpx.stream(
+            "POST", url, timeout=300, json={"model": "milliwatt", "stream": True,
+            "max_tokens": 16, "messages": [{"role": "user", "content": "Name a colour."}]},
+        ) as answer:  # fmt: skip
+            deltas = [line for line in answer.iter_lines() if '"content"' in line]
+        assert len(deltas) >= 2  # tokens arrive one by one from the tier's replica
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+        cluster.shutdown()
