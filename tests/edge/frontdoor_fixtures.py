@@ -4,6 +4,7 @@ test can SIGKILL one), and the front door itself, in a thread or as `milliwatt f
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -58,8 +59,13 @@ class PopProcess:
             self.proc.kill()
             self.proc.wait()
 
+    def freeze(self, frozen: bool = True) -> None:
+        """SIGSTOP: the kernel still accepts connections, nothing answers (a hung host)."""
+        os.kill(self.proc.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
             self.proc.terminate()
             try:
                 self.proc.wait(10)

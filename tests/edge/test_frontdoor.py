@@ -191,3 +191,30 @@ def test_a_stream_cut_by_a_dying_pop_is_cut_for_the_client_and_not_resent(
             stored = httpx.get(f"{far.url}/v1/sessions/ada").json()["turns"]
             assert [t["pop"] for t in stored] == ["near"]
             assert served_by(url, chat()) == "far"
+
+
+def test_requests_on_a_frozen_pop_are_cut_when_it_is_taken_out(tmp_path: Path) -> None:
+    with pops(tmp_path) as make:
+        near, far = make("near"), make("far", delay_ms=30)
+        with frontdoor_thread(pops_toml({"near": [near.url], "far": [far.url]})) as (url, door):
+
+            async def held_then_frozen() -> tuple[int, float]:
+                async with httpx.AsyncClient(timeout=60) as client:
+                    pending = asyncio.ensure_future(
+                        client.post(url + CHAT, json=chat(content="hold 30"))
+                    )
+                    await asyncio.sleep(0.5)
+                    near.freeze()
+                    frozen_at = time.monotonic()
+                    answer = await pending
+                    return answer.status_code, time.monotonic() - frozen_at
+
+            status, waited = asyncio.run(held_then_frozen())
+            # out after 2 probe timeouts of 1 s (probes every 0.2 s): cut then, not in 600 s
+            assert status == 502
+            assert waited < 5
+            assert served_by(url, chat()) == "far"
+            assert door.pops[0].replicas[0].in_flight == 0
+            near.freeze(False)  # back: healthy after 2 good probes, and nearer again
+            wait_until(lambda: door.pops[0].healthy, timeout=10, message="near back")
+            assert served_by(url, chat()) == "near"

@@ -32,6 +32,8 @@ class Replica:
     models_at: float = float("-inf")
     saturated_until: float = 0.0  # time.monotonic() before which it is passed over
     last_error: str = ""
+    # requests in flight wait on these: resolved when the replica is taken out
+    down_waiters: set[asyncio.Future[None]] = field(default_factory=set)
 
     def record_success(self, rtt_ms: float, settings: FrontDoorSettings) -> None:
         alpha = settings.rtt_smoothing
@@ -47,14 +49,27 @@ class Replica:
         self.successes = 0
         self.failures += 1
         if not self.probed or self.failures >= settings.unhealthy_after:
-            self.healthy = False
+            self._take_out()
         self.probed = True
 
     def mark_down(self, reason: str) -> None:
         """A refused connection is proof enough: out now, back after good probes."""
         self.last_error = reason
-        self.healthy = False
         self.successes = 0
+        self._take_out()
+
+    def _take_out(self) -> None:
+        self.healthy = False
+        for waiter in self.down_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.down_waiters.clear()
+
+    def when_down(self) -> asyncio.Future[None]:
+        """Resolved when the replica is taken out (its in-flight requests are cut then)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.down_waiters.add(waiter)
+        return waiter
 
     def saturate(self, seconds: float) -> None:
         self.saturated_until = max(self.saturated_until, time.monotonic() + seconds)
