@@ -66,6 +66,14 @@ class ScriptedPop:
         self.limited = str(changes.get("limited", self.limited) or "")
         return JSONResponse({"delay_ms": self.delay * 1000, "saturated": self.saturated})
 
+    async def echo(self, request: Request) -> Response:
+        """What arrived: the raw path and query, and the headers."""
+        scope = request.scope
+        return JSONResponse({
+            "raw_path": scope["raw_path"].decode(), "query": scope["query_string"].decode(),
+            "headers": dict(request.headers),
+        })  # fmt: skip
+
     async def session(self, request: Request) -> Response:
         assert self.db is not None
         rows = self.db.execute(
@@ -122,6 +130,7 @@ class ScriptedPop:
                 Route("/v1/chat/completions", self.chat, methods=["POST"]),
                 Route("/v1/sessions/{name}", self.session),
                 Route("/control", self.control, methods=["POST"]),
+                Route("/echo/{rest:path}", self.echo, methods=["GET", "POST"]),
             ]
         )
 

@@ -218,3 +218,17 @@ def test_requests_on_a_frozen_pop_are_cut_when_it_is_taken_out(tmp_path: Path) -
             near.freeze(False)  # back: healthy after 2 good probes, and nearer again
             wait_until(lambda: door.pops[0].healthy, timeout=10, message="near back")
             assert served_by(url, chat()) == "near"
+
+
+def test_path_query_and_headers_reach_the_pop_as_sent(tmp_path: Path) -> None:
+    with pops(tmp_path) as make:
+        pop = make("fra")
+        with frontdoor_thread(pops_toml({"fra": [pop.url + "/"]})) as (url, _):
+            seen = httpx.get(
+                f"{url}/echo/a%2Fb/c?q=x%20y&flag",
+                headers={"authorization": "Bearer mw_k", "connection": "keep-alive"},
+            ).json()
+            assert (seen["raw_path"], seen["query"]) == ("/echo/a%2Fb/c", "q=x%20y&flag")
+            assert seen["headers"]["authorization"] == "Bearer mw_k"
+            assert seen["headers"]["host"] == pop.url.removeprefix("http://")
+            assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"

@@ -44,6 +44,7 @@ from milliwatt.edge.messages import (
     forward_headers,
     is_refusal,
     model_of,
+    upstream_url,
 )
 from milliwatt.edge.pops import FrontDoorConfig
 from milliwatt.edge.routing import RTT_HINT_HEADER, next_replica, parse_rtt_hint
@@ -112,9 +113,8 @@ class FrontDoor:
         ) is not None:
             tried.add(replica.url)
             outgoing = self.client.build_request(
-                request.method, replica.url + request.url.path,
-                params=request.url.query.encode(), headers=headers, content=body,
-            )  # fmt: skip
+                request.method, upstream_url(replica.url, request), headers=headers, content=body
+            )
             replica.in_flight += 1
             down = replica.when_down()
             try:

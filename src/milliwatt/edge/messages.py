@@ -49,6 +49,17 @@ def model_of(request: Request, body: bytes) -> str | None:
     return model if isinstance(model, str) else None
 
 
+def upstream_url(base: str, request: Request) -> httpx.URL:
+    """The replica's base URL + the request's path and query exactly as the client sent
+    them (percent-encoding kept: a decoded %2F would change which resource is meant)."""
+    scope = request.scope
+    raw = scope.get("raw_path") or scope["path"].encode()
+    query = scope.get("query_string", b"")
+    url = httpx.URL(base)
+    path = url.raw_path.split(b"?")[0].rstrip(b"/") + raw
+    return url.copy_with(raw_path=path + (b"?" + query if query else b""))
+
+
 def forward_headers(request: Request) -> list[tuple[str, str]]:
     skip = HOP_BY_HOP | {"x-forwarded-for"}
     headers = [(k, v) for k, v in request.headers.items() if k not in skip]
