@@ -1,7 +1,7 @@
 """The front door when the nearest PoP dies under load; and what relaying through it costs.
 
     python bench/frontdoor_failover.py [--clients 8] [--before 2] [--after 5]
-        [--near-ms 2] [--far-ms 20] [--overhead-requests 300]
+        [--near-ms 2] [--far-ms 20] [--overhead-requests 300] [--freeze]
 
 Two scripted PoPs (tests/edge/scripted_pop.py: real uvicorn servers on loopback, each in its
 own process, --near-ms and --far-ms of added delay on every request) share one SQLite turn
@@ -13,10 +13,12 @@ the front door, alternating; p50 of each and their difference.
 
 Failover: --clients users each send chat turns back to back (each held 0.1 s by the PoP, so
 turns are in flight when it dies) under their own session. After --before seconds the near
-PoP gets SIGKILL; the load goes on --after seconds more. Reported: the time until every
-user has had a turn acknowledged by the far PoP (time to move), the failed requests among
-those sent between the kill and that moment (error rate during the move), and acknowledged
-turns lost: 200 answers whose turn the surviving PoP cannot find in the shared store.
+PoP gets SIGKILL (with --freeze: SIGSTOP, a hung host whose kernel still accepts
+connections: only the probes' timeouts can tell); the load goes on --after seconds more.
+Reported: the time until every user has had a turn acknowledged by the far PoP (time to
+move), the failed requests among those sent between the kill and that moment (error rate
+during the move), and acknowledged turns lost: 200 answers whose turn the surviving PoP
+cannot find in the shared store.
 The last line holds the headline figures as key=value pairs.
 """
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -149,7 +152,9 @@ class Failover:
         return self.errors_during_move / max(1, self.sent_during_move)
 
 
-async def failover(setup: Setup, clients: int, before: float, after: float) -> Failover:
+async def failover(
+    setup: Setup, clients: int, before: float, after: float, freeze: bool = False
+) -> Failover:
     turns: list[Turn] = []
     start = time.monotonic()
     killed_at = start + before
@@ -172,12 +177,13 @@ async def failover(setup: Setup, clients: int, before: float, after: float) -> F
 
     async def killer() -> None:
         await asyncio.sleep(before)
-        setup.near_proc.kill()  # SIGKILL
+        os.kill(setup.near_proc.pid, signal.SIGSTOP if freeze else signal.SIGKILL)
 
     names = [f"user-{i}" for i in range(clients)]
     async with httpx.AsyncClient(timeout=30) as client:
         await asyncio.gather(killer(), *(user(n, client) for n in names))
-    setup.near_proc.wait()
+    if freeze:
+        os.kill(setup.near_proc.pid, signal.SIGCONT)
     moved_at = []
     for name in names:
         after_kill = [t.done for t in turns if t.user == name and t.pop == "far" and t.status == 200
@@ -213,13 +219,16 @@ def main() -> None:
     parser.add_argument("--near-ms", type=float, default=2.0)
     parser.add_argument("--far-ms", type=float, default=20.0)
     parser.add_argument("--overhead-requests", type=int, default=300)
+    parser.add_argument("--freeze", action="store_true", help="SIGSTOP instead of SIGKILL")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         setup = start_setup(Path(tmp), args.near_ms, args.far_ms)
         try:
             direct, through = asyncio.run(overhead(setup, args.overhead_requests))
             print(f"overhead: p50 direct {direct:.2f} ms, through the front door {through:.2f} ms")
-            result = asyncio.run(failover(setup, args.clients, args.before, args.after))
+            result = asyncio.run(
+                failover(setup, args.clients, args.before, args.after, args.freeze)
+            )
         finally:
             setup.stop()
     print(
@@ -229,7 +238,8 @@ def main() -> None:
         f"{result.lost} acknowledged turns lost, {result.duplicated} stored twice"
     )
     print(
-        f"move_s={result.move_s:.3f} error_rate_during_move={result.error_rate:.3f} "
+        f"signal={'SIGSTOP' if args.freeze else 'SIGKILL'} move_s={result.move_s:.3f} "
+        f"error_rate_during_move={result.error_rate:.3f} "
         f"errors_during_move={result.errors_during_move} lost_acknowledged={result.lost} "
         f"overhead_p50_ms={through - direct:.3f} direct_p50_ms={direct:.3f} "
         f"frontdoor_p50_ms={through:.3f}"
