@@ -20,8 +20,10 @@ from tests.conftest import free_port
 
 pytest.importorskip("ray.serve")
 
-from milliwatt.cluster.plan import ClusterConfig, GatewayScaling, Scaling
-from milliwatt.config import AgentConfig, ModelConfig, Settings
+from typer.testing import CliRunner
+
+from milliwatt.cluster.plan import ClusterConfig, GatewayScaling, load_cluster_config, plan
+from milliwatt.config import AgentConfig, Settings
 
 
 class _EchoModel(BaseHTTPRequestHandler):
@@ -77,30 +79,59 @@ def two_pops() -> Iterator[dict[str, str]]:
 
 
 def test_each_pop_runs_its_deployments_on_its_own_nodes_and_answers(
-    two_pops: dict[str, str], model_url: str, tmp_path: Path
+    two_pops: dict[str, str], model_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from milliwatt.cluster.deploy import deploy, placements
+    """Deployed by `milliwatt cluster deploy` from milliwatt.toml and cluster.toml."""
+    import ray
 
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        models={
-            "small": ModelConfig(backend="openai", base_url=model_url, remote_name="small"),
-            "big": ModelConfig(backend="openai", base_url=model_url, remote_name="big"),
-        },
-        agents=[
-            AgentConfig(name="milliwatt", models=["small", "big"], tools=[]),
-        ],
-    )
+    from milliwatt.cluster.cli import app
+    from milliwatt.cluster.deploy import placements
+
+    agents = tmp_path / "milliwatt.toml"
+    agents.write_text(f"""
+[models.small]
+backend = "openai"
+base_url = "{model_url}"
+remote_name = "small"
+
+[models.big]
+backend = "openai"
+base_url = "{model_url}"
+remote_name = "big"
+
+[[agents]]
+name = "milliwatt"
+models = ["small", "big"]
+tools = []
+""")
     port = free_port()
-    sliver = {"num_cpus": 0.1, "min_replicas": 1, "max_replicas": 2}
-    config = ClusterConfig(
-        pops=["fra", "sin"],
-        proxy_host="127.0.0.1",
-        proxy_port=port,
-        gateway=GatewayScaling(**sliver),
-        tiers={"small": Scaling(**sliver), "big": Scaling(num_gpus=1, num_cpus=0.1)},
-    )
-    plans = deploy(config, settings)
+    cluster = tmp_path / "cluster.toml"
+    cluster.write_text(f"""
+pops = ["fra", "sin"]
+proxy_host = "127.0.0.1"
+proxy_port = {port}
+
+[gateway]
+num_cpus = 0.1
+max_replicas = 2
+
+[tiers.small]
+num_cpus = 0.1
+max_replicas = 2
+target_ongoing_requests = 2
+
+[tiers.big]
+num_cpus = 0.1
+num_gpus = 1
+""")
+    monkeypatch.setenv("MILLIWATT_CONFIG", str(agents))
+    monkeypatch.setenv("MILLIWATT_DATA_DIR", str(tmp_path / "data"))
+    address = ray.get_runtime_context().gcs_address
+    shown = CliRunner().invoke(app, ["deploy", "--cluster", str(cluster), "--address", address])
+    assert shown.exit_code == 0, shown.output
+    assert "tier-small" in shown.output and "big" in shown.output  # big: left out, no GPU
+    config = load_cluster_config(cluster)
+    plans = plan(config, ["small", "big"], gpu_pops=set())
     assert [(p.pop, sorted(p.tiers), p.left_out) for p in plans] == [
         ("fra", ["small"], ("big",)),  # no GPU anywhere: the GPU tier is left out
         ("sin", ["small"], ("big",)),

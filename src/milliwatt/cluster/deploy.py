@@ -42,4 +42,4 @@ def placements(plans: list[PopPlan]) -> dict[str, dict[str, Any]]:
 
 
 def connect(address: str | None) -> None:
-    ray.init(address=address or "auto", logging_level="warning")
+    ray.init(address=address or "auto", logging_level="warning", ignore_reinit_error=True)
