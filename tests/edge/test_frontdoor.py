@@ -76,6 +76,8 @@ def test_a_model_the_nearest_pop_lacks_goes_to_the_next_that_has_it(tmp_path: Pa
         far = make("far", models="milliwatt,large", delay_ms=40)
         with frontdoor_thread(pops_toml({"near": [near.url], "far": [far.url]})) as (url, door):
             wait_until(lambda: all(r.models for p in door.pops for r in p.replicas))
+            listed = httpx.get(f"{url}/v1/models").json()["data"]
+            assert sorted(m["id"] for m in listed) == ["large", "milliwatt"]
             assert served_by(url, chat("large")) == "far"
             assert served_by(url, chat("milliwatt")) == "near"
             unknown = httpx.post(url + CHAT, json=chat("nobody-serves-this"))

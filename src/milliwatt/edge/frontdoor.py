@@ -19,8 +19,9 @@ connection (an answer that ends early must not look complete). A replica taken o
 probes time out: frozen, partitioned) has its requests in flight cut at once, the same way,
 rather than left waiting for read_timeout_seconds.
 
-GET /healthz is the front door's own (ok while some PoP is healthy), and GET
-/frontdoor/pops shows what it measures; every other path goes to a PoP.
+GET /healthz is the front door's own (ok while some PoP is healthy), GET /frontdoor/pops
+shows what it measures, GET /v1/models lists the models of all healthy PoPs together;
+every other path goes to a PoP.
 """
 
 from __future__ import annotations
@@ -47,7 +48,13 @@ from milliwatt.edge.messages import (
     upstream_url,
 )
 from milliwatt.edge.pops import FrontDoorConfig
-from milliwatt.edge.routing import RTT_HINT_HEADER, next_replica, parse_rtt_hint
+from milliwatt.edge.routing import (
+    RTT_HINT_HEADER,
+    next_replica,
+    parse_rtt_hint,
+    pick_replica,
+    ranked,
+)
 from milliwatt.errors import InvalidRequestError
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -86,6 +93,7 @@ class FrontDoor:
         routes = [
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/frontdoor/pops", self.pop_states, methods=["GET"]),
+            Route("/v1/models", self.models, methods=["GET"]),
             Route("/{path:path}", self.forward, methods=METHODS),
         ]
         return Starlette(routes=routes, lifespan=lifespan)
@@ -97,6 +105,33 @@ class FrontDoor:
 
     async def pop_states(self, request: Request) -> JSONResponse:
         return JSONResponse({"pops": [pop.state() for pop in self.pops]})
+
+    async def models(self, request: Request) -> Response:
+        """Every model some healthy PoP serves this caller (a request for one the nearest
+        PoP lacks goes to one that has it). The nearest PoP's refusal (401) is the answer."""
+        now = time.monotonic()
+        targets = [
+            chosen
+            for pop in ranked(self.pops)
+            if (chosen := pick_replica([r for r in pop.replicas if r.available(now)]))
+        ]
+        if not targets:
+            return await self.forward(request)  # its 503 says why
+        headers = forward_headers(request)
+        answers = await asyncio.gather(
+            *(self.client.get(upstream_url(r.url, request), headers=headers) for r in targets),
+            return_exceptions=True,
+        )
+        nearest = answers[0]
+        if not isinstance(nearest, httpx.Response) or nearest.status_code != 200:
+            return await self.forward(request)
+        seen: dict[str, object] = {}
+        for answer in answers:
+            if isinstance(answer, httpx.Response) and answer.status_code == 200:
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    for model in answer.json()["data"]:
+                        seen.setdefault(str(model["id"]), model)
+        return JSONResponse({"object": "list", "data": list(seen.values())})
 
     async def forward(self, request: Request) -> Response:
         try:
