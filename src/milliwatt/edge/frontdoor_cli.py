@@ -20,11 +20,15 @@ def frontdoor(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
 ) -> None:
     """Send each request to the nearest healthy PoP by measured RTT, failing over on loss."""
+    import logging
+
     import uvicorn
 
     from milliwatt.edge.frontdoor import FrontDoor
     from milliwatt.edge.pops import load_config
 
+    # replicas taken out and back in, one line each
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     config = load_config(pops)
     settings = config.frontdoor
     door = FrontDoor(config)

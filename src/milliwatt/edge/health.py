@@ -9,6 +9,7 @@ address puts it), its measured RTT to a PoP is its users' RTT to that PoP.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 import httpx
 
 from milliwatt.edge.pops import FrontDoorConfig, FrontDoorSettings
+
+log = logging.getLogger("milliwatt.frontdoor")
 
 
 @dataclass
@@ -40,8 +43,9 @@ class Replica:
         self.rtt_ms = rtt_ms if self.rtt_ms is None else alpha * rtt_ms + (1 - alpha) * self.rtt_ms
         self.failures = 0
         self.successes += 1
-        if not self.probed or self.successes >= settings.healthy_after:
+        if not self.healthy and (not self.probed or self.successes >= settings.healthy_after):
             self.healthy = True
+            log.warning("%s (%s) in: rtt %.1f ms", self.url, self.pop, self.rtt_ms)
         self.probed = True
 
     def record_failure(self, reason: str, settings: FrontDoorSettings) -> None:
@@ -59,6 +63,8 @@ class Replica:
         self._take_out()
 
     def _take_out(self) -> None:
+        if self.healthy or not self.probed:
+            log.warning("%s (%s) out: %s", self.url, self.pop, self.last_error)
         self.healthy = False
         for waiter in self.down_waiters:
             if not waiter.done():
