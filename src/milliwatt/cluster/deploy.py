@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import ray
@@ -42,4 +43,4 @@ def placements(plans: list[PopPlan]) -> dict[str, dict[str, Any]]:
 
 
 def connect(address: str | None) -> None:
-    ray.init(address=address or "auto", logging_level="warning", ignore_reinit_error=True)
+    ray.init(address=address or "auto", logging_level=logging.WARNING, ignore_reinit_error=True)

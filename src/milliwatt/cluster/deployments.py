@@ -129,10 +129,10 @@ def application(plan: PopPlan, settings: Settings, host: str, port: int) -> Any:
     tiers = {}
     for model, deployment in plan.tiers.items():
         config = settings.models[model].model_dump(mode="json")
-        tier = serve.deployment(ModelTier, name=deployment.name, **deployment.options)
+        tier = serve.deployment(name=deployment.name, **deployment.options)(ModelTier)
         tiers[model] = tier.bind(model, config, plan.pop)
     ingress = serve.ingress()(Gateway)
-    gateway = serve.deployment(ingress, name=plan.gateway.name, **plan.gateway.options)
+    gateway = serve.deployment(name=plan.gateway.name, **plan.gateway.options)(ingress)
     data = settings.model_dump(mode="json")
     return gateway.bind(data, plan.pop, tiers, host, port)
 
