@@ -36,6 +36,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from milliwatt.edge.health import Pop, Prober, Replica, build_pops
 from milliwatt.edge.messages import (
@@ -175,11 +176,7 @@ class FrontDoor:
                 replica.saturate(self._saturation_seconds(upstream))
                 refusal = answer
                 continue
-            streamed = StreamingResponse(
-                _relay(upstream, replica, down), status_code=upstream.status_code
-            )
-            streamed.raw_headers = answer_headers(upstream, replica, decoded=False)
-            return streamed
+            return _Relayed(upstream, replica, down)
         if refusal is not None:  # every PoP that could serve it is saturated: say so
             return refusal
         text = "no point of presence is available to serve this request"
@@ -208,21 +205,43 @@ class FrontDoor:
         return answer
 
 
-async def _relay(
-    upstream: httpx.Response, replica: Replica, down: asyncio.Future[None]
-) -> AsyncIterator[bytes]:
-    chunks = upstream.aiter_raw()
-    try:
-        while True:
-            async with _cut_when(down):  # never around the yield: that is the client's time
-                try:
-                    chunk = await anext(chunks)
-                except StopAsyncIteration:
-                    return
-            yield chunk
-    finally:  # also when the client went away: closing tells the PoP to stop the turn
-        await upstream.aclose()
-        _finished(replica, down)
+class _Relayed(StreamingResponse):
+    """A PoP's answer relayed as it arrives. However the relay ends (done, failed, or the
+    client gone, even before the first chunk), the PoP's response is closed, which tells it
+    to stop the turn, and the replica's in-flight count is released."""
+
+    def __init__(
+        self, upstream: httpx.Response, replica: Replica, down: asyncio.Future[None]
+    ) -> None:
+        super().__init__(self._chunks(), status_code=upstream.status_code)
+        self.raw_headers = answer_headers(upstream, replica, decoded=False)
+        self.upstream, self.replica, self.down = upstream, replica, down
+        self.released = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:  # a stream never started has no finally of its own
+            await self._release()
+
+    async def _release(self) -> None:
+        if not self.released:
+            self.released = True
+            await self.upstream.aclose()
+            _finished(self.replica, self.down)
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        chunks = self.upstream.aiter_raw()
+        try:
+            while True:
+                async with _cut_when(self.down):  # never around the yield: the client's time
+                    try:
+                        chunk = await anext(chunks)
+                    except StopAsyncIteration:
+                        return
+                yield chunk
+        finally:  # released before the last empty message tells the client it is complete
+            await self._release()
 
 
 @contextlib.asynccontextmanager
