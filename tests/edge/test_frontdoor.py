@@ -10,8 +10,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.edge.frontdoor_fixtures import chat, frontdoor_thread, pops, pops_toml, wait_until
+from tests.edge.frontdoor_fixtures import (
+    FAST_PROBES,
+    chat,
+    frontdoor_thread,
+    pops,
+    pops_toml,
+    wait_until,
+)
 
+from milliwatt.edge.frontdoor import FrontDoor
 from milliwatt.edge.pops import parse_config
 from milliwatt.errors import InvalidRequestError
 
@@ -56,7 +64,8 @@ def test_a_client_rtt_hint_ranks_the_pops_it_names(tmp_path: Path) -> None:
 def test_within_a_pop_the_least_loaded_replica_gets_the_request(tmp_path: Path) -> None:
     with pops(tmp_path) as make:
         one, two = make("fra"), make("fra")
-        with frontdoor_thread(pops_toml({"fra": [one.url, two.url]})) as (url, door):
+        config = pops_toml({"fra": [one.url, two.url]}, FAST_PROBES + "show_replicas = true\n")
+        with frontdoor_thread(config) as (url, door):
 
             async def burst() -> list[str]:
                 async with httpx.AsyncClient(timeout=30) as client:
@@ -236,3 +245,26 @@ def test_path_query_and_headers_reach_the_pop_as_sent(tmp_path: Path) -> None:
             assert seen["headers"]["authorization"] == "Bearer mw_k"
             assert seen["headers"]["host"] == pop.url.removeprefix("http://")
             assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"
+
+
+def test_replica_addresses_stay_inside_unless_shown(tmp_path: Path) -> None:
+    with pops(tmp_path) as make:
+        pop = make("fra")
+        with frontdoor_thread(pops_toml({"fra": [pop.url]})) as (url, _):
+            answer = httpx.post(url + CHAT, json=chat())
+            assert answer.headers["x-milliwatt-pop"] == "fra"
+            assert "x-milliwatt-replica" not in answer.headers
+            # the state is for operators on the machine: this client is on loopback
+            assert httpx.get(f"{url}/frontdoor/pops").status_code == 200
+
+
+def test_the_pops_state_is_refused_to_a_remote_client() -> None:
+    door = FrontDoor(parse_config(pops_toml({"fra": ["http://10.1.0.5:8000"]})))
+
+    async def ask(client: tuple[str, int]) -> int:
+        transport = httpx.ASGITransport(door.app(), client=client)
+        async with httpx.AsyncClient(transport=transport, base_url="http://door") as http:
+            return (await http.get("/frontdoor/pops")).status_code
+
+    assert asyncio.run(ask(("203.0.113.9", 40000))) == 403
+    assert asyncio.run(ask(("127.0.0.1", 40000))) == 200

@@ -59,6 +59,7 @@ from milliwatt.edge.routing import (
 from milliwatt.errors import InvalidRequestError
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -104,7 +105,10 @@ class FrontDoor:
         body = {"status": "ok" if healthy else "unavailable", "healthy_pops": healthy}
         return JSONResponse(body, status_code=200 if healthy else 503)
 
-    async def pop_states(self, request: Request) -> JSONResponse:
+    async def pop_states(self, request: Request) -> Response:
+        client = request.client.host if request.client else ""
+        if not self.settings.show_replicas and client not in LOOPBACK:
+            return error(403, "the PoPs' state is shown on loopback only", "forbidden")
         return JSONResponse({"pops": [pop.state() for pop in self.pops]})
 
     async def models(self, request: Request) -> Response:
@@ -176,7 +180,7 @@ class FrontDoor:
                 replica.saturate(self._saturation_seconds(upstream))
                 refusal = answer
                 continue
-            return _Relayed(upstream, replica, down)
+            return _Relayed(upstream, replica, down, self.settings.show_replicas)
         if refusal is not None:  # every PoP that could serve it is saturated: say so
             return refusal
         text = "no point of presence is available to serve this request"
@@ -201,7 +205,8 @@ class FrontDoor:
             await upstream.aclose()
             _finished(replica, down)
         answer = Response(content, status_code=upstream.status_code)
-        answer.raw_headers += answer_headers(upstream, replica, decoded=True)
+        show = self.settings.show_replicas
+        answer.raw_headers += answer_headers(upstream, replica, decoded=True, show_replica=show)
         return answer
 
 
@@ -211,10 +216,10 @@ class _Relayed(StreamingResponse):
     to stop the turn, and the replica's in-flight count is released."""
 
     def __init__(
-        self, upstream: httpx.Response, replica: Replica, down: asyncio.Future[None]
+        self, upstream: httpx.Response, replica: Replica, down: asyncio.Future[None], show: bool
     ) -> None:
         super().__init__(self._chunks(), status_code=upstream.status_code)
-        self.raw_headers = answer_headers(upstream, replica, decoded=False)
+        self.raw_headers = answer_headers(upstream, replica, decoded=False, show_replica=show)
         self.upstream, self.replica, self.down = upstream, replica, down
         self.released = False
 

@@ -72,7 +72,7 @@ def forward_headers(request: Request) -> list[tuple[str, str]]:
 
 
 def answer_headers(
-    upstream: httpx.Response, replica: Replica, *, decoded: bool
+    upstream: httpx.Response, replica: Replica, *, decoded: bool, show_replica: bool
 ) -> list[tuple[bytes, bytes]]:
     """The PoP's headers (repeated ones kept: set-cookie), and which PoP answered. Relayed
     raw, the body keeps its length and encoding; read whole, httpx has decoded it."""
@@ -83,7 +83,8 @@ def answer_headers(
     if not decoded and "content-length" in upstream.headers:
         headers.append((b"content-length", upstream.headers["content-length"].encode()))
     headers.append((POP_HEADER.encode(), replica.pop.encode()))
-    headers.append((REPLICA_HEADER.encode(), replica.url.encode("latin-1")))
+    if show_replica:
+        headers.append((REPLICA_HEADER.encode(), replica.url.encode("latin-1")))
     return headers
 
 

@@ -52,6 +52,9 @@ class FrontDoorSettings(BaseModel):
     # a model turn may take minutes on CPU; a stream's gaps are shorter
     read_timeout_seconds: float = Field(600.0, gt=0)
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    # the replicas' URLs (internal addresses) in each answer's x-milliwatt-replica and in
+    # /frontdoor/pops for any client; off: the PoP's name only, /frontdoor/pops on loopback
+    show_replicas: bool = False
     # API key for the probes' GET /v1/models when the PoPs require keys (read from this
     # environment variable, never from the file); without one the probes read /healthz's agents
     api_key_env: str = "MILLIWATT_FRONTDOOR_KEY"
