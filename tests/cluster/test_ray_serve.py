@@ -1,6 +1,6 @@
 """milliwatt on a real local Ray cluster of two PoPs (two Ray nodes, one tagged pop:fra, one
 pop:sin): every deployment lands on its PoP's node, the GPU tier is left out where there is
-no GPU, and each PoP answers chat turns over Serve's HTTP proxy.
+no GPU, and each PoP answers chat turns over Serve's HTTP proxy, also through the front door.
 
 Skipped without Ray (`pip install 'milliwatt[ray]'`). The model tier is an OpenAI-compatible
 backend on a scripted server on loopback: the test is about placement and the path through
@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.conftest import free_port
+from tests.edge.frontdoor_fixtures import frontdoor_thread, pops_toml
 
 pytest.importorskip("ray.serve")
 
@@ -148,6 +149,17 @@ num_gpus = 1
         answer = httpx.post(f"{base}/v1/chat/completions", json=body, timeout=60)
         assert answer.status_code == 200, answer.text
         assert answer.json()["choices"][0]["message"]["content"] == f"echo: hi {pop}"
+    # the two Ray PoPs behind the front door: each PoP's URL is one of its replicas
+    pops = pops_toml({pop: [f"http://127.0.0.1:{port}/{pop}"] for pop in ("fra", "sin")})
+    with frontdoor_thread(pops) as (url, _):
+        body = {"model": "milliwatt", "messages": [{"role": "user", "content": "hi door"}]}
+        for nearest in ("fra", "sin"):  # this client's own RTTs rank the PoPs
+            answer = httpx.post(
+                f"{url}/v1/chat/completions", json=body, timeout=60,
+                headers={"x-milliwatt-rtt": f"{nearest}=1"},
+            )  # fmt: skip
+            assert answer.headers["x-milliwatt-pop"] == nearest
+            assert answer.json()["choices"][0]["message"]["content"] == "echo: hi door"
 
 
 @pytest.mark.slow
