@@ -131,6 +131,9 @@ num_gpus = 1
     shown = CliRunner().invoke(app, ["deploy", "--cluster", str(cluster), "--address", address])
     assert shown.exit_code == 0, shown.output
     assert "tier-small" in shown.output and "big" in shown.output  # big: left out, no GPU
+    status = CliRunner().invoke(app, ["status", "--cluster", str(cluster), "--address", address])
+    assert status.exit_code == 0, status.output
+    assert status.output.count("tier-small") == 2  # one per PoP
     config = load_cluster_config(cluster)
     plans = plan(config, ["small", "big"], gpu_pops=set())
     assert [(p.pop, sorted(p.tiers), p.left_out) for p in plans] == [

@@ -7,13 +7,16 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from milliwatt.terminal import literal
+
+if TYPE_CHECKING:
+    from milliwatt.cluster.plan import ClusterConfig, PopPlan
 
 app = typer.Typer(
     help="Run the agents on a Ray cluster: each PoP a set of Ray nodes.", no_args_is_help=True
@@ -54,14 +57,36 @@ def deploy(
 ) -> None:
     """Deploy the configured agents (milliwatt.toml) to every PoP of cluster.toml."""
     _need_ray()
-    from milliwatt.cluster.deploy import connect, deploy, placements
+    from milliwatt.cluster import deploy as deploying
     from milliwatt.cluster.plan import load_cluster_config
     from milliwatt.config import load_settings
 
     config = load_cluster_config(cluster)
     settings = load_settings()
+    deploying.connect(address)
+    _show(config, deploying.deploy(config, settings))
+
+
+@app.command()
+def status(
+    cluster: Annotated[Path, typer.Option("--cluster", help="cluster.toml: PoPs and tiers.")],
+    address: Annotated[str | None, ADDRESS] = None,
+) -> None:
+    """Where each PoP's deployments run now."""
+    _need_ray()
+    from milliwatt.cluster.deploy import connect
+    from milliwatt.cluster.deployments import gpu_pops, tiers_in_use
+    from milliwatt.cluster.plan import load_cluster_config, plan
+    from milliwatt.config import load_settings
+
+    config = load_cluster_config(cluster)
     connect(address)
-    plans = deploy(config, settings)
+    _show(config, plan(config, tiers_in_use(load_settings()), gpu_pops(config.pops)))
+
+
+def _show(config: ClusterConfig, plans: list[PopPlan]) -> None:
+    from milliwatt.cluster.deploy import placements
+
     where = placements(plans)
     table = Table("PoP", "URL", "deployment", "node", "left out (no GPU)")
     for pop_plan in plans:
