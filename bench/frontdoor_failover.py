@@ -18,7 +18,10 @@ connections: only the probes' timeouts can tell); the load goes on --after secon
 Reported: the time until every user has had a turn acknowledged by the far PoP (time to
 move), the failed requests among those sent between the kill and that moment (error rate
 during the move), and acknowledged turns lost: 200 answers whose turn the surviving PoP
-cannot find in the shared store.
+cannot find in the shared store. With --freeze each PoP keeps its own store (a process
+stopped while it holds SQLite's write lock would stall every PoP sharing the file: a shared
+file is for PoPs on one machine in tests; across machines the shared Postgres store locks
+rows, not the database), and the turns are looked up in both once the frozen PoP resumes.
 The last line holds the headline figures as key=value pairs.
 """
 
@@ -78,6 +81,7 @@ class Setup:
     frontdoor: str
     near_proc: subprocess.Popen[bytes]
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    shared: bool = True  # one turn store for both PoPs
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -86,15 +90,15 @@ class Setup:
                 proc.wait(10)
 
 
-def start_setup(workdir: Path, near_ms: float, far_ms: float) -> Setup:
-    store = workdir / "turns.db"
+def start_setup(workdir: Path, near_ms: float, far_ms: float, shared: bool = True) -> Setup:
     urls: dict[str, str] = {}
     procs: list[subprocess.Popen[bytes]] = []
     for name, delay in (("near", near_ms), ("far", far_ms)):
         port = free_port()
         urls[name] = f"http://127.0.0.1:{port}"
         args = [sys.executable, str(SCRIPTED_POP), "--port", str(port), "--name", name,
-                "--delay-ms", str(delay), "--store", str(store)]  # fmt: skip
+                "--delay-ms", str(delay),
+                "--store", str(workdir / ("turns.db" if shared else f"{name}.db"))]  # fmt: skip
         procs.append(start(args, workdir / f"{name}.log", f"{urls[name]}/healthz"))
     config = workdir / "pops.toml"
     pops = "".join(f'[pops.{n}]\nreplicas = ["{u}"]\n' for n, u in urls.items())
@@ -104,7 +108,7 @@ def start_setup(workdir: Path, near_ms: float, far_ms: float) -> Setup:
             "--port", str(port)]  # fmt: skip
     frontdoor = f"http://127.0.0.1:{port}"
     procs.append(start(args, workdir / "frontdoor.log", f"{frontdoor}/healthz"))
-    return Setup(urls["near"], urls["far"], frontdoor, procs[0], procs)
+    return Setup(urls["near"], urls["far"], frontdoor, procs[0], procs, shared)
 
 
 def body(content: str, user: str | None = None) -> dict[str, object]:
@@ -194,8 +198,10 @@ async def failover(
     lost = duplicated = 0
     async with httpx.AsyncClient(timeout=30) as client:
         for name in names:
-            stored = (await client.get(f"{setup.far}/v1/sessions/{name}")).json()["turns"]
-            messages = [s["message"] for s in stored]
+            messages = []
+            for store in [setup.far] if setup.shared else [setup.near, setup.far]:
+                stored = (await client.get(f"{store}/v1/sessions/{name}")).json()["turns"]
+                messages += [s["message"] for s in stored]
             acknowledged = {t.message for t in turns if t.user == name and t.status == 200}
             lost += len(acknowledged - set(messages))
             duplicated += len(messages) - len(set(messages))
@@ -222,7 +228,7 @@ def main() -> None:
     parser.add_argument("--freeze", action="store_true", help="SIGSTOP instead of SIGKILL")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        setup = start_setup(Path(tmp), args.near_ms, args.far_ms)
+        setup = start_setup(Path(tmp), args.near_ms, args.far_ms, shared=not args.freeze)
         try:
             direct, through = asyncio.run(overhead(setup, args.overhead_requests))
             print(f"overhead: p50 direct {direct:.2f} ms, through the front door {through:.2f} ms")

@@ -4,9 +4,10 @@ Every request (OpenAI-compatible paths and anything else) goes to the nearest Po
 serve it (edge.routing), and its answer comes back as it arrives: a streamed turn's SSE
 events are relayed chunk by chunk, never buffered. A request moves to the next PoP when:
 
-- its replica refused the connection (or did not accept it within connect_timeout): nothing
-  reached the PoP, so even a chat turn is safe to send again; the replica is taken out
-  at once instead of after the next failed probes;
+- its replica refused the connection, did not accept it within connect_timeout, or the
+  request could not be written whole: the PoP cannot have acted on it, so even a chat turn
+  is safe to send again; the replica is taken out at once instead of after the next failed
+  probes (also when a connection drops without an answer);
 - the PoP answered 503 (it cannot serve now: model restarting, line full), or 429 for a
   reason other than the caller's own limits (those follow the caller to every PoP: moving
   would only dodge them). The gateway stores a turn only when it completes, so a refused
@@ -60,6 +61,8 @@ from milliwatt.errors import InvalidRequestError
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
+# failures before a whole request was sent: the PoP cannot have acted on it
+NEVER_ARRIVED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.WriteError, httpx.WriteTimeout)
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -160,12 +163,14 @@ class FrontDoor:
             try:
                 async with _cut_when(down):
                     upstream = await self.client.send(outgoing, stream=True)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # it never got there
+            except NEVER_ARRIVED as exc:  # no complete request reached the PoP
                 _finished(replica, down)
                 replica.mark_down(f"{type(exc).__name__}: {exc}")
                 continue
             except (httpx.HTTPError, ReplicaDown) as exc:
                 _finished(replica, down)
+                if isinstance(exc, httpx.TransportError):  # dropped without an answer: gone
+                    replica.mark_down(f"{type(exc).__name__}: {exc}")
                 if request.method in IDEMPOTENT:
                     continue
                 text = (
