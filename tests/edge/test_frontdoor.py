@@ -51,7 +51,7 @@ def test_requests_go_to_the_nearest_pop_by_measured_rtt(tmp_path: Path) -> None:
 
 def test_a_client_rtt_hint_ranks_the_pops_it_names(tmp_path: Path) -> None:
     with pops(tmp_path) as make:
-        a, b = make("a"), make("b", delay_ms=30)
+        a, b = make("a"), make("b", delay_ms=80)
         with frontdoor_thread(pops_toml({"a": [a.url], "b": [b.url]})) as (url, _):
             assert served_by(url, chat(), **{"x-milliwatt-rtt": "b=1, a=90"}) == "b"
             assert served_by(url, chat()) == "a"
@@ -85,7 +85,7 @@ def test_within_a_pop_the_least_loaded_replica_gets_the_request(tmp_path: Path) 
 def test_a_model_the_nearest_pop_lacks_goes_to_the_next_that_has_it(tmp_path: Path) -> None:
     with pops(tmp_path) as make:
         near = make("near", models="milliwatt")
-        far = make("far", models="milliwatt,large", delay_ms=40)
+        far = make("far", models="milliwatt,large", delay_ms=80)
         with frontdoor_thread(pops_toml({"near": [near.url], "far": [far.url]})) as (url, door):
             wait_until(lambda: all(r.models for p in door.pops for r in p.replicas))
             listed = httpx.get(f"{url}/v1/models").json()["data"]
@@ -99,7 +99,7 @@ def test_a_model_the_nearest_pop_lacks_goes_to_the_next_that_has_it(tmp_path: Pa
 
 def test_a_saturated_pop_passes_its_users_to_the_next(tmp_path: Path) -> None:
     with pops(tmp_path) as make:
-        near, far = make("near"), make("far", delay_ms=40)
+        near, far = make("near"), make("far", delay_ms=80)
         with frontdoor_thread(pops_toml({"near": [near.url], "far": [far.url]})) as (url, _):
             near.control(saturated=True)
             assert served_by(url, chat()) == "far"
@@ -187,7 +187,7 @@ def test_a_stream_cut_by_a_dying_pop_is_cut_for_the_client_and_not_resent(
     with pops(tmp_path) as make:
         store = tmp_path / "turns.db"
         near = make("near", pace_ms=400, store=store)
-        far = make("far", delay_ms=30, store=store)
+        far = make("far", delay_ms=80, store=store)
         with frontdoor_thread(pops_toml({"near": [near.url], "far": [far.url]})) as (url, _):
             body = chat(content="a b c d e f g h", stream=True, user="ada")
             received = ""

@@ -30,7 +30,7 @@ def test_killing_the_nearest_pop_moves_its_users_and_loses_no_acknowledged_turn(
     bench: ModuleType, tmp_path: Path
 ) -> None:
     clients = 6
-    setup = bench.start_setup(tmp_path, near_ms=2, far_ms=20)
+    setup = bench.start_setup(tmp_path, near_ms=2, far_ms=80)
     try:
         result = asyncio.run(bench.failover(setup, clients, before=1.5, after=3.0))
         stored = {
