@@ -24,6 +24,8 @@ FORBIDDEN = {
     "storage": {"gateway", "agent", "models", "tools", "memory", "knowledge", "evals", "access"},
     # edge: geography, placement, the front door and the lab; it reaches PoPs over HTTP only
     "edge": {"gateway", "agent", "models", "tools", "memory", "knowledge", "evals", "access"},
+    # cluster: the top layer beside cli, it deploys the gateway on Ray Serve
+    "cluster": {"evals"},
 }
 
 

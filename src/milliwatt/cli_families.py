@@ -73,6 +73,13 @@ FAMILIES: dict[str, Family] = {
         "The deterministic tools: math, units, dates, text, graph, calendar.",
     ),
     "sessions": Family("milliwatt.gateway.cli:sessions_app", "Stored conversations."),
+    "frontdoor": Family(
+        "milliwatt.edge.frontdoor_cli:frontdoor",
+        "Send each request to the nearest healthy PoP by measured RTT, failing over on loss.",
+    ),
+    "cluster": Family(
+        "milliwatt.cluster.cli:app", "Run the agents on a Ray cluster: each PoP a set of Ray nodes."
+    ),
     "knowledge": Family(
         "milliwatt.knowledge.cli:knowledge_app",
         "Search and manage ingested documents (see also `milliwatt ingest`).",

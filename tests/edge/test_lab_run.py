@@ -22,7 +22,7 @@ from milliwatt.errors import InvalidRequestError
 
 REASON = namespaces.unavailable_reason()
 needs_netns = pytest.mark.skipif(REASON is not None, reason=f"no network namespaces: {REASON}")
-SCRIPTED = Path(__file__).with_name("scripted_pop.py")
+SCRIPTED = Path(__file__).with_name("lab_pop.py")
 MODEL_MS = 5  # the scripted server's time per model call
 
 

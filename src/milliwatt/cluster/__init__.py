@@ -1,0 +1,1 @@
+"""milliwatt on Ray Serve: the gateway and each model tier as deployments, per PoP."""

@@ -1,0 +1,91 @@
+"""End to end: two real `milliwatt serve` PoPs sharing their session store, `milliwatt
+frontdoor` before them; the PoP that holds a conversation is killed and the next turn is
+answered by the other with the whole conversation.
+
+The store is the shared data_dir (SQLite) of two processes on one machine; with
+MILLIWATT_STORAGE__URL set (shared Postgres state), both PoPs inherit it and use that.
+The model is a scripted OpenAI-compatible server on loopback: it answers with the number
+of user messages it was shown, so an answer proves which history the PoP had."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.conftest import Server
+from tests.edge.frontdoor_fixtures import chat, frontdoor_process, pops_toml
+
+
+class _CountingModel(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        users = [m["content"] for m in request["messages"] if m["role"] == "user"]
+        delta = {"content": f"heard {len(users)}: {users[-1]}"}
+        events = [{"choices": [{"delta": delta, "finish_reason": None}]}, "[DONE]"]
+        data = "".join(f"data: {e if isinstance(e, str) else json.dumps(e)}\n\n" for e in events)
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data.encode())
+
+
+@pytest.fixture
+def model_port() -> Iterator[int]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _CountingModel)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield httpd.server_address[1]
+    httpd.shutdown()
+
+
+def config(model_port: int) -> str:
+    return f"""
+[models.scripted]
+backend = "openai"
+base_url = "http://127.0.0.1:{model_port}/v1"
+remote_name = "scripted"
+
+[[agents]]
+name = "milliwatt"
+models = ["scripted"]
+tools = []
+tool_selection.enabled = false
+"""
+
+
+def test_a_conversation_survives_the_death_of_its_pop(
+    make_server: Any, model_port: int, tmp_path: Path
+) -> None:
+    # one workdir: both PoPs read one milliwatt.toml and keep sessions in one data_dir
+    first: Server = make_server(config(model_port)).start()
+    second: Server = make_server(config(model_port)).start()
+    by_name = {"a": first, "b": second}
+    pops = pops_toml({"a": [first.url], "b": [second.url]})
+    with frontdoor_process(tmp_path, pops) as url:
+
+        def turn(text: str) -> httpx.Response:
+            body = chat(content=text, user="ada")
+            answer = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=120)
+            assert answer.status_code == 200, answer.text
+            return answer
+
+        turn("the first words")
+        holder = turn("the second words").headers["x-milliwatt-pop"]
+        by_name[holder].kill()  # SIGKILL, before any probe has seen it
+        third = turn("the third words")
+        assert third.headers["x-milliwatt-pop"] != holder
+        answer = third.json()["choices"][0]["message"]["content"]
+        assert answer == "heard 3: the third words"  # the survivor had turns 1 and 2
+        stored = httpx.get(f"{url}/v1/sessions/ada", timeout=30).json()["messages"]
+        assert [m["content"] for m in stored if m["role"] == "user"] == [
+            "the first words", "the second words", "the third words",
+        ]  # fmt: skip
