@@ -1,0 +1,76 @@
+"""The PostgreSQL schema as a numbered list of steps, applied in order when a database opens.
+
+`schema_version` holds one row per step applied. All pending steps run in one transaction
+under a transaction-level advisory lock keyed by the schema, so two nodes starting together
+take turns: the second finds the steps applied and does nothing. A step, once released, is
+never edited: a change is a new step at the end.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psycopg
+
+# the advisory lock's first key: milliwatt's own, beside the schema's hash as the second
+LOCK_CLASS = 0x6D77  # "mw"
+
+SESSIONS = """
+CREATE TABLE sessions (
+    name text PRIMARY KEY,
+    agent text NOT NULL,
+    created timestamptz NOT NULL,
+    updated timestamptz NOT NULL
+);
+CREATE TABLE turns (
+    id bigserial PRIMARY KEY,
+    session text NOT NULL REFERENCES sessions(name),
+    created timestamptz NOT NULL,
+    tokens bigint NOT NULL,
+    model_calls bigint NOT NULL,
+    seconds double precision NOT NULL,
+    joules_est double precision NOT NULL
+);
+CREATE TABLE messages (
+    id bigserial PRIMARY KEY,
+    session text NOT NULL REFERENCES sessions(name),
+    turn bigint NOT NULL REFERENCES turns(id),
+    role text NOT NULL,
+    content text NOT NULL,
+    tool_calls jsonb,
+    tool_call_id text,
+    name text
+);
+CREATE INDEX messages_by_session ON messages(session, id);
+CREATE INDEX turns_by_session ON turns(session);
+CREATE INDEX sessions_by_updated ON sessions(updated DESC, name);
+"""
+
+MIGRATIONS: tuple[str, ...] = (SESSIONS,)
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was migrated by a newer milliwatt than this one."""
+
+
+def migrate(conn: psycopg.Connection[Any]) -> int:
+    """Apply the steps this database lacks; the schema version it is at afterwards."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))", (LOCK_CLASS,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            " version integer PRIMARY KEY,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+        current = int(row[0]) if row else 0
+        if current > len(MIGRATIONS):
+            raise SchemaTooNewError(
+                f"the database schema is at version {current}, newer than this milliwatt "
+                f"knows ({len(MIGRATIONS)}): upgrade milliwatt on this node"
+            )
+        for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
+            conn.execute(step.encode())  # bytes: run as the one script it is, no parameters
+            conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+        return len(MIGRATIONS)
