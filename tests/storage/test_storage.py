@@ -15,7 +15,10 @@ def test_unset_means_sqlite_in_the_data_directory() -> None:
     assert parse_storage_url(None).backend == "sqlite"
     assert parse_storage_url("  ").backend == "sqlite"
     target = parse_storage_url("postgresql://mw@db.internal:5433/milliwatt")
-    assert (target.backend, target.url) == ("postgres", "postgresql://mw@db.internal:5433/milliwatt")
+    assert (target.backend, target.url) == (
+        "postgres",
+        "postgresql://mw@db.internal:5433/milliwatt",
+    )
     assert parse_storage_url("postgres://mw@db/milliwatt?sslmode=require").backend == "postgres"
     assert parse_storage_url("postgresql:///milliwatt?host=/run/postgresql").backend == "postgres"
 
