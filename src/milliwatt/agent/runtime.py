@@ -98,6 +98,7 @@ class Runtime:
                     config.tool_selection, self.data_dir / "cache" / "tool-vectors.npz"
                 ),
                 policy=policy,
+                storage_url=self.settings.storage.url,
             )
         if self.policy_override is not None:  # a change takes effect without a restart
             override = self.policy_override(name)

@@ -47,7 +47,30 @@ CREATE INDEX turns_by_session ON turns(session);
 CREATE INDEX sessions_by_updated ON sessions(updated DESC, name);
 """
 
-MIGRATIONS: tuple[str, ...] = (SESSIONS,)
+# English stemming as SQLite's porter tokenizer does it, stop words kept as FTS5 keeps them
+# ("who is my doctor" still matches on "my"); the configuration lives in the schema
+FACTS = """
+CREATE TEXT SEARCH DICTIONARY milliwatt_english_stem (TEMPLATE = snowball, Language = english);
+CREATE TEXT SEARCH CONFIGURATION milliwatt_english (COPY = pg_catalog.english);
+ALTER TEXT SEARCH CONFIGURATION milliwatt_english
+    ALTER MAPPING FOR asciiword, asciihword, hword_asciipart, word, hword, hword_part
+    WITH milliwatt_english_stem;
+CREATE TABLE facts (
+    id bigserial PRIMARY KEY,
+    "user" text NOT NULL,
+    agent text NOT NULL,
+    text text NOT NULL,
+    source text NOT NULL,
+    created_at double precision NOT NULL,
+    vector bytea NOT NULL,  -- float32, the embedder's byte order, as in SQLite
+    words tsvector GENERATED ALWAYS AS (to_tsvector('milliwatt_english', text)) STORED,
+    UNIQUE ("user", agent, text)
+);
+CREATE INDEX facts_words ON facts USING gin (words);
+CREATE INDEX facts_by_scope ON facts ("user", agent, created_at DESC, id DESC);
+"""
+
+MIGRATIONS: tuple[str, ...] = (SESSIONS, FACTS)
 
 
 class SchemaTooNewError(RuntimeError):

@@ -90,7 +90,7 @@ def remember(fact: str, context: ToolContext) -> dict[str, Any]:
     if len(fact) > MAX_FACT_CHARS:
         raise ToolError(f"the fact is {len(fact)} characters; the limit is {MAX_FACT_CHARS}")
     try:
-        fact_id = open_fact_store(context.data_dir).remember(
+        fact_id = open_fact_store(context.data_dir, context.storage_url).remember(
             context.user, context.agent, fact, source
         )
     except ValueError as exc:
@@ -106,7 +106,9 @@ def remember(fact: str, context: ToolContext) -> dict[str, Any]:
 def recall(query: str, context: ToolContext, k: Count = 5) -> list[dict[str, Any]]:
     """Recall remembered facts about the user that are relevant to the query, best first."""
     try:
-        facts = open_fact_store(context.data_dir).recall(context.user, context.agent, query, k)
+        facts = open_fact_store(context.data_dir, context.storage_url).recall(
+            context.user, context.agent, query, k
+        )
     except ValueError as exc:
         raise ToolError(str(exc)) from None
     return [
