@@ -70,7 +70,19 @@ CREATE INDEX facts_words ON facts USING gin (words);
 CREATE INDEX facts_by_scope ON facts ("user", agent, created_at DESC, id DESC);
 """
 
-MIGRATIONS: tuple[str, ...] = (SESSIONS, FACTS)
+CALENDARS = """
+CREATE TABLE calendar_events (
+    id text PRIMARY KEY,
+    "user" text NOT NULL,
+    title text NOT NULL,
+    start_at bigint NOT NULL,  -- UTC epoch seconds
+    end_at bigint NOT NULL,
+    created bigint NOT NULL
+);
+CREATE INDEX calendar_events_by_user ON calendar_events ("user", start_at);
+"""
+
+MIGRATIONS: tuple[str, ...] = (SESSIONS, FACTS, CALENDARS)
 
 
 class SchemaTooNewError(RuntimeError):
