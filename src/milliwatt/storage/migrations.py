@@ -82,7 +82,42 @@ CREATE TABLE calendar_events (
 CREATE INDEX calendar_events_by_user ON calendar_events ("user", start_at);
 """
 
-MIGRATIONS: tuple[str, ...] = (SESSIONS, FACTS, CALENDARS)
+# chunk ids are the IVF index's keys: bigserial never hands one out twice, as AUTOINCREMENT
+KNOWLEDGE = """
+CREATE TABLE knowledge_collections (
+    id bigserial PRIMARY KEY,
+    tenant text NOT NULL,
+    agent text NOT NULL,
+    name text NOT NULL,
+    dimension integer NOT NULL,
+    generation bigint NOT NULL DEFAULT 0,
+    created_at double precision NOT NULL,
+    UNIQUE (tenant, agent, name)
+);
+CREATE TABLE knowledge_documents (
+    id bigserial PRIMARY KEY,
+    collection_id bigint NOT NULL REFERENCES knowledge_collections(id) ON DELETE CASCADE,
+    source text NOT NULL,
+    content_hash text NOT NULL,
+    ingested_at double precision NOT NULL,
+    UNIQUE (collection_id, source)
+);
+CREATE TABLE knowledge_chunks (
+    id bigserial PRIMARY KEY,
+    document_id bigint NOT NULL REFERENCES knowledge_documents(id) ON DELETE CASCADE,
+    heading text NOT NULL,
+    start_at integer NOT NULL,
+    end_at integer NOT NULL,
+    text text NOT NULL,
+    vector bytea NOT NULL,  -- float32
+    words tsvector GENERATED ALWAYS AS
+        (to_tsvector('milliwatt_english', heading || ' ' || text)) STORED
+);
+CREATE INDEX knowledge_chunks_by_document ON knowledge_chunks(document_id);
+CREATE INDEX knowledge_chunks_words ON knowledge_chunks USING gin (words);
+"""
+
+MIGRATIONS: tuple[str, ...] = (SESSIONS, FACTS, CALENDARS, KNOWLEDGE)
 
 
 class SchemaTooNewError(RuntimeError):

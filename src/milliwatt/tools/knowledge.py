@@ -46,7 +46,7 @@ def search_knowledge(
     """
     if not query.strip():
         raise ToolError("the query is empty")
-    kb = open_knowledge_base(context.data_dir)
+    kb = open_knowledge_base(context.data_dir, context.storage_url)
     try:
         if collection is None:
             keys = [c.key for c in kb.collections(context.tenant, context.agent)]
@@ -74,7 +74,7 @@ def answering_passage(text: str, context: ToolContext) -> Passage | None:
     or None; nothing ingested costs no embedding."""
     if not (context.data_dir / DATABASE_NAME).is_file():
         return None
-    kb = open_knowledge_base(context.data_dir)
+    kb = open_knowledge_base(context.data_dir, context.storage_url)
     keys = kb.collection_keys(context.tenant, context.agent)
     return kb.best_passage(text, keys) if keys else None
 

@@ -1,0 +1,238 @@
+"""The knowledge database in PostgreSQL (pgvector not needed): collections, documents and
+chunks in tables, vectors as float32 bytea, full text in a tsvector ranked by ts_rank. The
+IVF index stays numpy, built from these rows (index.py), as over SQLite.
+
+Ingests take a transaction-level advisory lock, so one runs at a time across every node, as
+SQLite's BEGIN IMMEDIATE has them do within one machine.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+import milliwatt.knowledge.store as store
+from milliwatt.storage.postgres import database
+
+LOCK_CLASS = 0x6D6B  # "mk": knowledge ingests
+CONFIG = "milliwatt_english"  # the text search configuration of storage.migrations
+
+
+class PostgresKnowledgeStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        database(url)  # connect and migrate now: a bad URL fails at start
+        self._local = threading.local()  # the connection of this thread's open transaction
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[None]:
+        with database(self.url).connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (LOCK_CLASS,))
+            self._local.conn = conn
+            try:
+                yield
+            finally:
+                self._local.conn = None
+
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        held: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if held is not None:
+            yield held
+        else:
+            with database(self.url).connection() as conn:
+                yield conn
+
+    def _rows(self, query: str | sql.Composed, params: tuple[Any, ...]) -> list[Any]:
+        with self._conn() as conn:
+            return conn.execute(
+                query.encode() if isinstance(query, str) else query, params
+            ).fetchall()
+
+    def get_collection(self, key: store.CollectionKey) -> store.Collection | None:
+        rows = self._rows(
+            "SELECT id, dimension, generation FROM knowledge_collections "
+            "WHERE tenant = %s AND agent = %s AND name = %s",
+            (key.tenant, key.agent, key.name),
+        )
+        return store.Collection(int(rows[0][0]), key, rows[0][1], int(rows[0][2])) if rows else None
+
+    def list_collections(self, tenant: str, agent: str) -> list[store.Collection]:
+        rows = self._rows(
+            "SELECT id, name, dimension, generation FROM knowledge_collections "
+            "WHERE tenant = %s AND agent = %s ORDER BY name",
+            (tenant, agent),
+        )
+        return [
+            store.Collection(int(r[0]), store.CollectionKey(tenant, agent, r[1]), r[2], int(r[3]))
+            for r in rows
+        ]
+
+    def ensure_collection(self, key: store.CollectionKey, dimension: int) -> store.Collection:
+        existing = self.get_collection(key)
+        if existing is not None:
+            if existing.dimension != dimension:
+                raise ValueError(
+                    f"collection {key} holds {existing.dimension}-dimensional vectors, "
+                    f"not {dimension}"
+                )
+            return existing
+        rows = self._rows(
+            "INSERT INTO knowledge_collections (tenant, agent, name, dimension, created_at) "
+            "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+            (key.tenant, key.agent, key.name, dimension, time.time()),
+        )
+        return store.Collection(int(rows[0][0]), key, dimension, 0)
+
+    def bump_generation(self, collection_id: int) -> int:
+        rows = self._rows(
+            "UPDATE knowledge_collections SET generation = generation + 1 WHERE id = %s "
+            "RETURNING generation",
+            (collection_id,),
+        )
+        return int(rows[0][0])
+
+    def document_hash(self, collection_id: int, source: str) -> str | None:
+        rows = self._rows(
+            "SELECT content_hash FROM knowledge_documents WHERE collection_id = %s AND source = %s",
+            (collection_id, source),
+        )
+        return str(rows[0][0]) if rows else None
+
+    def document_sources(self, collection_id: int) -> list[str]:
+        rows = self._rows(
+            "SELECT source FROM knowledge_documents WHERE collection_id = %s ORDER BY source",
+            (collection_id,),
+        )
+        return [str(r[0]) for r in rows]
+
+    def delete_document(self, collection_id: int, source: str) -> list[int]:
+        # the document's chunks go with it (ON DELETE CASCADE); their ids, for the index
+        rows = self._rows(
+            "WITH gone AS (DELETE FROM knowledge_documents "
+            "WHERE collection_id = %s AND source = %s RETURNING id) "
+            "SELECT c.id FROM knowledge_chunks c JOIN gone ON gone.id = c.document_id "
+            "ORDER BY c.id",
+            (collection_id, source),
+        )
+        return [int(r[0]) for r in rows]
+
+    def insert_document(
+        self,
+        collection_id: int,
+        source: str,
+        content_hash: str,
+        chunks: list[tuple[str, int, int, str]],
+        vectors: np.ndarray,
+    ) -> list[int]:
+        if any("\x00" in text or "\x00" in heading for heading, _, _, text in chunks):
+            raise ValueError(f"{source}: text with a NUL character (\\u0000) cannot be stored")
+        with self._conn() as conn:
+            row = conn.execute(
+                "INSERT INTO knowledge_documents (collection_id, source, content_hash, "
+                "ingested_at) VALUES (%s, %s, %s, %s) RETURNING id",
+                (collection_id, source, content_hash, time.time()),
+            ).fetchone()
+            assert row is not None  # RETURNING of an INSERT always yields the row
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO knowledge_chunks (document_id, heading, start_at, end_at, "
+                    "text, vector) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                    [
+                        (row[0], heading, start, end, text, vector.astype(np.float32).tobytes())
+                        for (heading, start, end, text), vector in zip(chunks, vectors, strict=True)
+                    ],
+                    returning=True,
+                )
+                ids: list[int] = []
+                while True:
+                    ids.extend(int(r[0]) for r in cursor.fetchall())
+                    if not cursor.nextset():
+                        return ids
+
+    def drop_collection(self, collection_id: int) -> None:
+        with self.write_transaction():
+            self._rows(
+                "DELETE FROM knowledge_collections WHERE id = %s RETURNING id", (collection_id,)
+            )
+
+    def vectors_at(self, collection_id: int) -> tuple[int | None, np.ndarray, np.ndarray]:
+        with database(self.url).connection() as conn, conn.transaction():
+            # one snapshot: the generation and the vectors agree
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            generation = conn.execute(
+                "SELECT generation FROM knowledge_collections WHERE id = %s", (collection_id,)
+            ).fetchone()
+            rows = conn.execute(
+                "SELECT c.id, c.vector FROM knowledge_chunks c "
+                "JOIN knowledge_documents d ON d.id = c.document_id "
+                "WHERE d.collection_id = %s ORDER BY c.id",
+                (collection_id,),
+            ).fetchall()
+        keys = np.array([r[0] for r in rows], dtype=np.uint64)
+        vectors = (
+            np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+            if rows
+            else np.zeros((0, 0), dtype=np.float32)
+        )
+        return (None if generation is None else int(generation[0])), keys, vectors
+
+    def chunk_count(self, collection_id: int) -> int:
+        return int(
+            self._rows(
+                "SELECT count(*) FROM knowledge_chunks c "
+                "JOIN knowledge_documents d ON d.id = c.document_id WHERE d.collection_id = %s",
+                (collection_id,),
+            )[0][0]
+        )
+
+    def document_count(self, collection_id: int) -> int:
+        return int(
+            self._rows(
+                "SELECT count(*) FROM knowledge_documents WHERE collection_id = %s",
+                (collection_id,),
+            )[0][0]
+        )
+
+    def full_text_search(
+        self, collection_ids: list[int], words: list[str], limit: int
+    ) -> list[int]:
+        if not words:
+            return []
+        # one plainto_tsquery per word, OR-ed: a word's punctuation is never query syntax
+        each = sql.SQL("plainto_tsquery({config}, %s)").format(config=sql.Literal(CONFIG))
+        query = sql.SQL(
+            "WITH q AS (SELECT {any_word} AS query) "
+            "SELECT c.id FROM knowledge_chunks c "
+            "JOIN knowledge_documents d ON d.id = c.document_id, q "
+            "WHERE c.words @@ q.query AND d.collection_id = ANY(%s) "
+            "ORDER BY ts_rank(c.words, q.query, 1) DESC, c.id LIMIT %s"
+        ).format(any_word=sql.SQL(" || ").join([each] * len(words)))
+        return [int(r[0]) for r in self._rows(query, (*words, collection_ids, limit))]
+
+    def get_chunks(self, ids: list[int]) -> dict[int, store.ChunkRow]:
+        if not ids:
+            return {}
+        rows = self._rows(
+            "SELECT c.id, d.source, c.heading, c.start_at, c.end_at, c.text "
+            "FROM knowledge_chunks c JOIN knowledge_documents d ON d.id = c.document_id "
+            "WHERE c.id = ANY(%s)",
+            (ids,),
+        )
+        return {int(r[0]): store.ChunkRow(int(r[0]), *r[1:]) for r in rows}
+
+    def get_vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
+        if not ids:
+            return {}
+        rows = self._rows("SELECT id, vector FROM knowledge_chunks WHERE id = ANY(%s)", (ids,))
+        return {int(r[0]): np.frombuffer(r[1], dtype=np.float32) for r in rows}
+
+    def close(self) -> None:
+        """The pool is the process's, shared with other stores."""
