@@ -23,6 +23,7 @@ from milliwatt.storage.postgres import database
 
 LOCK_CLASS = 0x6D6B  # "mk": knowledge ingests
 CONFIG = "milliwatt_english"  # the text search configuration of storage.migrations
+ANALYZE_AFTER = 500  # chunks written by one ingest
 
 
 class PostgresKnowledgeStore:
@@ -33,13 +34,19 @@ class PostgresKnowledgeStore:
 
     @contextmanager
     def write_transaction(self) -> Iterator[None]:
-        with database(self.url).connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (LOCK_CLASS,))
-            self._local.conn = conn
-            try:
-                yield
-            finally:
-                self._local.conn = None
+        self._local.inserted = 0
+        with database(self.url).connection() as conn:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (LOCK_CLASS,))
+                self._local.conn = conn
+                try:
+                    yield
+                finally:
+                    self._local.conn = None
+            if self._local.inserted >= ANALYZE_AFTER:
+                # fresh statistics now, not at autovacuum's next pass: until then the
+                # planner does not know the new rows and scans rather than use the GIN index
+                conn.execute("ANALYZE knowledge_documents, knowledge_chunks")
 
     @contextmanager
     def _conn(self) -> Iterator[psycopg.Connection[Any]]:
@@ -50,11 +57,12 @@ class PostgresKnowledgeStore:
             with database(self.url).connection() as conn:
                 yield conn
 
-    def _rows(self, query: str | sql.Composed, params: tuple[Any, ...]) -> list[Any]:
+    def _rows(
+        self, query: str | sql.Composed, params: tuple[Any, ...], prepare: bool | None = None
+    ) -> list[Any]:
         with self._conn() as conn:
-            return conn.execute(
-                query.encode() if isinstance(query, str) else query, params
-            ).fetchall()
+            text = query.encode() if isinstance(query, str) else query
+            return conn.execute(text, params, prepare=prepare).fetchall()
 
     def get_collection(self, key: store.CollectionKey) -> store.Collection | None:
         rows = self._rows(
@@ -155,7 +163,9 @@ class PostgresKnowledgeStore:
                 while True:
                     ids.extend(int(r[0]) for r in cursor.fetchall())
                     if not cursor.nextset():
-                        return ids
+                        break
+        self._local.inserted = getattr(self._local, "inserted", 0) + len(ids)
+        return ids
 
     def drop_collection(self, collection_id: int) -> None:
         with self.write_transaction():
@@ -215,7 +225,9 @@ class PostgresKnowledgeStore:
             "WHERE c.words @@ q.query AND d.collection_id = ANY(%s) "
             "ORDER BY ts_rank(c.words, q.query, 1) DESC, c.id LIMIT %s"
         ).format(any_word=sql.SQL(" || ").join([each] * len(words)))
-        return [int(r[0]) for r in self._rows(query, (*words, collection_ids, limit))]
+        # never prepared: a generic plan does not know how rare the words are, and scans
+        rows = self._rows(query, (*words, collection_ids, limit), prepare=False)
+        return [int(r[0]) for r in rows]
 
     def get_chunks(self, ids: list[int]) -> dict[int, store.ChunkRow]:
         if not ids:

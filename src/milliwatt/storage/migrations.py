@@ -66,7 +66,7 @@ CREATE TABLE facts (
     words tsvector GENERATED ALWAYS AS (to_tsvector('milliwatt_english', text)) STORED,
     UNIQUE ("user", agent, text)
 );
-CREATE INDEX facts_words ON facts USING gin (words);
+CREATE INDEX facts_words ON facts USING gin (words) WITH (fastupdate = off);
 CREATE INDEX facts_by_scope ON facts ("user", agent, created_at DESC, id DESC);
 """
 
@@ -114,7 +114,10 @@ CREATE TABLE knowledge_chunks (
         (to_tsvector('milliwatt_english', heading || ' ' || text)) STORED
 );
 CREATE INDEX knowledge_chunks_by_document ON knowledge_chunks(document_id);
-CREATE INDEX knowledge_chunks_words ON knowledge_chunks USING gin (words);
+-- fastupdate off: new chunks go into the index at once, not into a pending list that
+-- every search scans row by row until the next vacuum (the planner then scans the table)
+CREATE INDEX knowledge_chunks_words ON knowledge_chunks USING gin (words)
+    WITH (fastupdate = off);
 """
 
 MIGRATIONS: tuple[str, ...] = (SESSIONS, FACTS, CALENDARS, KNOWLEDGE)
