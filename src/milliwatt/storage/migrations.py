@@ -120,7 +120,19 @@ CREATE INDEX knowledge_chunks_words ON knowledge_chunks USING gin (words)
     WITH (fastupdate = off);
 """
 
-MIGRATIONS: tuple[str, ...] = (SESSIONS, FACTS, CALENDARS, KNOWLEDGE)
+# each record's JSON text exactly as hashed (shield/audit_trail.py), never re-serialised
+AUDIT_TRAIL = """
+CREATE TABLE audit_trail (
+    seq bigint PRIMARY KEY,
+    record text NOT NULL
+);
+CREATE TABLE audit_checkpoints (
+    seq bigint PRIMARY KEY,
+    mark text NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (SESSIONS, FACTS, CALENDARS, KNOWLEDGE, AUDIT_TRAIL)
 
 
 class SchemaTooNewError(RuntimeError):
