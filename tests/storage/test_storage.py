@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 from tests.conftest import free_port
@@ -107,3 +108,27 @@ def test_a_schema_newer_than_this_milliwatt_is_refused(postgres_url: str) -> Non
     db.close()
     with pytest.raises(SchemaTooNewError, match="version 999, newer"):
         PostgresDatabase(postgres_url, max_size=1)
+
+
+def test_connections_lost_to_a_server_restart_are_replaced(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    import psycopg
+
+    from milliwatt.memory.sessions import TurnCost
+    from milliwatt.memory.stores import open_session_store
+    from milliwatt.models.base import Message
+    from milliwatt.storage.postgres import database
+
+    store = open_session_store(tmp_path, postgres_url)
+    store.append_turn("ada", "milliwatt", [Message("user", "before")], TurnCost())
+    with database(postgres_url).connection() as conn:
+        row = conn.execute(
+            "SELECT pg_backend_pid(), current_setting('application_name')"
+        ).fetchone()
+    assert row is not None and row[1] == "milliwatt"
+    # what a restart does to each pooled connection: the server ends its session
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+    store.append_turn("ada", "milliwatt", [Message("user", "after")], TurnCost())
+    assert [m.content for m in store.history("ada")] == ["before", "after"]

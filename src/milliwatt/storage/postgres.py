@@ -52,6 +52,9 @@ class PostgresDatabase:
             max_size=max_size,
             kwargs=self._connect_options(),
             configure=_configure,
+            # a connection is checked (one empty round trip) before it is handed out: after
+            # a server restart or a failover, requests get fresh connections, not errors
+            check=ConnectionPool.check_connection,
             open=False,
             name="milliwatt",
         )
@@ -69,7 +72,11 @@ class PostgresDatabase:
 
     @staticmethod
     def _connect_options() -> dict[str, Any]:
-        return {"autocommit": True, "connect_timeout": int(CONNECT_TIMEOUT_SECONDS)}
+        return {
+            "autocommit": True,
+            "connect_timeout": int(CONNECT_TIMEOUT_SECONDS),
+            "application_name": "milliwatt",  # what operators see in pg_stat_activity
+        }
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
