@@ -1,6 +1,7 @@
 """The knowledge database in PostgreSQL (pgvector not needed): collections, documents and
-chunks in tables, vectors as float32 bytea, full text in a tsvector ranked by ts_rank. The
-IVF index stays numpy, built from these rows (index.py), as over SQLite.
+chunks in tables, vectors as float32 bytea, full text in a tsvector ranked by BM25 as FTS5
+ranks (storage/fulltext.py). The IVF index stays numpy, built from these rows (index.py),
+as over SQLite.
 
 Ingests take a transaction-level advisory lock, so one runs at a time across every node, as
 SQLite's BEGIN IMMEDIATE has them do within one machine.
@@ -19,10 +20,10 @@ import psycopg
 from psycopg import sql
 
 import milliwatt.knowledge.store as store
+from milliwatt.storage.fulltext import bm25_ranked
 from milliwatt.storage.postgres import database
 
 LOCK_CLASS = 0x6D6B  # "mk": knowledge ingests
-CONFIG = "milliwatt_english"  # the text search configuration of storage.migrations
 ANALYZE_AFTER = 500  # chunks written by one ingest
 
 
@@ -58,7 +59,10 @@ class PostgresKnowledgeStore:
                 yield conn
 
     def _rows(
-        self, query: str | sql.Composed, params: tuple[Any, ...], prepare: bool | None = None
+        self,
+        query: str | sql.Composed,
+        params: tuple[Any, ...] | dict[str, Any],
+        prepare: bool | None = None,
     ) -> list[Any]:
         with self._conn() as conn:
             text = query.encode() if isinstance(query, str) else query
@@ -122,6 +126,14 @@ class PostgresKnowledgeStore:
         return [str(r[0]) for r in rows]
 
     def delete_document(self, collection_id: int, source: str) -> list[int]:
+        self._count(
+            collection_id,
+            "-",
+            "SELECT c.words FROM knowledge_chunks c "
+            "JOIN knowledge_documents d ON d.id = c.document_id "
+            "WHERE d.collection_id = %(collection)s AND d.source = %(source)s",
+            {"source": source},
+        )
         # the document's chunks go with it (ON DELETE CASCADE); their ids, for the index
         rows = self._rows(
             "WITH gone AS (DELETE FROM knowledge_documents "
@@ -164,8 +176,24 @@ class PostgresKnowledgeStore:
                     ids.extend(int(r[0]) for r in cursor.fetchall())
                     if not cursor.nextset():
                         break
+        self._count(
+            collection_id,
+            "+",
+            "SELECT words FROM knowledge_chunks WHERE document_id = %(document)s",
+            {"document": row[0]},
+        )
         self._local.inserted = getattr(self._local, "inserted", 0) + len(ids)
         return ids
+
+    def _count(self, collection_id: int, sign: str, chunks: str, params: dict[str, Any]) -> None:
+        """Add (+) or take (-) `chunks`' count and tokens to the collection's, for BM25."""
+        query = sql.SQL(
+            "UPDATE knowledge_collections SET chunks = chunks {sign} s.n, "
+            "tokens = tokens {sign} s.t FROM (SELECT count(*) AS n, "
+            "coalesce(sum(milliwatt_tokens(words)), 0) AS t FROM ({chunks}) AS c) AS s "
+            "WHERE id = %(collection)s RETURNING id"
+        ).format(sign=sql.SQL(sign), chunks=sql.SQL(chunks))
+        self._rows(query, {"collection": collection_id, **params})
 
     def drop_collection(self, collection_id: int) -> None:
         with self.write_transaction():
@@ -216,18 +244,23 @@ class PostgresKnowledgeStore:
     ) -> list[int]:
         if not words:
             return []
-        # one plainto_tsquery per word, OR-ed: a word's punctuation is never query syntax
-        each = sql.SQL("plainto_tsquery({config}, %s)").format(config=sql.Literal(CONFIG))
-        query = sql.SQL(
-            "WITH q AS (SELECT {any_word} AS query) "
-            "SELECT c.id FROM knowledge_chunks c "
-            "JOIN knowledge_documents d ON d.id = c.document_id, q "
-            "WHERE c.words @@ q.query AND d.collection_id = ANY(%s) "
-            "ORDER BY ts_rank(c.words, q.query, 1) DESC, c.id LIMIT %s"
-        ).format(any_word=sql.SQL(" || ").join([each] * len(words)))
+        query = bm25_ranked(
+            len(words),
+            sql.SQL(
+                "SELECT c.id, c.words FROM knowledge_chunks c "
+                "JOIN knowledge_documents d ON d.id = c.document_id, q "
+                "WHERE c.words @@ q.query AND d.collection_id = ANY(%(collections)s)"
+            ),
+            sql.SQL(
+                "SELECT sum(chunks)::float8 AS n, sum(tokens)::float8 / "
+                "greatest(sum(chunks), 1) AS avgdl FROM knowledge_collections "
+                "WHERE id = ANY(%(collections)s)"
+            ),
+        )
+        params: dict[str, Any] = {f"w{i}": w for i, w in enumerate(words)}
+        params |= {"query_text": " ".join(words), "limit": limit, "collections": collection_ids}
         # never prepared: a generic plan does not know how rare the words are, and scans
-        rows = self._rows(query, (*words, collection_ids, limit), prepare=False)
-        return [int(r[0]) for r in rows]
+        return [int(r[0]) for r in self._rows(query, params)]
 
     def get_chunks(self, ids: list[int]) -> dict[int, store.ChunkRow]:
         if not ids:

@@ -1,7 +1,7 @@
 """Facts in PostgreSQL: the statements of `facts.FactStore`, with full text in a tsvector.
 
-The text ranking is ts_rank normalised by length (SQLite: BM25); either ranking is fused with
-the same embedding ranking by reciprocal rank (facts.FactStoreBase.recall).
+The text ranking is BM25 as FTS5 computes it (storage/fulltext.py), over the user's own facts;
+it is fused with the embedding ranking by reciprocal rank (facts.FactStoreBase.recall).
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from psycopg import sql
 
 from milliwatt.memory.facts import CANDIDATES, FactStoreBase, Row
 from milliwatt.models.embeddings import Embedder
+from milliwatt.storage.fulltext import bm25_ranked
 from milliwatt.storage.postgres import database
-
-CONFIG = "milliwatt_english"  # the text search configuration of storage.migrations.FACTS
 
 
 class PostgresFactStore(FactStoreBase):
@@ -51,15 +50,20 @@ class PostgresFactStore(FactStoreBase):
             ).fetchall()
             if not words:
                 return [(int(i), bytes(v)) for i, v in rows], []
-            matched = conn.execute(
+            query = bm25_ranked(
+                len(words),
                 sql.SQL(
-                    "WITH q AS (SELECT {query} AS query) "
-                    'SELECT id FROM facts, q WHERE "user" = %s AND agent = %s '
-                    "AND words @@ q.query "
-                    "ORDER BY ts_rank(words, q.query, 1) DESC, id LIMIT %s"
-                ).format(query=_any_word(len(words))),
-                (*words, user, agent, CANDIDATES),
-            ).fetchall()
+                    'SELECT id, words FROM facts, q WHERE "user" = %(user)s '
+                    "AND agent = %(agent)s AND words @@ q.query"
+                ),
+                sql.SQL(
+                    "SELECT count(*)::float8 AS n, avg(milliwatt_tokens(words)) AS avgdl "
+                    'FROM facts WHERE "user" = %(user)s AND agent = %(agent)s'
+                ),
+            )
+            params: dict[str, Any] = {f"w{i}": w for i, w in enumerate(words)}
+            params |= {"query_text": " ".join(words), "limit": CANDIDATES}
+            matched = conn.execute(query, params | {"user": user, "agent": agent}).fetchall()
         return [(int(i), bytes(v)) for i, v in rows], [int(r[0]) for r in matched]
 
     def _all(self, user: str, agent: str) -> list[Row]:
@@ -89,13 +93,6 @@ class PostgresFactStore(FactStoreBase):
                 (fact_id, user, agent),
             )
         return cursor.rowcount
-
-
-def _any_word(count: int) -> sql.Composed:
-    # one plainto_tsquery per word, OR-ed (||): a word's punctuation is never query syntax,
-    # as FTS5's quoted phrases are not
-    each = sql.SQL("plainto_tsquery({config}, %s)").format(config=sql.Literal(CONFIG))
-    return sql.SQL(" || ").join([each] * count)
 
 
 def _row(row: tuple[Any, ...]) -> Row:

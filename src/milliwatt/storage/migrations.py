@@ -55,6 +55,10 @@ CREATE TEXT SEARCH CONFIGURATION milliwatt_english (COPY = pg_catalog.english);
 ALTER TEXT SEARCH CONFIGURATION milliwatt_english
     ALTER MAPPING FOR asciiword, asciihword, hword_asciipart, word, hword, hword_part
     WITH milliwatt_english_stem;
+-- tokens in a tsvector (the length BM25 normalises by): each lexeme's positions, summed
+CREATE FUNCTION milliwatt_tokens(tsvector) RETURNS bigint
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS 'SELECT coalesce(sum(array_length(positions, 1)), 0) FROM unnest($1)';
 CREATE TABLE facts (
     id bigserial PRIMARY KEY,
     "user" text NOT NULL,
@@ -92,6 +96,9 @@ CREATE TABLE knowledge_collections (
     dimension integer NOT NULL,
     generation bigint NOT NULL DEFAULT 0,
     created_at double precision NOT NULL,
+    -- for BM25: the collection's chunks and their tokens, kept with every change
+    chunks bigint NOT NULL DEFAULT 0,
+    tokens bigint NOT NULL DEFAULT 0,
     UNIQUE (tenant, agent, name)
 );
 CREATE TABLE knowledge_documents (
