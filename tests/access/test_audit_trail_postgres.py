@@ -11,7 +11,6 @@ import sys
 import threading
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from milliwatt.shield.audit_trail import verify
@@ -29,6 +28,8 @@ def _fill(url: str, count: int, **kwargs: int) -> None:
 
 
 def _sql(url: str, statement: str, *params: object) -> None:
+    import psycopg
+
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(statement.encode(), params)
 

@@ -13,7 +13,7 @@ from tests.gateway.live_app import live_app
 from tests.storage_backends import SERVER, TcpRelay
 
 from milliwatt.config import AgentConfig, ToolSelectionConfig
-from milliwatt.memory.postgres import PostgresSessionStore
+from milliwatt.memory.stores import open_session_store
 
 AGENTS = [AgentConfig(name="milliwatt", tool_selection=ToolSelectionConfig(enabled=False))]
 
@@ -30,7 +30,7 @@ def test_a_served_turn_lands_in_postgres(tmp_path: Path, postgres_url: str) -> N
         assert reply.status_code == 200, reply.text
         answer = reply.json()["choices"][0]["message"]["content"]
         listed = httpx.get(f"{url}/v1/sessions", timeout=10)
-    history = PostgresSessionStore(postgres_url).history("ada")
+    history = open_session_store(tmp_path, postgres_url).history("ada")
     assert [(m.role, m.content) for m in history] == [
         ("user", "Tell me about the sea."),
         ("assistant", answer),
@@ -71,6 +71,6 @@ def test_a_database_gone_away_is_503_and_then_recovers(
         while (answer := turn(base, "after")).status_code != 200:
             assert time.monotonic() < deadline, answer.text
             time.sleep(0.5)
-    history = PostgresSessionStore(postgres_url).history("ada")
+    history = open_session_store(tmp_path, postgres_url).history("ada")
     assert [m.content for m in history if m.role == "user"] == ["first", "after"]
     relay.cut()

@@ -11,7 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from milliwatt.memory.postgres import PostgresSessionStore
+from milliwatt.memory.stores import open_session_store
 
 WRITER = textwrap.dedent(
     """
@@ -33,7 +33,7 @@ WRITER = textwrap.dedent(
 
 
 def test_every_acknowledged_turn_survives_kill_9(postgres_url: str, tmp_path: Path) -> None:
-    PostgresSessionStore(postgres_url)  # migrate first, so the child starts writing at once
+    open_session_store(tmp_path, postgres_url)  # migrate first, so the child starts writing at once
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -52,7 +52,7 @@ def test_every_acknowledged_turn_survives_kill_9(postgres_url: str, tmp_path: Pa
     acknowledged += [int(line.split()[1]) for line in child.stdout.read().splitlines()]
     assert child.returncode == -signal.SIGKILL and len(acknowledged) >= 25
 
-    history = PostgresSessionStore(postgres_url).history("durable")
+    history = open_session_store(tmp_path, postgres_url).history("durable")
     assert len(history) % 2 == 0  # whole turns only
     stored = []
     for user, assistant in zip(history[::2], history[1::2], strict=True):
