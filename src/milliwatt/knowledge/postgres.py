@@ -50,6 +50,18 @@ class PostgresKnowledgeStore:
                 conn.execute("ANALYZE knowledge_documents, knowledge_chunks")
 
     @contextmanager
+    def reading(self) -> Iterator[None]:
+        if getattr(self._local, "conn", None) is not None:  # inside a transaction already
+            yield
+            return
+        with database(self.url).connection() as conn:
+            self._local.conn = conn
+            try:
+                yield
+            finally:
+                self._local.conn = None
+
+    @contextmanager
     def _conn(self) -> Iterator[psycopg.Connection[Any]]:
         held: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
         if held is not None:

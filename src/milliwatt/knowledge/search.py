@@ -68,6 +68,18 @@ def hybrid_search(
         raise ValueError(f"k must be at least 1, got {k}")
     if not collections:
         return [], {}, {}
+    with db.reading():  # one connection for the search's queries (PostgreSQL: one pool turn)
+        return _hybrid_search(db, indexes, collections, query, query_vector, k)
+
+
+def _hybrid_search(
+    db: KnowledgeStore,
+    indexes: VectorIndexes,
+    collections: list[store.Collection],
+    query: str,
+    query_vector: np.ndarray,
+    k: int,
+) -> tuple[list[Passage], dict[int, int], dict[int, int]]:
     similarities: dict[int, float] = {}
     for collection in collections:
         for chunk_id, sim in indexes.search(db, collection, query_vector, CANDIDATES):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Protocol
 
 import numpy as np
@@ -20,6 +20,10 @@ import milliwatt.knowledge.store as store
 class KnowledgeStore(Protocol):
     def write_transaction(self) -> AbstractContextManager[None]:
         """All or nothing, and one writer at a time: an exception inside rolls back."""
+        ...
+
+    def reading(self) -> AbstractContextManager[None]:
+        """The reads inside share one connection (a search's few queries)."""
         ...
 
     def get_collection(self, key: store.CollectionKey) -> store.Collection | None: ...
@@ -77,6 +81,9 @@ class SqliteKnowledgeStore:
 
     def write_transaction(self) -> AbstractContextManager[None]:
         return store.write_transaction(self.conn)
+
+    def reading(self) -> AbstractContextManager[None]:
+        return nullcontext()  # one connection already
 
     def get_collection(self, key: store.CollectionKey) -> store.Collection | None:
         return store.get_collection(self.conn, key)
