@@ -113,3 +113,11 @@ def test_postgres_refuses_nul_rather_than_alter_it(postgres_url: str, tmp_path: 
     with pytest.raises(InvalidRequestError, match="NUL"):
         store.append_turn("ada", "milliwatt", turn("a\x00b"), TurnCost())
     assert store.info("ada") is None
+
+
+def test_postgres_refuses_nul_in_tool_calls_too(postgres_url: str, tmp_path: Path) -> None:
+    store = open_session_store(tmp_path, postgres_url)
+    call = ToolCall("c1", "text.count", {"text": ["fine", {"deep": "a\x00b"}]})
+    with pytest.raises(InvalidRequestError, match="NUL"):
+        store.append_turn("ada", "milliwatt", [Message("assistant", "", [call])], TurnCost())
+    assert store.info("ada") is None

@@ -132,3 +132,12 @@ def test_connections_lost_to_a_server_restart_are_replaced(
         admin.execute("SELECT pg_terminate_backend(%s)", (row[0],))
     store.append_turn("ada", "milliwatt", [Message("user", "after")], TurnCost())
     assert [m.content for m in store.history("ada")] == ["before", "after"]
+
+
+def test_a_search_path_naming_no_schema_is_a_clear_error(postgres_url: str) -> None:
+    from milliwatt.storage.migrations import SchemaError
+    from milliwatt.storage.postgres import PostgresDatabase
+
+    missing = postgres_url.replace("mw_test_", "mw_absent_")
+    with pytest.raises(SchemaError, match=r"no schema of the search_path \(mw_absent_"):
+        PostgresDatabase(missing, max_size=1)

@@ -113,12 +113,23 @@ def _iso(moment: datetime) -> str:
 
 
 def _check_storable(message: Message) -> None:
-    # PostgreSQL text cannot hold NUL; refused whole rather than stored altered
-    if "\x00" in message.content:
+    # PostgreSQL text and jsonb cannot hold NUL; refused whole rather than stored altered
+    calls = [asdict(c) for c in message.tool_calls]
+    if _holds_nul([message.content, message.tool_call_id, message.name, calls]):
         raise InvalidRequestError(
             f"a {message.role} message holds a NUL character (\\u0000), "
             "which the PostgreSQL session store cannot keep"
         )
+
+
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def _message(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from milliwatt.errors import MilliwattError
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -142,14 +144,25 @@ CREATE TABLE audit_checkpoints (
 MIGRATIONS: tuple[str, ...] = (SESSIONS, FACTS, CALENDARS, KNOWLEDGE, AUDIT_TRAIL)
 
 
-class SchemaTooNewError(RuntimeError):
+class SchemaError(MilliwattError):
+    """The database's schema cannot be used: missing, or newer than this milliwatt."""
+
+
+class SchemaTooNewError(SchemaError):
     """The database was migrated by a newer milliwatt than this one."""
 
 
 def migrate(conn: psycopg.Connection[Any]) -> int:
     """Apply the steps this database lacks; the schema version it is at afterwards."""
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))", (LOCK_CLASS,))
+        row = conn.execute("SELECT current_schema(), current_setting('search_path')").fetchone()
+        if row is None or row[0] is None:  # (and the lock below would take NULL: no lock)
+            shown = row[1] if row else "?"
+            raise SchemaError(
+                f"storage.url: no schema of the search_path ({shown}) exists in this "
+                "database; create it first (CREATE SCHEMA ...)"
+            )
+        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_CLASS, row[0]))
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_version ("
             " version integer PRIMARY KEY,"
