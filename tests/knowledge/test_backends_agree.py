@@ -73,3 +73,35 @@ def test_collection_statistics_follow_every_change(
     kb.ingest([docs], KEY, prune=True)
     assert stats()[0] < first[0]
     kb.close()
+
+
+def test_two_nodes_ingesting_at_once_take_turns(
+    tmp_path: Path, embedder: Embedder, docs: Path, postgres_url: str
+) -> None:
+    import threading
+
+    nodes = [KnowledgeBase(tmp_path / f"node-{i}", embedder, postgres_url) for i in range(2)]
+    sources = [docs / "widget.md", docs / "home"]
+    failures: list[BaseException] = []
+
+    def ingest(node: KnowledgeBase, source: Path) -> None:
+        try:
+            node.ingest([source], KEY)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [
+        threading.Thread(target=ingest, args=pair) for pair in zip(nodes, sources, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    (info,) = nodes[0].collections("default", "helper")
+    assert info.documents == 3
+    # each node's index, built from the shared rows, finds what the other node ingested
+    assert "vinegar" in nodes[0].search("descale the kettle", KEY, k=1)[0].text
+    assert "AA battery" in nodes[1].search("which battery does it take", KEY, k=1)[0].text
+    for node in nodes:
+        node.close()
