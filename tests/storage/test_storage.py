@@ -141,3 +141,27 @@ def test_a_search_path_naming_no_schema_is_a_clear_error(postgres_url: str) -> N
     missing = postgres_url.replace("mw_test_", "mw_absent_")
     with pytest.raises(SchemaError, match=r"no schema of the search_path \(mw_absent_"):
         PostgresDatabase(missing, max_size=1)
+
+
+def test_an_older_schema_gets_only_the_steps_it_lacks(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import milliwatt.storage.migrations as migrations
+    from milliwatt.storage.postgres import PostgresDatabase
+
+    every_step = migrations.MIGRATIONS
+    monkeypatch.setattr(migrations, "MIGRATIONS", every_step[:1])  # an older milliwatt
+    old = PostgresDatabase(postgres_url, max_size=1)
+    assert old.schema_version == 1
+    with old.connection() as conn:
+        conn.execute("INSERT INTO sessions VALUES ('ada', 'milliwatt', now(), now())")
+    old.close()
+    monkeypatch.setattr(migrations, "MIGRATIONS", every_step)  # this one
+    new = PostgresDatabase(postgres_url, max_size=1)
+    assert new.schema_version == len(every_step)
+    with new.connection() as conn:
+        versions = [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
+        kept = conn.execute("SELECT name FROM sessions").fetchall()
+        conn.execute("SELECT count(*) FROM audit_trail")  # the newest step's table is there
+    new.close()
+    assert versions == list(range(1, len(every_step) + 1)) and kept == [("ada",)]

@@ -141,7 +141,14 @@ CREATE TABLE audit_checkpoints (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (SESSIONS, FACTS, CALENDARS, KNOWLEDGE, AUDIT_TRAIL)
+# the step at place N is schema version N
+MIGRATIONS: tuple[str, ...] = (
+    SESSIONS,  # 1
+    FACTS,  # 2: with the text search configuration and milliwatt_tokens()
+    CALENDARS,  # 3
+    KNOWLEDGE,  # 4
+    AUDIT_TRAIL,  # 5
+)
 
 
 class SchemaError(MilliwattError):
