@@ -70,6 +70,10 @@ FAMILIES: dict[str, Family] = {
         "The deterministic tools: math, units, dates, text, graph, calendar.",
     ),
     "sessions": Family("milliwatt.gateway.cli:sessions_app", "Stored conversations."),
+    "storage": Family(
+        "milliwatt.storage.cli:storage_app",
+        "Where sessions, facts, calendars and documents live; copy them to PostgreSQL.",
+    ),
     "knowledge": Family(
         "milliwatt.knowledge.cli:knowledge_app",
         "Search and manage ingested documents (see also `milliwatt ingest`).",
