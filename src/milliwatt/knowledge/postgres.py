@@ -141,7 +141,7 @@ class PostgresKnowledgeStore:
         self._count(
             collection_id,
             "-",
-            "SELECT c.words FROM knowledge_chunks c "
+            "SELECT c.tokens FROM knowledge_chunks c "
             "JOIN knowledge_documents d ON d.id = c.document_id "
             "WHERE d.collection_id = %(collection)s AND d.source = %(source)s",
             {"source": source},
@@ -191,7 +191,7 @@ class PostgresKnowledgeStore:
         self._count(
             collection_id,
             "+",
-            "SELECT words FROM knowledge_chunks WHERE document_id = %(document)s",
+            "SELECT tokens FROM knowledge_chunks WHERE document_id = %(document)s",
             {"document": row[0]},
         )
         self._local.inserted = getattr(self._local, "inserted", 0) + len(ids)
@@ -202,7 +202,7 @@ class PostgresKnowledgeStore:
         query = sql.SQL(
             "UPDATE knowledge_collections SET chunks = chunks {sign} s.n, "
             "tokens = tokens {sign} s.t FROM (SELECT count(*) AS n, "
-            "coalesce(sum(milliwatt_tokens(words)), 0) AS t FROM ({chunks}) AS c) AS s "
+            "coalesce(sum(tokens), 0) AS t FROM ({chunks}) AS c) AS s "
             "WHERE id = %(collection)s RETURNING id"
         ).format(sign=sql.SQL(sign), chunks=sql.SQL(chunks))
         self._rows(query, {"collection": collection_id, **params})
@@ -259,7 +259,7 @@ class PostgresKnowledgeStore:
         query = bm25_ranked(
             len(words),
             sql.SQL(
-                "SELECT c.id, c.words FROM knowledge_chunks c "
+                "SELECT c.id, c.words, c.tokens FROM knowledge_chunks c "
                 "JOIN knowledge_documents d ON d.id = c.document_id, q "
                 "WHERE c.words @@ q.query AND d.collection_id = ANY(%(collections)s)"
             ),
@@ -272,7 +272,7 @@ class PostgresKnowledgeStore:
         params: dict[str, Any] = {f"w{i}": w for i, w in enumerate(words)}
         params |= {"query_text": " ".join(words), "limit": limit, "collections": collection_ids}
         # never prepared: a generic plan does not know how rare the words are, and scans
-        return [int(r[0]) for r in self._rows(query, params)]
+        return [int(r[0]) for r in self._rows(query, params, prepare=False)]
 
     def get_chunks(self, ids: list[int]) -> dict[int, store.ChunkRow]:
         if not ids:

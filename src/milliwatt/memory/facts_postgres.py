@@ -53,11 +53,11 @@ class PostgresFactStore(FactStoreBase):
             query = bm25_ranked(
                 len(words),
                 sql.SQL(
-                    'SELECT id, words FROM facts, q WHERE "user" = %(user)s '
+                    'SELECT id, words, tokens FROM facts, q WHERE "user" = %(user)s '
                     "AND agent = %(agent)s AND words @@ q.query"
                 ),
                 sql.SQL(
-                    "SELECT count(*)::float8 AS n, avg(milliwatt_tokens(words)) AS avgdl "
+                    "SELECT count(*)::float8 AS n, avg(tokens)::float8 AS avgdl "
                     'FROM facts WHERE "user" = %(user)s AND agent = %(agent)s'
                 ),
             )

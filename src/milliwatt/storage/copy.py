@@ -167,7 +167,7 @@ def _knowledge(path: Path, conn: Connection) -> int:
                 _copy_document(db, conn, document, new, fields)
             conn.execute(  # the counts BM25 reads (storage/fulltext.py)
                 "UPDATE knowledge_collections SET chunks = s.n, tokens = s.t FROM "
-                "(SELECT count(*) AS n, coalesce(sum(milliwatt_tokens(c.words)), 0) AS t "
+                "(SELECT count(*) AS n, coalesce(sum(c.tokens), 0) AS t "
                 "FROM knowledge_chunks c JOIN knowledge_documents d ON d.id = c.document_id "
                 "WHERE d.collection_id = %s) AS s WHERE id = %s",
                 (new, new),

@@ -29,7 +29,7 @@ def any_word(count: int) -> sql.Composed:
 
 
 def bm25_ranked(words: int, candidates: sql.Composable, stats: sql.Composable) -> sql.Composed:
-    """Row ids, best first, at most %(limit)s. `candidates` selects (id, words) of the rows
+    """Row ids, best first, at most %(limit)s. `candidates` selects (id, words, tokens) of the rows
     in scope whose `words @@ q.query` (q is in scope); `stats` selects (rows, mean tokens)
     of all rows in scope. Parameters: w0..w(words-1), query_text (the words joined), limit, and
     those of the two fragments (by name: %(name)s)."""
@@ -41,8 +41,7 @@ def bm25_ranked(words: int, candidates: sql.Composable, stats: sql.Composable) -
             SELECT unnest(tsvector_to_array(to_tsvector({config}, %(query_text)s))) AS lexeme
         ),
         terms AS (
-            SELECT m.id, t.lexeme, array_length(t.positions, 1) AS tf,
-                   milliwatt_tokens(m.words) AS dl
+            SELECT m.id, t.lexeme, array_length(t.positions, 1) AS tf, m.tokens AS dl
             FROM matched m, unnest(m.words) t
             WHERE t.lexeme IN (SELECT lexeme FROM asked)
         ),

@@ -70,6 +70,8 @@ CREATE TABLE facts (
     created_at double precision NOT NULL,
     vector bytea NOT NULL,  -- float32, the embedder's byte order, as in SQLite
     words tsvector GENERATED ALWAYS AS (to_tsvector('milliwatt_english', text)) STORED,
+    tokens bigint GENERATED ALWAYS AS
+        (milliwatt_tokens(to_tsvector('milliwatt_english', text))) STORED,
     UNIQUE ("user", agent, text)
 );
 CREATE INDEX facts_words ON facts USING gin (words) WITH (fastupdate = off);
@@ -120,7 +122,10 @@ CREATE TABLE knowledge_chunks (
     text text NOT NULL,
     vector bytea NOT NULL,  -- float32
     words tsvector GENERATED ALWAYS AS
-        (to_tsvector('milliwatt_english', heading || ' ' || text)) STORED
+        (to_tsvector('milliwatt_english', heading || ' ' || text)) STORED,
+    -- the chunk's length for BM25, kept rather than counted at every search
+    tokens bigint GENERATED ALWAYS AS
+        (milliwatt_tokens(to_tsvector('milliwatt_english', heading || ' ' || text))) STORED
 );
 CREATE INDEX knowledge_chunks_by_document ON knowledge_chunks(document_id);
 -- fastupdate off: new chunks go into the index at once, not into a pending list that
