@@ -114,7 +114,7 @@ class Runtime:
         for model in self._models.values():
             model.close()
         self.store.close()
-        if settings_url := self.settings.storage.url:
+        if url := self.settings.storage.url:  # PostgreSQL: this process's pool goes too
             from milliwatt.storage.postgres import close_database
 
-            close_database(settings_url)
+            close_database(url)
