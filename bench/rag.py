@@ -36,6 +36,7 @@ from milliwatt.knowledge.chunking import chunk_text
 from milliwatt.knowledge.index import VectorIndexes
 from milliwatt.knowledge.ivf import build
 from milliwatt.knowledge.search import hybrid_search
+from milliwatt.knowledge.stores import SqliteKnowledgeStore
 from milliwatt.models.embeddings import Embedder, get_embedder
 
 DIM = 384
@@ -191,14 +192,15 @@ def bench_hybrid(data: np.ndarray, queries: np.ndarray, labels: np.ndarray) -> d
         assert collection is not None
         indexes = VectorIndexes(Path(tmp) / "index")
         began = time.perf_counter()
-        indexes.get(conn, collection)  # rebuilt from the stored vectors, as after a crash
+        db = SqliteKnowledgeStore(conn)
+        indexes.get(db, collection)  # rebuilt from the stored vectors, as after a crash
         rebuilt = time.perf_counter() - began
         asked = [
             (queries[i], " ".join(vocabulary[t] for t in rng.integers(0, 30, 3) + 30 * label))
             for i, label in enumerate(labels[len(data) : len(data) + 200])
         ]
         _, (p50, p99, cpu) = timed(
-            lambda a: hybrid_search(conn, indexes, [collection], a[1], a[0], k=5), asked
+            lambda a: hybrid_search(db, indexes, [collection], a[1], a[0], k=5), asked
         )
         conn.close()
     embedder = get_embedder()

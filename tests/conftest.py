@@ -24,6 +24,24 @@ def corpora() -> Path:
     return CORPORA
 
 
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL storage URL into a fresh schema (skips when no server answers)."""
+    from tests.storage_backends import fresh_schema
+
+    with fresh_schema() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage_url(request: pytest.FixtureRequest) -> str | None:
+    """Each backend in turn, as `[storage] url` selects it: None (SQLite) or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
 @pytest.fixture(scope="session")
 def bundled_model_path() -> Path:
     from milliwatt.models.loader import bundled_model_path

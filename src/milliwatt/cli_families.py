@@ -80,6 +80,10 @@ FAMILIES: dict[str, Family] = {
     "cluster": Family(
         "milliwatt.cluster.cli:app", "Run the agents on a Ray cluster: each PoP a set of Ray nodes."
     ),
+    "storage": Family(
+        "milliwatt.storage.cli:storage_app",
+        "Where sessions, facts, calendars and documents live; copy them to PostgreSQL.",
+    ),
     "knowledge": Family(
         "milliwatt.knowledge.cli:knowledge_app",
         "Search and manage ingested documents (see also `milliwatt ingest`).",

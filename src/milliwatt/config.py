@@ -29,6 +29,7 @@ from pydantic_settings import (
 )
 
 from milliwatt.shield.egress.policy import EgressPolicy
+from milliwatt.storage.url import StorageUrlError, parse_storage_url
 
 BUNDLED_MODEL = "smollm2-135m"
 DEFAULT_AGENT = "milliwatt"
@@ -208,6 +209,22 @@ class AccessConfig(_Section):
     redis_prefix: str = Field("milliwatt:", min_length=1, max_length=64)
 
 
+class StorageConfig(_Section):
+    """Where sessions, facts, calendars and knowledge live (docs/storage.md): unset, SQLite
+    files in the data directory; `postgresql://user@host:5432/db`, one PostgreSQL database
+    that every node shares (the `postgres` extra)."""
+
+    url: str | None = None
+
+    @model_validator(mode="after")
+    def _check_url(self) -> StorageConfig:
+        try:
+            parse_storage_url(self.url)
+        except StorageUrlError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
 class TelemetryConfig(_Section):
     """Metrics, traces, the request ledger and logs (docs/observability.md)."""
 
@@ -240,6 +257,7 @@ class Settings(BaseSettings):
     server: ServerConfig = Field(default_factory=ServerConfig)
     access: AccessConfig = Field(default_factory=AccessConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
 
     @model_validator(mode="after")
     def _check_references(self) -> Settings:

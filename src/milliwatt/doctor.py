@@ -17,6 +17,7 @@ from rich.table import Table
 from milliwatt.access.status import access_report
 from milliwatt.config import Settings, load_settings
 from milliwatt.shield.sandbox import check as sandbox_check
+from milliwatt.storage.url import parse_storage_url
 
 
 def doctor(
@@ -31,7 +32,8 @@ def doctor(
         "waf": _waf(settings),
         "llama_cpp": _llama_cpp(),
         "data_permissions": _data_permissions(Path(settings.data_dir)),
-        "access": access_report(Path(settings.data_dir), settings.access),
+        "storage": parse_storage_url(settings.storage.url).shown,  # the password masked
+        "access": access_report(Path(settings.data_dir), settings.access, settings.storage.url),
         "sandbox": sandbox_check(),
     }
     if as_json:
@@ -53,6 +55,7 @@ def doctor(
     for key, value in report["llama_cpp"].items():
         table.add_row(f"llama.cpp {key}", ", ".join(value) if isinstance(value, list) else value)
     table.add_row("data permissions", report["data_permissions"])
+    table.add_row("storage", report["storage"])
     for key, value in report["access"].items():
         table.add_row(f"access {key}", str(value))
     for key, value in report["sandbox"].items():

@@ -9,7 +9,9 @@ import pytest
 
 from milliwatt.agent.runner import Agent, RunResult, TextDelta, ToolCalled
 from milliwatt.config import AgentConfig, Budgets
+from milliwatt.memory.sessions import SessionStore
 from milliwatt.memory.sqlite import SqliteSessionStore
+from milliwatt.memory.stores import open_session_store
 from milliwatt.models.base import Message, ModelError, ModelResponse, ToolCall, ToolSpec, Usage
 from milliwatt.models.fake import FakeModel, scripted
 from milliwatt.tools.registry import Effect, ToolContext, ToolRegistry, tool
@@ -31,8 +33,10 @@ def call(name: str, **arguments: object) -> ModelResponse:
     return ModelResponse("fake", tool_calls=[ToolCall(f"c-{name}", name, dict(arguments))])
 
 
-def make_agent(model: FakeModel, tmp_path: Path, **config: object) -> Agent:
-    store = SqliteSessionStore(tmp_path / "sessions.db")
+def make_agent(
+    model: FakeModel, tmp_path: Path, store: SessionStore | None = None, **config: object
+) -> Agent:
+    store = store or SqliteSessionStore(tmp_path / "sessions.db")
     return Agent(
         AgentConfig(tools=["add", "whoami"], **config),  # type: ignore[arg-type]
         [model],
@@ -113,9 +117,10 @@ def test_token_budget_counts_the_next_prompt(tmp_path: Path) -> None:
     assert model.calls == []
 
 
-def test_session_budget_spans_requests(tmp_path: Path) -> None:
+def test_session_budget_spans_requests(tmp_path: Path, storage_url: str | None) -> None:
     model = FakeModel(lambda messages, tools: "ok")
-    agent = make_agent(model, tmp_path, budgets=Budgets(model_calls_per_session=2))
+    store = open_session_store(tmp_path, storage_url)
+    agent = make_agent(model, tmp_path, store, budgets=Budgets(model_calls_per_session=2))
     assert agent.run("one", session="s").answer == "ok"
     assert agent.run("two", session="s").answer == "ok"
     third = agent.run("three", session="s")
@@ -123,9 +128,9 @@ def test_session_budget_spans_requests(tmp_path: Path) -> None:
     assert agent.run("other", session="t").answer == "ok"  # another session is not affected
 
 
-def test_session_is_continued_and_stored_whole(tmp_path: Path) -> None:
+def test_session_is_continued_and_stored_whole(tmp_path: Path, storage_url: str | None) -> None:
     model = FakeModel(lambda messages, tools: f"seen {len(messages)}")
-    agent = make_agent(model, tmp_path)
+    agent = make_agent(model, tmp_path, open_session_store(tmp_path, storage_url))
     agent.run("first", session="s1")
     second = agent.run("second", session="s1")
     assert second.answer == "seen 4"  # system, first, answer, second

@@ -1,8 +1,10 @@
-"""Ingest and hybrid search end to end: real files, real SQLite, real embeddings."""
+"""Ingest and hybrid search end to end: real files, real SQLite and PostgreSQL, real
+embeddings."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +26,27 @@ KEY = CollectionKey("default", "helper", "manuals")
 
 
 @pytest.fixture
-def kb(tmp_path: Path, embedder: Embedder) -> KnowledgeBase:
-    base = KnowledgeBase(tmp_path / "data", embedder)
+def kb(tmp_path: Path, embedder: Embedder, storage_url: str | None) -> Iterator[KnowledgeBase]:
+    base = KnowledgeBase(tmp_path / "data", embedder, storage_url)
     yield base
     base.close()
+
+
+def index_folders(data: Path) -> list[Path]:
+    """The IVF index folders under a data directory (PostgreSQL's: one folder per database)."""
+    return list(data.glob("knowledge-index*/*.ivf"))
+
+
+def stored_vectors(kb: KnowledgeBase, storage_url: str | None) -> list[tuple[int, bytes]]:
+    if storage_url is None:
+        conn = sqlite3.connect(kb.path)
+        rows = conn.execute("SELECT id, vector FROM chunks").fetchall()
+        conn.close()
+        return rows
+    import psycopg
+
+    with psycopg.connect(storage_url) as conn:
+        return conn.execute("SELECT id, vector FROM knowledge_chunks").fetchall()
 
 
 def test_ingest_folder_and_search_with_citations(kb: KnowledgeBase, docs: Path) -> None:
@@ -98,28 +117,28 @@ def test_collections_are_scoped_by_tenant_and_agent(kb: KnowledgeBase, docs: Pat
 
 
 def test_index_is_rebuilt_when_its_file_is_lost(
-    tmp_path: Path, embedder: Embedder, docs: Path
+    tmp_path: Path, embedder: Embedder, docs: Path, storage_url: str | None
 ) -> None:
     data = tmp_path / "data"
-    first = KnowledgeBase(data, embedder)
+    first = KnowledgeBase(data, embedder, storage_url)
     first.ingest([docs], KEY)
     expected = [p.chunk_id for p in first.search("oil the chain", KEY, k=3)]
     first.close()
-    folders = list((data / "knowledge-index").glob("*.ivf"))
+    folders = index_folders(data)
     assert len(folders) == 1
     (folders[0] / "vectors.npy").write_bytes(b"damaged")
-    second = KnowledgeBase(data, embedder)
+    second = KnowledgeBase(data, embedder, storage_url)
     assert [p.chunk_id for p in second.search("oil the chain", KEY, k=3)] == expected
     second.close()
 
 
-def test_index_matches_stored_vectors(kb: KnowledgeBase, docs: Path) -> None:
+def test_index_matches_stored_vectors(
+    kb: KnowledgeBase, docs: Path, storage_url: str | None
+) -> None:
     kb.ingest([docs], KEY)
-    conn = sqlite3.connect(kb.path)
-    rows = conn.execute("SELECT id, text, heading, vector FROM chunks").fetchall()
-    conn.close()
+    rows = stored_vectors(kb, storage_url)
     query = kb.embedder.embed(["tyre pressure"])[0]
-    sims = {r[0]: float(np.frombuffer(r[3], dtype=np.float32) @ query) for r in rows}
+    sims = {r[0]: float(np.frombuffer(r[1], dtype=np.float32) @ query) for r in rows}
     top = kb.search("tyre pressure", KEY, k=1)[0]
     assert top.chunk_id == max(sims, key=sims.__getitem__)
     assert top.similarity == pytest.approx(sims[top.chunk_id], abs=2e-3)
@@ -137,7 +156,7 @@ def test_drop_collection(kb: KnowledgeBase, docs: Path) -> None:
     kb.ingest([docs], KEY)
     kb.drop(KEY)
     assert kb.collections("default", "helper") == []
-    assert not list((kb.directory / "knowledge-index").glob("*.ivf"))
+    assert not index_folders(kb.directory)
     with pytest.raises(UnknownCollectionError):
         kb.drop(KEY)
 
@@ -154,14 +173,16 @@ def test_bad_requests_are_named(kb: KnowledgeBase, docs: Path) -> None:
         kb.search("   ", KEY)
 
 
-def test_router_entry_point(tmp_path: Path, docs: Path) -> None:
+def test_router_entry_point(tmp_path: Path, docs: Path, storage_url: str | None) -> None:
     data = tmp_path / "shared-data"
-    open_knowledge_base(data).ingest([docs], KEY)
-    answer = best_passage("How often should I descale the kettle?", KEY, data)
+    open_knowledge_base(data, storage_url).ingest([docs], KEY)
+    answer = best_passage("How often should I descale the kettle?", KEY, data, storage_url)
     assert answer is not None and "vinegar" in answer.text
     assert answer.source.endswith("kettle.txt")
     missing = CollectionKey("default", "nobody", "none")
-    assert best_passage("How often should I descale the kettle?", missing, data) is None
+    assert (
+        best_passage("How often should I descale the kettle?", missing, data, storage_url) is None
+    )
 
 
 def test_prune_drops_files_gone_from_the_folder(kb: KnowledgeBase, docs: Path) -> None:
@@ -184,10 +205,13 @@ def test_prune_drops_files_gone_from_the_folder(kb: KnowledgeBase, docs: Path) -
 
 
 def test_a_second_process_sees_each_new_generation(
-    tmp_path: Path, embedder: Embedder, docs: Path
+    tmp_path: Path, embedder: Embedder, docs: Path, storage_url: str | None
 ) -> None:
     data = tmp_path / "data"
-    writer, reader = KnowledgeBase(data, embedder), KnowledgeBase(data, embedder)
+    # PostgreSQL: another node, with index files of its own built from the shared rows
+    elsewhere = data if storage_url is None else tmp_path / "node-2"
+    writer = KnowledgeBase(data, embedder, storage_url)
+    reader = KnowledgeBase(elsewhere, embedder, storage_url)
     writer.ingest([docs], KEY)
     assert "vinegar" in reader.search("descale the kettle", KEY, k=1)[0].text
     (docs / "home" / "kettle.txt").write_text("Descale it with citric acid.", encoding="utf-8")

@@ -1,13 +1,14 @@
-"""Long-term facts: real SQLite, real embeddings, strict per-user scoping."""
+"""Long-term facts: real SQLite and PostgreSQL, real embeddings, strict per-user scoping."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from milliwatt.memory.facts import FactNotFoundError, FactStore
+from milliwatt.memory.facts import FactNotFoundError, FactStore, FactStoreBase
 from milliwatt.models.embeddings import Embedder, EmbeddingModelMissingError, get_embedder
 
 
@@ -19,14 +20,22 @@ def embedder() -> Embedder:
         pytest.skip(f"embedding model not installed: {exc}")
 
 
+def open_store(tmp_path: Path, storage_url: str | None, embedder: Embedder) -> FactStoreBase:
+    if storage_url is None:
+        return FactStore(tmp_path / "facts.db", embedder)
+    from milliwatt.memory.facts_postgres import PostgresFactStore
+
+    return PostgresFactStore(storage_url, embedder)
+
+
 @pytest.fixture
-def store(tmp_path: Path, embedder: Embedder) -> FactStore:
-    facts = FactStore(tmp_path / "facts.db", embedder)
+def store(tmp_path: Path, storage_url: str | None, embedder: Embedder) -> Iterator[FactStoreBase]:
+    facts = open_store(tmp_path, storage_url, embedder)
     yield facts
     facts.close()
 
 
-def test_remember_and_recall_by_meaning(store: FactStore) -> None:
+def test_remember_and_recall_by_meaning(store: FactStoreBase) -> None:
     store.remember("alice", "helper", "Alice is allergic to peanuts.", "user said")
     store.remember("alice", "helper", "Alice's favourite colour is green.", "user said")
     store.remember("alice", "helper", "Alice works as a nurse in Leeds.", "user said")
@@ -37,18 +46,20 @@ def test_remember_and_recall_by_meaning(store: FactStore) -> None:
     assert "nurse" in job.text
 
 
-def test_facts_survive_reopening(tmp_path: Path, embedder: Embedder) -> None:
-    first = FactStore(tmp_path / "facts.db", embedder)
+def test_facts_survive_reopening(
+    tmp_path: Path, storage_url: str | None, embedder: Embedder
+) -> None:
+    first = open_store(tmp_path, storage_url, embedder)
     fact_id = first.remember("bob", "helper", "Bob has two cats.", "chat 2024-05-01")
     first.close()
-    second = FactStore(tmp_path / "facts.db", embedder)
+    second = open_store(tmp_path, storage_url, embedder)
     assert [(f.id, f.text) for f in second.facts("bob", "helper")] == [
         (fact_id, "Bob has two cats.")
     ]
     second.close()
 
 
-def test_one_users_facts_are_never_visible_to_another(store: FactStore) -> None:
+def test_one_users_facts_are_never_visible_to_another(store: FactStoreBase) -> None:
     secret = store.remember("alice", "helper", "Alice's door code is 4711.", "user said")
     store.remember("bob", "helper", "Bob likes jazz.", "user said")
     for query in ("door code", "Alice's door code is 4711.", "4711", "", "alice"):
@@ -63,7 +74,7 @@ def test_one_users_facts_are_never_visible_to_another(store: FactStore) -> None:
     assert store.recall("alice", "helper", "door code", k=1)[0].id == secret
 
 
-def test_forget(store: FactStore) -> None:
+def test_forget(store: FactStoreBase) -> None:
     keep = store.remember("carol", "helper", "Carol speaks Welsh.", "user said")
     drop = store.remember("carol", "helper", "Carol lives in Cardiff.", "user said")
     store.forget("carol", "helper", drop)
@@ -71,21 +82,22 @@ def test_forget(store: FactStore) -> None:
     with pytest.raises(FactNotFoundError):
         store.forget("carol", "helper", drop)
     # the full-text index forgot it as well
-    conn = sqlite3.connect(store.path)
-    assert (
-        conn.execute("SELECT count(*) FROM facts_fts WHERE facts_fts MATCH 'Cardiff'").fetchone()[0]
-        == 0
-    )
-    conn.close()
+    # (a score of 1/61: first by meaning alone, no full-text match left to add to it)
+    assert [(f.id, f.score) for f in store.recall("carol", "helper", "Cardiff")] == [(keep, 1 / 61)]
+    if isinstance(store, FactStore):
+        conn = sqlite3.connect(store.path)
+        found = conn.execute("SELECT count(*) FROM facts_fts WHERE facts_fts MATCH 'Cardiff'")
+        assert found.fetchone()[0] == 0
+        conn.close()
 
 
-def test_same_fact_twice_is_stored_once(store: FactStore) -> None:
+def test_same_fact_twice_is_stored_once(store: FactStoreBase) -> None:
     first = store.remember("dan", "helper", "Dan  prefers   tea.", "user said")
     assert store.remember("dan", "helper", "Dan prefers tea.", "later chat") == first
     assert len(store.facts("dan", "helper")) == 1
 
 
-def test_blank_query_lists_newest_first(store: FactStore) -> None:
+def test_blank_query_lists_newest_first(store: FactStoreBase) -> None:
     ids = [store.remember("erin", "helper", f"Fact number {i}.", "user said") for i in range(3)]
     assert [f.id for f in store.recall("erin", "helper", " ", k=2)] == ids[::-1][:2]
 
@@ -100,9 +112,39 @@ def test_blank_query_lists_newest_first(store: FactStore) -> None:
     ],
 )
 def test_bad_input_is_named(
-    store: FactStore, user: str, fact: str, source: str, message: str
+    store: FactStoreBase, user: str, fact: str, source: str, message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
         store.remember(user, "helper", fact, source)
     with pytest.raises(ValueError, match="k must be between 1 and 100"):
         store.recall("u", "helper", "q", k=0)
+
+
+def test_recall_ranks_alike_on_both_backends(
+    tmp_path: Path, postgres_url: str, embedder: Embedder
+) -> None:
+    facts = [
+        "Frank is allergic to shellfish.",
+        "Frank's sister lives in Lisbon.",
+        "Frank drives a blue van to work.",
+        "Frank's doctor is Dr Okafor at the Riverside clinic.",
+        "Frank runs the Lisbon half marathon every March.",
+        "Frank prefers window seats when flying.",
+    ]
+    queries = ["who is my doctor", "Lisbon", "what should I not eat", "flights", "van colour"]
+    rankings = []
+    for url in (None, postgres_url):
+        store = open_store(tmp_path, url, embedder)
+        for text in facts:
+            store.remember("frank", "helper", text, "user said")
+        rankings.append(
+            [
+                [(f.text, round(f.score, 9)) for f in store.recall("frank", "helper", q)]
+                for q in queries
+            ]
+        )
+        store.close()
+    sqlite_ranking, postgres_ranking = rankings
+    assert postgres_ranking == sqlite_ranking
+    # both searches took part: the full-text hit on "Lisbon" scores above meaning alone
+    assert sqlite_ranking[1][0][1] > 1 / 61

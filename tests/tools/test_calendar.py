@@ -1,8 +1,10 @@
-"""calendar.*: per-user SQLite calendar, conflict checks under concurrency, iCalendar export."""
+"""calendar.*: a per-user calendar in SQLite and in PostgreSQL, conflict checks under
+concurrency, iCalendar export."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import icalendar
@@ -13,8 +15,8 @@ from milliwatt.tools.scheduling import book, cancel, export_ics, free_busy
 
 
 @pytest.fixture
-def context(tmp_path: Path) -> ToolContext:
-    return ToolContext(user="ada", data_dir=tmp_path)
+def context(tmp_path: Path, storage_url: str | None) -> ToolContext:
+    return ToolContext(user="ada", data_dir=tmp_path, storage_url=storage_url)
 
 
 def booked(context: ToolContext, **arguments: object) -> dict[str, str]:
@@ -81,9 +83,9 @@ def test_free_busy_lists_events_and_gaps(context: ToolContext) -> None:
     assert empty.value["free"] is True
 
 
-def test_cancel_and_user_isolation(tmp_path: Path, context: ToolContext) -> None:
+def test_cancel_and_user_isolation(context: ToolContext) -> None:
     event = booked(context, title="A", start="2026-03-02 10:00", duration_minutes=60)
-    other = ToolContext(user="bob", data_dir=tmp_path)
+    other = replace(context, user="bob")
     assert "no event with id" in (cancel.call({"event_id": event["id"]}, other).error or "")
     assert booked(other, title="Bob's", start="2026-03-02 10:00", duration_minutes=60)
     assert cancel.call({"event_id": event["id"]}, context).ok

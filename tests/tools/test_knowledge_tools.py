@@ -81,9 +81,12 @@ def test_search_errors_are_tool_errors(registry: ToolRegistry, tmp_path: Path) -
     assert "query" in registry.call("knowledge.search", {}, context).error
 
 
-def test_remember_and_recall_are_per_user(registry: ToolRegistry, tmp_path: Path) -> None:
-    alice = ToolContext(user="alice", agent="helper", session="s1", data_dir=tmp_path)
-    bob = ToolContext(user="bob", agent="helper", session="s2", data_dir=tmp_path)
+def test_remember_and_recall_are_per_user(
+    registry: ToolRegistry, tmp_path: Path, storage_url: str | None
+) -> None:
+    where = {"data_dir": tmp_path, "storage_url": storage_url}
+    alice = ToolContext(user="alice", agent="helper", session="s1", **where)  # type: ignore[arg-type]
+    bob = ToolContext(user="bob", agent="helper", session="s2", **where)  # type: ignore[arg-type]
     saved = registry.call("remember", {"fact": "My cat is called Miso."}, alice)
     assert saved.ok and saved.value["remembered"] == "My cat is called Miso."
 

@@ -11,7 +11,8 @@ from milliwatt.access.limits import Limits
 from milliwatt.access.operators import OperatorStore, OtpError
 from milliwatt.access.policies import PolicyOverrides
 from milliwatt.config import PolicyConfig
-from milliwatt.shield.audit_trail import AuditTrail
+from milliwatt.shield.audit_trail import AuditTrail, Trail
+from milliwatt.storage.url import parse_storage_url
 
 TRAIL_NAME = "audit-trail.jsonl"
 NO_OPERATOR = (
@@ -24,21 +25,39 @@ def trail_path(data_dir: Path) -> Path:
     return Path(data_dir) / TRAIL_NAME
 
 
+def postgres_trail_url(storage_url: str | None) -> str | None:
+    """The PostgreSQL URL the audit trail lives at, or None: the data directory's file."""
+    target = parse_storage_url(storage_url)
+    return target.url if target.backend == "postgres" else None
+
+
+def open_trail(data_dir: Path, storage_url: str | None = None) -> Trail:
+    """The audit trail `[storage] url` selects: the file in the data directory, or a table."""
+    url = postgres_trail_url(storage_url)
+    if url is not None:
+        # imported here: psycopg is the `postgres` extra, never needed for the file
+        from milliwatt.shield.audit_trail_postgres import PostgresAuditTrail
+
+        return PostgresAuditTrail(url)
+    return AuditTrail(trail_path(data_dir))
+
+
 @dataclass
 class Admin:
     """Key, tenant and audit administration on one data directory."""
 
     keys: KeyStore
     operators: OperatorStore
-    trail: AuditTrail
+    trail: Trail
     policies: PolicyOverrides = field(init=False)
 
     def __post_init__(self) -> None:
         self.policies = PolicyOverrides(self.keys.path.parent)
 
     @classmethod
-    def open(cls, data_dir: Path) -> Admin:
-        return cls(KeyStore(data_dir), OperatorStore(data_dir), AuditTrail(trail_path(data_dir)))
+    def open(cls, data_dir: Path, storage_url: str | None = None) -> Admin:
+        trail = open_trail(data_dir, storage_url)
+        return cls(KeyStore(data_dir), OperatorStore(data_dir), trail)
 
     def authorize(self, operator: str, code: str, action: str, via: str) -> None:
         """Check the operator's code (once), or record the refusal and raise OtpError."""

@@ -11,15 +11,16 @@ import io
 import json
 import os
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from milliwatt.access.admin import NO_OPERATOR, Admin, trail_path
+from milliwatt.access.admin import NO_OPERATOR, Admin, postgres_trail_url, trail_path
 from milliwatt.access.keys import parse_duration
 from milliwatt.access.limits import Limits
 from milliwatt.access.operators import OperatorStore, OtpError
@@ -54,6 +55,28 @@ ConcOpt = Annotated[int | None, typer.Option("--concurrent", help="Requests in f
 
 def _data_dir() -> Path:
     return private_data_dir(Path(load_settings().data_dir))
+
+
+def _open_admin() -> Admin:
+    settings = load_settings()
+    return Admin.open(private_data_dir(Path(settings.data_dir)), settings.storage.url)
+
+
+def _trail_url(path: Path | None) -> str | None:
+    """The PostgreSQL audit trail's URL when `[storage] url` names one and no file is named."""
+    return None if path is not None else postgres_trail_url(load_settings().storage.url)
+
+
+def _trail_records(path: Path | None) -> Iterator[dict[str, Any]]:
+    url = _trail_url(path)
+    if url is not None:
+        from milliwatt.shield.audit_trail_postgres import read_postgres_trail
+
+        return read_postgres_trail(url)
+    target = path or trail_path(_data_dir())
+    if not target.is_file():
+        raise FileNotFoundError(f"no audit trail at {target}")
+    return read_trail(target)
 
 
 def _credentials(admin: Admin, operator: str | None, code: str | None) -> tuple[str, str]:
@@ -100,7 +123,7 @@ def keys_create(
     limits = Limits(rpm, burst, tpm, tokens_per_day, joules_per_day, concurrent)
     lifetime = parse_duration(expires) if expires else None
     names = tuple(a.strip() for a in agents.split(",") if a.strip()) or ("*",)
-    admin_ops = Admin.open(_data_dir())
+    admin_ops = _open_admin()
     try:
         who, otp = _credentials(admin_ops, operator, code)
         key, info = admin_ops.create_key(
@@ -124,7 +147,7 @@ def keys_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List keys: id, tenant, agents, limits and state (never a secret)."""
-    admin_ops = Admin.open(_data_dir())
+    admin_ops = _open_admin()
     infos = admin_ops.keys.list(tenant)
     admin_ops.close()
     if as_json:
@@ -146,7 +169,7 @@ def keys_revoke(
     code: CodeOpt = None,
 ) -> None:
     """Revoke a key: its next request (in every process) gets 401."""
-    admin_ops = Admin.open(_data_dir())
+    admin_ops = _open_admin()
     try:
         info = admin_ops.revoke_key(*_credentials(admin_ops, operator, code), key_id)
     except OtpError as exc:
@@ -170,7 +193,7 @@ def tenant_limits(
 ) -> None:
     """Set a tenant's limits, shared by all its keys (none given: no limits)."""
     limits = Limits(rpm, burst, tpm, tokens_per_day, joules_per_day, concurrent)
-    admin_ops = Admin.open(_data_dir())
+    admin_ops = _open_admin()
     try:
         admin_ops.set_tenant_limits(*_credentials(admin_ops, operator, code), tenant, limits)
     except OtpError as exc:
@@ -188,7 +211,7 @@ def enroll(
 ) -> None:
     """Enroll an operator: shows the otpauth URI and its QR code for an authenticator app.
     Once an operator is active, enrolling another needs an active operator's code."""
-    admin_ops = Admin.open(_data_dir())
+    admin_ops = _open_admin()
     try:
         if admin_ops.operators.any_active():
             admin_ops.authorize(*_credentials(admin_ops, operator, code), "operator.enroll", "cli")
@@ -235,7 +258,7 @@ def confirm(
         raise _fail(exc) from None
     finally:
         store.close()
-    admin_ops = Admin.open(_data_dir())
+    admin_ops = _open_admin()
     admin_ops.trail.record("admin.action", {"action": "operator.confirm", "operator": name})
     admin_ops.close()
     print(f"operator {name} is active")
@@ -258,12 +281,18 @@ def audit_verify(
     path: Annotated[Path | None, typer.Option("--path", help="Default: the data dir's.")] = None,
 ) -> None:
     """Check the hash chain and checkpoints; names each edited, removed or moved record."""
-    target = path or trail_path(_data_dir())
-    if not target.is_file():
-        raise FileNotFoundError(f"no audit trail at {target}")
-    verdict = verify(target)
+    url = _trail_url(path)
+    if url is not None:  # [storage] url: the trail is a PostgreSQL table
+        from milliwatt.shield.audit_trail_postgres import verify_postgres
+
+        where, verdict = "audit_trail (PostgreSQL)", verify_postgres(url)
+    else:
+        target = path or trail_path(_data_dir())
+        if not target.is_file():
+            raise FileNotFoundError(f"no audit trail at {target}")
+        where, verdict = str(target), verify(target)
     for finding in verdict.findings:
-        print(f"{target}: {finding}")
+        print(f"{where}: {finding}")
     if not verdict.ok:
         print(
             f"audit trail BROKEN: {len(verdict.findings)} problem(s) in {verdict.records} records"
@@ -279,10 +308,7 @@ def audit_tail(
     path: Annotated[Path | None, typer.Option("--path", help="Default: the data dir's.")] = None,
 ) -> None:
     """The newest records of the audit trail."""
-    target = path or trail_path(_data_dir())
-    if not target.is_file():
-        raise FileNotFoundError(f"no audit trail at {target}")
-    records = list(read_trail(target))[-lines:] if lines > 0 else []
+    records = list(_trail_records(path))[-lines:] if lines > 0 else []
     for r in records:
         if as_json:
             print(escape_controls(json.dumps(r, ensure_ascii=False)))
@@ -302,20 +328,20 @@ def audit_export(
     code: CodeOpt = None,
 ) -> None:
     """Copy the whole audit trail (and its checkpoints) out; needs an operator's code."""
-    data_dir = _data_dir()
-    admin_ops = Admin.open(data_dir)
+    admin_ops = _open_admin()
     try:
         admin_ops.authorize_export(*_credentials(admin_ops, operator, code))
+        if out.exists():
+            raise ValueError(f"{out} exists; choose a new file")
+        # a PostgreSQL trail's records come out as the file's lines: `verify --path` reads them
+        exported = admin_ops.trail.export()
     except OtpError as exc:
         raise _fail(exc) from None
     finally:
         admin_ops.close()
-    source = trail_path(data_dir)
-    if out.exists():
-        raise ValueError(f"{out} exists; choose a new file")
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as copy:
-        copy.write(source.read_bytes())
+        copy.write(exported)
     print(f"exported {sum(1 for _ in read_trail(out))} records to {out}")
 
 

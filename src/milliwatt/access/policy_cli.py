@@ -41,7 +41,7 @@ def _show(admin_ops: Admin, agent: str, configured: PolicyConfig) -> None:
 
 def _open() -> tuple[Settings, Admin]:
     settings = load_settings()
-    return settings, Admin.open(private_data_dir(Path(settings.data_dir)))
+    return settings, Admin.open(private_data_dir(Path(settings.data_dir)), settings.storage.url)
 
 
 @policy_app.command("show")

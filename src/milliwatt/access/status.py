@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from milliwatt.access.admin import trail_path
+from milliwatt.access.admin import postgres_trail_url, trail_path
 from milliwatt.access.keys import DATABASE_NAME, KeyStore
 from milliwatt.access.operators import OperatorStore
 from milliwatt.config import AccessConfig
@@ -28,7 +28,9 @@ def no_auth_server(data_dir: Path) -> dict[str, Any] | None:
     return info if isinstance(info, dict) else None
 
 
-def access_report(data_dir: Path, config: AccessConfig) -> dict[str, Any]:
+def access_report(
+    data_dir: Path, config: AccessConfig, storage_url: str | None = None
+) -> dict[str, Any]:
     report: dict[str, Any] = {}
     unsafe = no_auth_server(data_dir)
     if (data_dir / DATABASE_NAME).is_file():
@@ -59,8 +61,10 @@ def access_report(data_dir: Path, config: AccessConfig) -> dict[str, Any]:
     report["limiter"] = config.limiter + (
         f" at {config.redis_url}" if config.limiter == "redis" else ""
     )
-    trail = trail_path(data_dir)
-    if trail.is_file():
+    trail, url = trail_path(data_dir), postgres_trail_url(storage_url)
+    if url is not None:
+        report["audit_trail"] = _postgres_trail(url)
+    elif trail.is_file():
         verdict = verify(trail)
         report["audit_trail"] = (
             f"intact, {verdict.records} records"
@@ -70,3 +74,16 @@ def access_report(data_dir: Path, config: AccessConfig) -> dict[str, Any]:
     else:
         report["audit_trail"] = "empty"
     return report
+
+
+def _postgres_trail(url: str) -> str:
+    from milliwatt.shield.audit_trail_postgres import verify_postgres
+    from milliwatt.storage.postgres import DatabaseUnavailableError
+
+    try:
+        verdict = verify_postgres(url)
+    except DatabaseUnavailableError as exc:
+        return f"error: {exc}"
+    if not verdict.ok:
+        return f"error: BROKEN at {verdict.findings[0]} (`milliwatt audit verify`)"
+    return f"intact, {verdict.records} records (PostgreSQL)" if verdict.records else "empty"

@@ -61,6 +61,7 @@ class Agent:
         selector: ToolSelector | None = None,
         policy: FlowPolicy | None = None,
         escalate_on: Sequence[EscalationCheck] | None = None,
+        storage_url: str | None = None,
     ) -> None:
         """`selector` narrows the tools offered to the model per request; without one the
         model sees every tool the agent may call. `policy` guards every tool call (default:
@@ -74,6 +75,7 @@ class Agent:
         self.watts_per_core = watts_per_core
         self.router = router
         self.data_dir = data_dir
+        self.storage_url = storage_url  # where the tools keep facts and calendars
         self.cascade = ModelCascade(
             config, self.models, self.tools, selector, policy, escalate_on=escalate_on
         )
@@ -145,6 +147,7 @@ class Agent:
             tenant=tenant,
             session=session,
             **({"data_dir": self.data_dir} if self.data_dir else {}),
+            storage_url=self.storage_url,
         )
         ledger = Ledger(self.watts_per_core)
         turn = [Message("user", message)]

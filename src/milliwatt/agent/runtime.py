@@ -15,7 +15,7 @@ from milliwatt.agent.runner import Agent
 from milliwatt.agent.tool_selection import tool_selector
 from milliwatt.config import PolicyConfig, Settings, private_data_dir
 from milliwatt.errors import UnknownAgentError as UnknownAgentError
-from milliwatt.memory.sqlite import SqliteSessionStore
+from milliwatt.memory.stores import open_session_store
 from milliwatt.models.base import Model
 from milliwatt.models.loader import load_model
 from milliwatt.shield.firewall import default_detector
@@ -45,7 +45,8 @@ class Runtime:
             detector = default_detector()
         self.approver, self.audit, self.detector = approver, audit, detector
         self.data_dir = private_data_dir(Path(settings.data_dir))
-        self.store = SqliteSessionStore(self.data_dir / "sessions.db")
+        # [storage] url: SQLite in the data directory, or a PostgreSQL database nodes share
+        self.store = open_session_store(self.data_dir, settings.storage.url)
         self.tools = tools if tools is not None else builtin_registry()
         self._models: dict[str, Model] = {}
         self._agents: dict[str, Agent] = {}
@@ -97,6 +98,7 @@ class Runtime:
                     config.tool_selection, self.data_dir / "cache" / "tool-vectors.npz"
                 ),
                 policy=policy,
+                storage_url=self.settings.storage.url,
             )
         if self.policy_override is not None:  # a change takes effect without a restart
             override = self.policy_override(name)
@@ -112,3 +114,7 @@ class Runtime:
         for model in self._models.values():
             model.close()
         self.store.close()
+        if url := self.settings.storage.url:  # PostgreSQL: this process's pool goes too
+            from milliwatt.storage.postgres import close_database
+
+            close_database(url)

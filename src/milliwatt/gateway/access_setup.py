@@ -15,7 +15,7 @@ from pathlib import Path
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
-from milliwatt.access.admin import Admin, trail_path
+from milliwatt.access.admin import Admin, open_trail
 from milliwatt.access.keys import KeyStore
 from milliwatt.access.limits import Limiter, MemoryLimiter
 from milliwatt.access.operators import OperatorStore
@@ -24,7 +24,7 @@ from milliwatt.access.status import NO_AUTH_MARKER
 from milliwatt.config import AccessConfig, PolicyConfig, private_data_dir
 from milliwatt.gateway.admin_api import admin_routes
 from milliwatt.gateway.auth import AccessMiddleware
-from milliwatt.shield.audit_trail import AuditTrail
+from milliwatt.shield.audit_trail import Trail
 from milliwatt.shield.egress import errors as egress_errors
 
 
@@ -73,7 +73,7 @@ def build_limiter(config: AccessConfig) -> Limiter:
 @dataclass
 class Access:
     keys: KeyStore
-    trail: AuditTrail
+    trail: Trail
     quota: Quota
 
     def admin_routes(self, policies: Mapping[str, PolicyConfig]) -> list[BaseRoute]:
@@ -92,8 +92,9 @@ def build_access(
     port: int,
     no_auth: bool,
     log: Callable[[str], None],
+    storage_url: str | None = None,
 ) -> Access:
-    trail = AuditTrail(trail_path(data_dir))
+    trail = open_trail(data_dir, storage_url)  # [storage] url: a file, or a PostgreSQL table
     egress_errors.on_blocked(lambda reason: trail.record("egress.blocked", {"reason": reason}))
     keys = KeyStore(data_dir)
     access = Access(keys, trail, Quota(build_limiter(config), trail.record))

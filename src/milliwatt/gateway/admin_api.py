@@ -127,7 +127,7 @@ def admin_routes(admin: Admin, policies: Mapping[str, PolicyConfig]) -> list[Bas
         admin.trail.record(
             "admin.action", {"operator": operator, "via": "api", "action": "audit.export"}
         )
-        return Response(admin.trail.path.read_bytes(), media_type="application/x-ndjson")
+        return Response(admin.trail.export(), media_type="application/x-ndjson")
 
     async def show_policy(request: Request) -> Response:
         try:

@@ -24,7 +24,7 @@ from milliwatt.access.quota import Quota
 from milliwatt.errors import RateLimitedError, ServiceUnavailableError
 from milliwatt.gateway.errors import api_error
 from milliwatt.gateway.schemas import ApiError
-from milliwatt.shield.audit_trail import AuditTrail
+from milliwatt.shield.audit_trail import Trail
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class AccessMiddleware:
         app: ASGIApp,
         keys: KeyStore,
         quota: Quota,
-        trail: AuditTrail | None = None,
+        trail: Trail | None = None,
         *,
         no_auth: bool = False,
     ) -> None:

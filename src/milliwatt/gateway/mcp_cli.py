@@ -58,7 +58,9 @@ def serve(
     if agents:
         answer = _agent_answer(settings, registry)
         agent_names = [a.name for a in settings.agents] if answer else []
-    context = ToolContext(user="mcp", agent="mcp", data_dir=settings.data_dir)
+    context = ToolContext(
+        user="mcp", agent="mcp", data_dir=settings.data_dir, storage_url=settings.storage.url
+    )
     server = build_mcp_server(registry, agents=agent_names, answer=answer, context=context)
     typer.echo(
         f"milliwatt MCP server: {len(registry)} tool(s), {len(agent_names)} agent(s), "

@@ -34,7 +34,7 @@ def build_server_app(
     check_binding(Path(settings.data_dir), host, no_auth)
     access = build_access(
         private_data_dir(Path(settings.data_dir)), settings.access,
-        host=host, port=port, no_auth=no_auth, log=log,
+        host=host, port=port, no_auth=no_auth, log=log, storage_url=settings.storage.url,
     )  # fmt: skip
     approvals = ApprovalQueue()  # guarded calls wait here for POST /v1/approvals/{id}
     # every policy decision against a tool call is a record of the audit trail

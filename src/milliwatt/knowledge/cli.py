@@ -48,7 +48,9 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 
 def _open() -> KnowledgeBase:
-    return KnowledgeBase(private_data_dir(Path(load_settings().data_dir)))
+    settings = load_settings()
+    data_dir = private_data_dir(Path(settings.data_dir))
+    return KnowledgeBase(data_dir, storage_url=settings.storage.url)
 
 
 def _key(tenant: str, agent: str, collection: str) -> CollectionKey:

@@ -4,13 +4,12 @@ One folder per collection and generation, `c<id>.g<generation>.ivf`, beside the 
 A folder is written whole under a temporary name and renamed into place, so a reader never
 sees half of one; when the folder for the current generation is missing (an ingest died
 between its commit and its save) or disagrees with the database, the index is rebuilt from
-the vectors stored in SQLite.
+the vectors stored in the database (SQLite or PostgreSQL).
 """
 
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import threading
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 
 import milliwatt.knowledge.store as store
 from milliwatt.knowledge.ivf import IvfIndex, build
+from milliwatt.knowledge.stores import KnowledgeStore
 
 
 class VectorIndexes:
@@ -32,24 +32,24 @@ class VectorIndexes:
         return self.directory / f"c{collection_id}.g{generation}.ivf"
 
     def search(
-        self, conn: sqlite3.Connection, collection: store.Collection, vector: np.ndarray, k: int
+        self, db: KnowledgeStore, collection: store.Collection, vector: np.ndarray, k: int
     ) -> list[tuple[int, float]]:
         """(chunk id, cosine similarity) of the k nearest chunks, nearest first."""
-        keys, similarities = self.get(conn, collection).search(vector, k)
+        keys, similarities = self.get(db, collection).search(vector, k)
         return [(int(key), float(sim)) for key, sim in zip(keys, similarities, strict=True)]
 
-    def get(self, conn: sqlite3.Connection, collection: store.Collection) -> IvfIndex:
+    def get(self, db: KnowledgeStore, collection: store.Collection) -> IvfIndex:
         with self._lock:
             cached = self._cache.get(collection.id)
             if cached is not None and cached[0] == collection.generation:
                 return cached[1]
-            index = self._load(conn, collection) or self._rebuild(conn, collection)
+            index = self._load(db, collection) or self._rebuild(db, collection)
             self._cache[collection.id] = (collection.generation, index)
             return index
 
     def update(
         self,
-        conn: sqlite3.Connection,
+        db: KnowledgeStore,
         before: store.Collection,
         after: store.Collection,
         removed: list[int],
@@ -61,15 +61,15 @@ class VectorIndexes:
             cached = self._cache.get(before.id)
             index = cached[1] if cached and cached[0] == before.generation else None
             if index is None:
-                index = self._load(conn, before, check_count=False)
+                index = self._load(db, before, check_count=False)
             if index is not None:
                 index = index.updated(
                     np.array(removed, dtype=np.int64), np.array(added, dtype=np.int64), vectors
                 )
-                if len(index) != store.chunk_count(conn, after.id):
+                if len(index) != db.chunk_count(after.id):
                     index = None  # the old files did not match their generation after all
             if index is None:
-                index = self._rebuild(conn, after)
+                index = self._rebuild(db, after)
             else:
                 index.save(self.path(after.id, after.generation))
             self._cache[after.id] = (after.generation, index)
@@ -83,7 +83,7 @@ class VectorIndexes:
                 shutil.rmtree(path, ignore_errors=True)
 
     def _load(
-        self, conn: sqlite3.Connection, collection: store.Collection, check_count: bool = True
+        self, db: KnowledgeStore, collection: store.Collection, check_count: bool = True
     ) -> IvfIndex | None:
         path = self.path(collection.id, collection.generation)
         if not path.is_dir():
@@ -94,21 +94,14 @@ class VectorIndexes:
             return None
         if index.dimension != collection.dimension:
             return None
-        if check_count and len(index) != store.chunk_count(conn, collection.id):
+        if check_count and len(index) != db.chunk_count(collection.id):
             return None
         return index
 
-    def _rebuild(self, conn: sqlite3.Connection, collection: store.Collection) -> IvfIndex:
-        conn.execute("BEGIN")  # one snapshot: the generation and the vectors agree
-        try:
-            current = conn.execute(
-                "SELECT generation FROM collections WHERE id = ?", (collection.id,)
-            ).fetchone()
-            keys, vectors = store.all_vectors(conn, collection.id)
-        finally:
-            conn.execute("COMMIT")
+    def _rebuild(self, db: KnowledgeStore, collection: store.Collection) -> IvfIndex:
+        current, keys, vectors = db.vectors_at(collection.id)
         index = build(keys, vectors, collection.dimension)
-        if current is not None and current[0] == collection.generation:
+        if current == collection.generation:
             index.save(self.path(collection.id, collection.generation))
         return index
 

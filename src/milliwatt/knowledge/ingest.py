@@ -7,7 +7,6 @@ as last time is skipped; a changed one has its chunks replaced.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import milliwatt.knowledge.loaders as loaders
 import milliwatt.knowledge.store as store
 from milliwatt.knowledge.chunking import chunk_text
 from milliwatt.knowledge.index import VectorIndexes
+from milliwatt.knowledge.stores import KnowledgeStore
 from milliwatt.models.embeddings import Embedder
 
 # fetches a URL and returns (body, content type); the CLI passes one built on the egress guard
@@ -61,7 +61,7 @@ def expand_sources(sources: Sequence[str | Path]) -> list[str | Path]:
 
 
 def ingest(
-    conn: sqlite3.Connection,
+    db: KnowledgeStore,
     indexes: VectorIndexes,
     embedder: Embedder,
     key: store.CollectionKey,
@@ -79,22 +79,22 @@ def ingest(
     removed: list[int] = []
     added: list[int] = []
     vectors: list[np.ndarray] = []
-    with store.write_transaction(conn):
-        before = store.ensure_collection(conn, key, embedder.dimension)
+    with db.write_transaction():
+        before = db.ensure_collection(key, embedder.dimension)
         for done, item in enumerate(items, start=1):
             document = _load(item, fetch_url)
-            previous = store.document_hash(conn, before.id, document.source)
+            previous = db.document_hash(before.id, document.source)
             if previous == document.content_hash:
                 report.unchanged.append(document.source)
             else:
                 chunks = _chunks(document)
-                removed += store.delete_document(conn, before.id, document.source)
+                removed += db.delete_document(before.id, document.source)
                 if not chunks:
                     report.empty.append(document.source)
                 else:
                     embedded = embedder.embed([_embedding_text(document, c) for c in chunks])
-                    added += store.insert_document(
-                        conn, before.id, document.source, document.content_hash, chunks, embedded
+                    added += db.insert_document(
+                        before.id, document.source, document.content_hash, chunks, embedded
                     )
                     vectors.append(embedded)
                     report.chunks += len(chunks)
@@ -104,18 +104,18 @@ def ingest(
         if prune:
             folders = [Path(s).resolve() for s in sources if not is_url(s) and Path(s).is_dir()]
             present = {str(item) for item in items}
-            for source in store.document_sources(conn, before.id):
+            for source in db.document_sources(before.id):
                 inside = any(Path(source).is_relative_to(folder) for folder in folders)
                 if inside and source not in present:
-                    removed += store.delete_document(conn, before.id, source)
+                    removed += db.delete_document(before.id, source)
                     report.pruned.append(source)
         after = before
         if removed or added:
-            generation = store.bump_generation(conn, before.id)
+            generation = db.bump_generation(before.id)
             after = store.Collection(before.id, key, before.dimension, generation)
     if after is not before:
         stacked = np.concatenate(vectors) if vectors else np.zeros((0, embedder.dimension))
-        indexes.update(conn, before, after, removed, added, stacked.astype(np.float32))
+        indexes.update(db, before, after, removed, added, stacked.astype(np.float32))
     report.seconds = time.perf_counter() - began
     return report
 

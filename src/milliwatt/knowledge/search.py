@@ -1,4 +1,5 @@
-"""Hybrid retrieval: BM25 over FTS5 and cosine over the IVF vector index, fused by reciprocal rank.
+"""Hybrid retrieval: full text (SQLite: BM25 over FTS5; PostgreSQL: ts_rank over a tsvector)
+and cosine over the IVF vector index, fused by reciprocal rank.
 
 Rank fusion needs no score calibration between the two retrievers, which is why it is
 used: BM25 scores and cosine similarities live on unrelated scales.
@@ -7,13 +8,13 @@ used: BM25 scores and cosine similarities live on unrelated scales.
 from __future__ import annotations
 
 import re
-import sqlite3
 from dataclasses import dataclass
 
 import numpy as np
 
 import milliwatt.knowledge.store as store
 from milliwatt.knowledge.index import VectorIndexes
+from milliwatt.knowledge.stores import KnowledgeStore
 
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of the very top ranks
 CANDIDATES = 50  # taken from each retriever before fusion
@@ -54,16 +55,8 @@ def content_words(text: str) -> list[str]:
     return [w for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in _STOPWORDS]
 
 
-def fts_query(text: str) -> str | None:
-    """An FTS5 MATCH expression from free text: any content word, each quoted as a string."""
-    words = list(dict.fromkeys(content_words(text)))
-    if not words:
-        return None
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
-
-
 def hybrid_search(
-    conn: sqlite3.Connection,
+    db: KnowledgeStore,
     indexes: VectorIndexes,
     collections: list[store.Collection],
     query: str,
@@ -75,17 +68,25 @@ def hybrid_search(
         raise ValueError(f"k must be at least 1, got {k}")
     if not collections:
         return [], {}, {}
+    with db.reading():  # one connection for the search's queries (PostgreSQL: one pool turn)
+        return _hybrid_search(db, indexes, collections, query, query_vector, k)
+
+
+def _hybrid_search(
+    db: KnowledgeStore,
+    indexes: VectorIndexes,
+    collections: list[store.Collection],
+    query: str,
+    query_vector: np.ndarray,
+    k: int,
+) -> tuple[list[Passage], dict[int, int], dict[int, int]]:
     similarities: dict[int, float] = {}
     for collection in collections:
-        for chunk_id, sim in indexes.search(conn, collection, query_vector, CANDIDATES):
+        for chunk_id, sim in indexes.search(db, collection, query_vector, CANDIDATES):
             similarities[chunk_id] = sim
     by_vector = sorted(similarities, key=lambda cid: -similarities[cid])[:CANDIDATES]
-    match = fts_query(query)
-    by_text = (
-        store.full_text_search(conn, [c.id for c in collections], match, CANDIDATES)
-        if match
-        else []
-    )
+    words = list(dict.fromkeys(content_words(query)))
+    by_text = db.full_text_search([c.id for c in collections], words, CANDIDATES)
     vector_rank = {cid: rank for rank, cid in enumerate(by_vector)}
     text_rank = {cid: rank for rank, cid in enumerate(by_text)}
     fused: dict[int, float] = {}
@@ -93,9 +94,9 @@ def hybrid_search(
         for cid, rank in ranks.items():
             fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
     top = sorted(fused, key=lambda cid: (-fused[cid], cid))[:k]
-    rows = store.get_chunks(conn, top)
+    rows = db.get_chunks(top)
     missing = [cid for cid in top if cid not in similarities]
-    for cid, vector in store.get_vectors(conn, missing).items():
+    for cid, vector in db.get_vectors(missing).items():
         similarities[cid] = float(vector @ query_vector)
     passages = [
         Passage(

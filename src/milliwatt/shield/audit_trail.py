@@ -7,7 +7,8 @@ reordering a record breaks the chain at that place, and `verify` says where. Eve
 checkpoints file: a log cut short before a checkpoint no longer holds what the checkpoint
 names. Several processes may append to one trail: each append takes an exclusive `flock`,
 reads what others appended since (only the new bytes), and writes one line with one
-`write(2)`.
+`write(2)`. With `[storage] url` set to PostgreSQL, audit_trail_postgres.py keeps the same
+records, chained the same way, in a table (`Trail` is what both offer).
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from milliwatt.shield.auditlog import truncate
 from milliwatt.shield.redaction import redact_record
@@ -35,6 +36,34 @@ def record_hash(prev: str, body: Mapping[str, Any]) -> str:
     """The hash that chains `body` (a record without its "hash") to the one before it."""
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(prev.encode("ascii") + canonical.encode("utf-8")).hexdigest()
+
+
+class Trail(Protocol):
+    def record(self, event: str, fields: Mapping[str, object]) -> None:
+        """Append one event (a dotted name such as "key.created") with its fields."""
+        ...
+
+    def export(self) -> bytes:
+        """Every record as a JSON line, in order: what `verify` reads from a file."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def new_record(seq: int, prev: str, event: str, fields: Mapping[str, object]) -> tuple[bytes, str]:
+    """Record number `seq`, chained to the hash `prev`: its JSON line and its hash."""
+    if not event or not all(part.isidentifier() for part in event.split(".")):
+        raise ValueError(f"invalid audit event name {event!r}: use dotted identifiers")
+    clean = redact_record(truncate(dict(fields)))
+    body = {
+        "seq": seq,
+        "time": time.time(),
+        "event": event,
+        "fields": json.loads(json.dumps(clean, default=str)),
+        "prev": prev,
+    }
+    digest = record_hash(prev, body)
+    return (json.dumps(body | {"hash": digest}, ensure_ascii=False) + "\n").encode(), digest
 
 
 class AuditTrail:
@@ -56,28 +85,17 @@ class AuditTrail:
 
     def record(self, event: str, fields: Mapping[str, object]) -> None:
         """Append one event (a dotted name such as "key.created") with its fields."""
-        if not event or not all(part.isidentifier() for part in event.split(".")):
-            raise ValueError(f"invalid audit event name {event!r}: use dotted identifiers")
-        clean = redact_record(truncate(dict(fields)))
+        new_record(1, GENESIS, event, {})  # a bad name is refused before the lock is taken
         with self._lock:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
                 self._catch_up()
-                body = {
-                    "seq": self._seq + 1,
-                    "time": time.time(),
-                    "event": event,
-                    "fields": json.loads(json.dumps(clean, default=str)),
-                    "prev": self._hash,
-                }
-                digest = record_hash(self._hash, body)
-                line = json.dumps(body | {"hash": digest}, ensure_ascii=False) + "\n"
-                data = line.encode("utf-8")
+                data, digest = new_record(self._seq + 1, self._hash, event, fields)
                 written = os.write(self._fd, data)
                 while written < len(data):  # a short write: the disk is full; finish the line
                     written += os.write(self._fd, data[written:])
                 self._size += len(data)
-                self._seq, self._hash = body["seq"], digest
+                self._seq, self._hash = self._seq + 1, digest
                 if self._seq % self.checkpoint_every == 0:
                     self._checkpoint()
             finally:
@@ -109,6 +127,9 @@ class AuditTrail:
             os.write(fd, line.encode())
         finally:
             os.close(fd)
+
+    def export(self) -> bytes:
+        return self.path.read_bytes()
 
     def close(self) -> None:
         with self._lock:
@@ -165,22 +186,31 @@ class Verdict:
 def verify(path: Path) -> Verdict:
     """Check every record's hash, that each follows the record before it in the chain, that
     none is missing or out of order, and the checkpoints; every break names its line."""
+    marks = checkpoints_path(Path(path))
+    checkpoints = marks.read_text(encoding="utf-8").splitlines() if marks.is_file() else []
+    with Path(path).open("rb") as lines:
+        return verify_records(lines, checkpoints, marks.name)
+
+
+def verify_records(
+    lines: Iterable[bytes], checkpoints: Iterable[str], checkpoints_name: str
+) -> Verdict:
+    """`verify` over records as JSON lines in order and checkpoints as JSON lines."""
     findings: list[Finding] = []
     entries: list[tuple[int, int, str, str]] = []  # line, seq, prev, hash
-    with Path(path).open("rb") as lines:
-        for number, raw in enumerate(lines, 1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-                body = {k: v for k, v in record.items() if k != "hash"}
-                seq, stored, claimed_prev = int(record["seq"]), str(record["hash"]), record["prev"]
-            except (ValueError, KeyError, TypeError, AttributeError):
-                findings.append(Finding(number, "not a readable record (edited?)"))
-                continue
-            if record_hash(claimed_prev, body) != stored:
-                findings.append(Finding(number, f"record {seq} was edited (its hash differs)"))
-            entries.append((number, seq, str(claimed_prev), stored))
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+            body = {k: v for k, v in record.items() if k != "hash"}
+            seq, stored, claimed_prev = int(record["seq"]), str(record["hash"]), record["prev"]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            findings.append(Finding(number, "not a readable record (edited?)"))
+            continue
+        if record_hash(claimed_prev, body) != stored:
+            findings.append(Finding(number, f"record {seq} was edited (its hash differs)"))
+        entries.append((number, seq, str(claimed_prev), stored))
     hashes = {seq: digest for _, seq, _, digest in entries}
     previous_seq = 0
     for number, seq, claimed_prev, _ in entries:
@@ -195,21 +225,20 @@ def verify(path: Path) -> Verdict:
             findings.append(Finding(number, f"record {seq} does not follow record {seq - 1}"))
         previous_seq = seq
     findings.sort(key=lambda f: f.line)
-    findings.extend(_check_checkpoints(Path(path), hashes))
+    findings.extend(_check_checkpoints(checkpoints, checkpoints_name, hashes))
     return Verdict(len(entries) + sum("readable" in f.problem for f in findings), findings)
 
 
-def _check_checkpoints(path: Path, hashes: Mapping[int, str]) -> list[Finding]:
-    marks = checkpoints_path(path)
-    if not marks.is_file():
-        return []
+def _check_checkpoints(
+    checkpoints: Iterable[str], name: str, hashes: Mapping[int, str]
+) -> list[Finding]:
     found = []
-    for number, raw in enumerate(marks.read_text(encoding="utf-8").splitlines(), 1):
+    for number, raw in enumerate(checkpoints, 1):
         try:
             mark = json.loads(raw)
             seq, digest = int(mark["seq"]), str(mark["hash"])
         except (ValueError, KeyError, TypeError):
-            found.append(Finding(number, f"{marks.name}: not a readable checkpoint"))
+            found.append(Finding(number, f"{name}: not a readable checkpoint"))
             continue
         if seq not in hashes:
             found.append(Finding(0, f"checkpoint {seq}: the record is missing (log cut short?)"))

@@ -23,7 +23,9 @@ def deterministic_tools() -> ToolRegistry:
 
 
 def _context(user: str) -> ToolContext:
-    return ToolContext(user=user, data_dir=private_data_dir(Path(load_settings().data_dir)))
+    settings = load_settings()
+    data_dir = private_data_dir(Path(settings.data_dir))
+    return ToolContext(user=user, data_dir=data_dir, storage_url=settings.storage.url)
 
 
 @tools_app.command("list")

@@ -46,7 +46,7 @@ def search_knowledge(
     """
     if not query.strip():
         raise ToolError("the query is empty")
-    kb = open_knowledge_base(context.data_dir)
+    kb = open_knowledge_base(context.data_dir, context.storage_url)
     try:
         if collection is None:
             keys = [c.key for c in kb.collections(context.tenant, context.agent)]
@@ -74,7 +74,7 @@ def answering_passage(text: str, context: ToolContext) -> Passage | None:
     or None; nothing ingested costs no embedding."""
     if not (context.data_dir / DATABASE_NAME).is_file():
         return None
-    kb = open_knowledge_base(context.data_dir)
+    kb = open_knowledge_base(context.data_dir, context.storage_url)
     keys = kb.collection_keys(context.tenant, context.agent)
     return kb.best_passage(text, keys) if keys else None
 
@@ -90,7 +90,7 @@ def remember(fact: str, context: ToolContext) -> dict[str, Any]:
     if len(fact) > MAX_FACT_CHARS:
         raise ToolError(f"the fact is {len(fact)} characters; the limit is {MAX_FACT_CHARS}")
     try:
-        fact_id = open_fact_store(context.data_dir).remember(
+        fact_id = open_fact_store(context.data_dir, context.storage_url).remember(
             context.user, context.agent, fact, source
         )
     except ValueError as exc:
@@ -106,7 +106,9 @@ def remember(fact: str, context: ToolContext) -> dict[str, Any]:
 def recall(query: str, context: ToolContext, k: Count = 5) -> list[dict[str, Any]]:
     """Recall remembered facts about the user that are relevant to the query, best first."""
     try:
-        facts = open_fact_store(context.data_dir).recall(context.user, context.agent, query, k)
+        facts = open_fact_store(context.data_dir, context.storage_url).recall(
+            context.user, context.agent, query, k
+        )
     except ValueError as exc:
         raise ToolError(str(exc)) from None
     return [

@@ -47,6 +47,8 @@ class ToolContext:
     tenant: str = "default"  # whose knowledge collections the agent reads
     session: str | None = None
     data_dir: Path = field(default_factory=lambda: Path.cwd() / ".milliwatt")
+    # [storage] url: None keeps facts and calendars in data_dir's SQLite files
+    storage_url: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,48 +1,23 @@
-"""Calendar tools: a calendar per user in SQLite, free/busy, conflict-checked booking and
-iCalendar export. Times are stored as UTC epoch seconds; naive input times are read in the
-time zone the caller names."""
+"""Calendar tools: a calendar per user (in SQLite or PostgreSQL: calendar_store.py),
+free/busy, conflict-checked booking and iCalendar export. Times are stored as UTC epoch
+seconds; naive input times are read in the time zone the caller names."""
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import uuid
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import icalendar
 
+from milliwatt.tools.calendar_store import Event, calendar_store
 from milliwatt.tools.dates import DateError, parse_moment
 from milliwatt.tools.registry import Effect, Tool, ToolContext, ToolError, tool
 from milliwatt.tools.timezones import UnknownZoneError, zone
 
-DATABASE = "calendar.sqlite"
 MAX_TITLE_CHARS = 200
 MAX_EVENT = timedelta(days=31)
 MAX_WINDOW = timedelta(days=366)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id TEXT PRIMARY KEY, user TEXT NOT NULL, title TEXT NOT NULL,
-    start INTEGER NOT NULL, end INTEGER NOT NULL, created INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS events_by_user ON events (user, start);
-"""
-
-
-# threads opening a new calendar at once would race to switch it to WAL, and that switch
-# does not wait for a lock: "database is locked"
-_SETUP = threading.Lock()
-
-
-def _connect(context: ToolContext) -> sqlite3.Connection:
-    context.data_dir.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(context.data_dir / DATABASE, timeout=10, isolation_level=None)
-    with _SETUP:
-        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            db.execute("PRAGMA journal_mode=WAL")
-        db.executescript(_SCHEMA)
-    return db
 
 
 def _moment(text: str, timezone: str) -> datetime:
@@ -71,15 +46,7 @@ def _iso(epoch: int, timezone: str) -> str:
     return datetime.fromtimestamp(epoch, zone(timezone)).isoformat(timespec="minutes")
 
 
-def _events(db: sqlite3.Connection, user: str, a: int, b: int) -> list[tuple[str, str, int, int]]:
-    return db.execute(
-        "SELECT id, title, start, end FROM events WHERE user = ? AND start < ? AND end > ? "
-        "ORDER BY start",
-        (user, b, a),
-    ).fetchall()
-
-
-def _event_dict(row: tuple[str, str, int, int], timezone: str) -> dict[str, str]:
+def _event_dict(row: Event, timezone: str) -> dict[str, str]:
     return {
         "id": row[0],
         "title": row[1],
@@ -123,24 +90,12 @@ def book(
     if ends - begins > MAX_EVENT:
         raise ToolError("an event may last at most 31 days")
     a, b = _epoch(begins), _epoch(ends)
-    with closing(_connect(context)) as db:
-        # IMMEDIATE takes the write lock first, so two bookings cannot both pass the check
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            conflicts = _events(db, context.user, a, b)
-            if conflicts:
-                names = ", ".join(f"{c[1]!r} ({_iso(c[2], timezone)})" for c in conflicts[:5])
-                raise ToolError(f"the slot conflicts with {names}")
-            event_id = uuid.uuid4().hex[:12]
-            created = _epoch(datetime.now(UTC))
-            db.execute(
-                "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)",
-                (event_id, context.user, title, a, b, created),
-            )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+    event_id = uuid.uuid4().hex[:12]
+    created = _epoch(datetime.now(UTC))
+    conflicts = calendar_store(context).book(context.user, (event_id, title, a, b), created)
+    if conflicts:
+        names = ", ".join(f"{c[1]!r} ({_iso(c[2], timezone)})" for c in conflicts[:5])
+        raise ToolError(f"the slot conflicts with {names}")
     return {"booked": True, **_event_dict((event_id, title, a, b), timezone)}
 
 
@@ -151,11 +106,7 @@ def book(
 )
 def cancel(context: ToolContext, event_id: str) -> dict[str, Any]:
     """Cancel (delete) one of the user's events by its id."""
-    with closing(_connect(context)) as db:
-        removed = db.execute(
-            "DELETE FROM events WHERE user = ? AND id = ?", (context.user, event_id)
-        ).rowcount
-    if not removed:
+    if not calendar_store(context).cancel(context.user, event_id):
         raise ToolError(f"no event with id {event_id[:40]!r}")
     return {"cancelled": event_id}
 
@@ -168,8 +119,7 @@ def cancel(context: ToolContext, event_id: str) -> dict[str, Any]:
 def free_busy(context: ToolContext, start: str, end: str, timezone: str = "UTC") -> dict[str, Any]:
     """List the user's events in a time window and the free gaps between them."""
     a, b = _window(start, end, timezone)
-    with closing(_connect(context)) as db:
-        rows = _events(db, context.user, _epoch(a), _epoch(b))
+    rows = calendar_store(context).events(context.user, _epoch(a), _epoch(b))
     free, cursor = [], _epoch(a)
     for row in rows:
         if row[2] > cursor:
@@ -194,8 +144,7 @@ def export_ics(context: ToolContext, start: str | None = None, end: str | None =
         low, high = _epoch(a), _epoch(b)
     elif (start is None) != (end is None):
         raise ToolError("give both start and end, or neither")
-    with closing(_connect(context)) as db:
-        rows = _events(db, context.user, low, high)
+    rows = calendar_store(context).events(context.user, low, high)
     cal = icalendar.Calendar()
     cal.add("prodid", "-//milliwatt//calendar//EN")
     cal.add("version", "2.0")
