@@ -2,8 +2,8 @@
 frontdoor` before them; the PoP that holds a conversation is killed and the next turn is
 answered by the other with the whole conversation.
 
-The store is the shared data_dir (SQLite) of two processes on one machine; with
-MILLIWATT_STORAGE__URL set (shared Postgres state), both PoPs inherit it and use that.
+The shared store is either the one data_dir (SQLite) of two processes on one machine or,
+as PoPs on different machines would share it, one PostgreSQL database (`[storage] url`).
 The model is a scripted OpenAI-compatible server on loopback: it answers with the number
 of user messages it was shown, so an answer proves which history the PoP had."""
 
@@ -20,6 +20,7 @@ import httpx
 import pytest
 from tests.conftest import Server
 from tests.edge.frontdoor_fixtures import chat, frontdoor_process, pops_toml
+from tests.storage_backends import fresh_schema
 
 
 class _CountingModel(BaseHTTPRequestHandler):
@@ -47,8 +48,9 @@ def model_port() -> Iterator[int]:
     httpd.shutdown()
 
 
-def config(model_port: int) -> str:
-    return f"""
+def config(model_port: int, storage_url: str | None) -> str:
+    storage = f'[storage]\nurl = "{storage_url}"\n' if storage_url else ""
+    return f"""{storage}
 [models.scripted]
 backend = "openai"
 base_url = "http://127.0.0.1:{model_port}/v1"
@@ -62,12 +64,21 @@ tool_selection.enabled = false
 """
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    if request.param == "sqlite":
+        yield None  # both PoPs keep sessions in one data_dir
+    else:
+        with fresh_schema() as url:
+            yield url
+
+
 def test_a_conversation_survives_the_death_of_its_pop(
-    make_server: Any, model_port: int, tmp_path: Path
+    make_server: Any, model_port: int, storage_url: str | None, tmp_path: Path
 ) -> None:
-    # one workdir: both PoPs read one milliwatt.toml and keep sessions in one data_dir
-    first: Server = make_server(config(model_port)).start()
-    second: Server = make_server(config(model_port)).start()
+    # one workdir: both PoPs read one milliwatt.toml
+    first: Server = make_server(config(model_port, storage_url)).start()
+    second: Server = make_server(config(model_port, storage_url)).start()
     by_name = {"a": first, "b": second}
     pops = pops_toml({"a": [first.url], "b": [second.url]})
     with frontdoor_process(tmp_path, pops) as url:
@@ -89,3 +100,5 @@ def test_a_conversation_survives_the_death_of_its_pop(
         assert [m["content"] for m in stored if m["role"] == "user"] == [
             "the first words", "the second words", "the third words",
         ]  # fmt: skip
+    # the turns are where the configuration put them
+    assert (first.workdir / "data" / "sessions.db").exists() == (storage_url is None)
