@@ -76,3 +76,27 @@ def test_grounding_compares_letters_and_digits_only() -> None:
     assert grounded("between 3 and 4.5", [3, 4.5])
     assert not grounded("between 3 and 4", [3, 5])
     assert not grounded("anything", [])
+
+
+def test_dates_are_written_as_the_schema_asks() -> None:
+    event = ToolSpec(
+        "history.event",
+        "",
+        {
+            "type": "object",
+            "properties": {
+                "date": {"type": "string", "description": "Date in YYYY-MM-DD."},
+                "when": {"type": "string", "format": "date"},
+                "label": {"type": "string"},
+            },
+            "required": ["date", "label"],
+        },
+    )
+    request = "What happened on March 17, 1915, and on 4 July 1776? Label it March 17."
+    written = {"date": "March 17, 1915", "when": "4 July 1776", "label": "March 17"}
+    assert settle_arguments(request, event, written) == {
+        "date": "1915-03-17",
+        "when": "1776-07-04",  # optional: kept because the request holds it
+        "label": "March 17",  # no date format asked: left as written
+    }
+    assert settle_arguments(request, event, {"date": "soon", "label": "x"})["date"] == "soon"

@@ -216,19 +216,32 @@ def test_pipeline_asks_the_model_in_the_unsure_zone(
     replies = iter([greedy or call, call])
     model = ScoringModel(lambda m, t: next(replies), preference)
     unsure = RelevanceJudge(bag_of_words, call_margin=2.0, decline_margin=-2.0)
-    attempt = pipeline_call_fn(model, bag_of_words, unsure)(QUESTION, [AREA])
+    attempt = pipeline_call_fn(model, bag_of_words, unsure, call_bias=0.0)(QUESTION, [AREA])
     assert len(attempt.calls) == expected and len(model.calls) == generations
     assert f"ask({preference:+.2f})" in attempt.route
     assert "none" in json.dumps(model.settings[0].score_words)
 
 
-def test_plain_mode_offers_every_function_with_a_none_option() -> None:
-    model = SchemaRecordingModel(lambda m, t: '{"none": true}')
+def test_pipeline_without_a_bias_calls_in_the_unsure_zone_without_a_none_option() -> None:
+    call = calls_reply(("geometry.triangle_area", {"base": 10, "height": 5}))
+    model = SchemaRecordingModel(lambda m, t: call)
+    unsure = RelevanceJudge(bag_of_words, call_margin=2.0, decline_margin=-2.0)
+    attempt = pipeline_call_fn(model, bag_of_words, unsure)(QUESTION, [AREA])
+    assert len(attempt.calls) == 1 and attempt.route == "fake:ask"
+    assert "none" not in json.dumps(model.schemas[0]) and not model.settings[0].score_words
+
+
+def test_plain_mode_offers_every_function_and_always_calls() -> None:
+    call = calls_reply(("health.bmi", {"weight": 70, "height": 1.8}))
+    model = SchemaRecordingModel(lambda m, t: call)
     attempt = plain_call_fn(model)(QUESTION, [AREA, BMI])
-    assert attempt.calls == [] and attempt.route == "fake:none"
+    assert attempt.calls == [Call("health.bmi", {"weight": 70, "height": 1.8})]
+    assert attempt.route == "fake:plain"
     assert "geometry.triangle_area" in model.calls[0][0].content
     assert "health.bmi" in model.calls[0][0].content
-    assert len(model.schemas[0]["anyOf"]) == 2  # type: ignore[index]
+    schema = model.schemas[0]
+    assert schema is not None and "none" not in json.dumps(schema)
+    assert len(schema["properties"]["calls"]["items"]["anyOf"]) == 2
 
 
 def test_pipeline_makes_parallel_calls_and_drops_repeats() -> None:

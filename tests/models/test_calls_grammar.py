@@ -74,19 +74,21 @@ def test_the_real_model_makes_parallel_calls_that_fit(bundled_model: LlamaCppMod
     assert all(isinstance(v, int) for _, args in calls for v in args.values())
 
 
-def test_the_real_model_reports_its_own_choice_between_calling_and_none(
+def test_the_real_model_reports_the_log_probabilities_of_its_first_key(
     bundled_model: LlamaCppModel,
 ) -> None:
+    """Read where the reply so far is '{"', before the grammar narrows the choice."""
     settings = GenerationSettings(max_tokens=4, score_words=("calls", "none"), score_after='{"')
-
-    def preference(request: str) -> float:
-        response = bundled_model.complete(
-            [Message("system", GUIDE), Message("user", request)],
-            json_schema=calls_schema([ADD], none=True),
-            settings=settings,
-        )
-        assert set(response.scores) == {"calls", "none"}
-        assert all(v < 0 for v in response.scores.values())  # log-probabilities
-        return response.scores["calls"] - response.scores["none"]
-
-    assert preference("Add 2 and 3.") > preference("Write a poem about the sea.")
+    response = bundled_model.complete(
+        [Message("system", GUIDE), Message("user", "Add 2 and 3.")],
+        json_schema=calls_schema([ADD], none=True),
+        settings=settings,
+    )
+    assert set(response.scores) == {"calls", "none"}
+    assert all(v < 0 for v in response.scores.values())  # log-probabilities
+    assert response.scores["calls"] != response.scores["none"]
+    # a generation that did not ask reports nothing
+    plain = bundled_model.complete(
+        [Message("user", "Add 2 and 3.")], settings=GenerationSettings(max_tokens=2)
+    )
+    assert plain.scores == {}

@@ -4,7 +4,9 @@ Small models fill every field they are shown and copy defaults they were never t
 an optional parameter is offered only when the request mentions it (its name's words or one
 of its allowed values), and an optional value the model wrote is kept only when the request
 holds it (numbers read by the resolvers' number parser: "two hundred" is 200). Required
-values are the model's, with integral floats made integers where the schema says integer.
+values are the model's, with integral floats made integers where the schema says integer,
+and dates written as the schema asks (format "date", or "YYYY-MM-DD" in the description)
+by the dates tools' parser: "March 17, 1915" becomes 1915-03-17.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from typing import Any
 from milliwatt.agent.relevance import name_words
 from milliwatt.agent.resolvers.common import Request
 from milliwatt.models.base import ToolSpec
+from milliwatt.tools.dates import DateError, parse_moment
 
 _NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?")
+_ISO_DATE = re.compile(r"yyyy-mm-dd", re.IGNORECASE)
 _STOP = frozenset({"the", "and", "for", "with", "type", "name", "value", "data", "info"})
 
 
@@ -79,17 +83,29 @@ def settle_arguments(request: str, spec: ToolSpec, arguments: dict[str, Any]) ->
         schema = properties.get(name, {})
         value = _typed(value, schema)
         if name in required:
-            kept[name] = value
+            kept[name] = _dated(value, schema)
         elif value == schema.get("default", object()):
             continue  # the function does this anyway: the user did not ask for it
         elif grounded(request, value, numbers) or _named_choice(request, name, schema, value):
-            kept[name] = value
+            kept[name] = _dated(value, schema)
     return kept
 
 
 def _named_choice(request: str, name: str, schema: dict[str, Any], value: Any) -> bool:
     """A flag or a choice among allowed values is kept when the request names its parameter."""
     return (isinstance(value, bool) or "enum" in schema) and mentioned(request, name, schema)
+
+
+def _dated(value: Any, schema: dict[str, Any]) -> Any:
+    """A date in the form the schema asks for; anything else as it was."""
+    iso = schema.get("format") == "date" or _ISO_DATE.search(str(schema.get("description", "")))
+    if not iso or not isinstance(value, str):
+        return value
+    try:
+        moment, _ = parse_moment(value)
+    except DateError:
+        return value
+    return moment.date().isoformat()
 
 
 def _typed(value: Any, schema: dict[str, Any]) -> Any:

@@ -101,7 +101,10 @@ def calls_schema(
     branches = [
         {
             "type": "object",
-            "properties": {"name": {"const": t.name}, "arguments": inline_refs(t.parameters)},
+            "properties": {
+                "name": {"const": t.name},
+                "arguments": grammar_schema(inline_refs(t.parameters)),
+            },
             "required": ["name", "arguments"],
         }
         for t in tools
@@ -116,6 +119,29 @@ def calls_schema(
             {"type": "object", "properties": {"none": {"const": True}}, "required": ["none"]}
         )
     return options[0] if len(options) == 1 else {"anyOf": options}
+
+
+# string formats llama.cpp's schema converter writes rules for; others are left unconstrained
+_FORMATS = frozenset({"date", "time", "date-time", "uuid"})
+_WORDS = frozenset({"description", "default", "title", "examples"})
+
+
+def grammar_schema(node: Any) -> Any:
+    """A schema with only what constrains the reply: descriptions and defaults dropped, an
+    untyped value (BFCL's "any") left free, formats the grammar cannot write dropped."""
+    if isinstance(node, list):
+        return [grammar_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    kept: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _WORDS or (key == "format" and value not in _FORMATS):
+            continue
+        if key == "properties" and isinstance(value, dict):
+            kept[key] = {name: grammar_schema(sub) for name, sub in value.items()}
+        else:
+            kept[key] = grammar_schema(value)
+    return kept
 
 
 def read_calls(text: str) -> list[tuple[str, dict[str, Any]]] | None:
