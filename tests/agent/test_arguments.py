@@ -38,7 +38,7 @@ def test_numbers_are_read_with_number_words() -> None:
 
 
 def test_optional_parameters_are_offered_only_when_the_request_names_them() -> None:
-    offered = offered_parameters("a comfort ride from 5th Ave, I can wait a bit", RIDE)
+    offered = offered_parameters("a comfort ride from Main Street, I can wait a bit", RIDE)
     # "comfort" is an allowed value of type; "wait" names its parameter
     assert list(offered.parameters["properties"]) == ["loc", "type", "wait"]
     assert offered.parameters["required"] == ["loc"]
@@ -100,3 +100,34 @@ def test_dates_are_written_as_the_schema_asks() -> None:
         "label": "March 17",  # no date format asked: left as written
     }
     assert settle_arguments(request, event, {"date": "soon", "label": "x"})["date"] == "soon"
+
+
+def test_spare_numbers_bring_optional_numeric_parameters() -> None:
+    table = ToolSpec(
+        "Restaurants_2_ReserveRestaurant",
+        "Make a table reservation",
+        {
+            "type": "object",
+            "properties": {
+                "restaurant_name": {"type": "string"},
+                "number_of_seats": {"type": "integer"},
+                "price_band": {"type": "integer", "enum": [1, 2, 3]},
+            },
+            "required": ["restaurant_name"],
+        },
+    )
+    offered = offered_parameters("Book Sushi Ran for 4 people", table)
+    assert list(offered.parameters["properties"]) == ["restaurant_name", "number_of_seats"]
+    offered = offered_parameters("Book Sushi Ran", table)
+    assert list(offered.parameters["properties"]) == ["restaurant_name"]
+    # every number is taken by a required parameter: nothing spare
+    add = ToolSpec(
+        "add_one",
+        "",
+        {
+            "type": "object",
+            "properties": {"n": {"type": "integer"}, "precision": {"type": "integer"}},
+            "required": ["n"],
+        },
+    )
+    assert list(offered_parameters("add one to 41", add).parameters["properties"]) == ["n"]

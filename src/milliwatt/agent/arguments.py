@@ -45,15 +45,24 @@ def mentioned(request: str, name: str, schema: dict[str, Any]) -> bool:
 
 
 def offered_parameters(request: str, spec: ToolSpec) -> ToolSpec:
-    """The function with its required parameters and the optional ones the request names."""
+    """The function with its required parameters, the optional ones the request names and,
+    when the request holds more numbers than the required numeric parameters take, the
+    optional numeric ones ("for 4 people" gives `number_of_seats` without naming it)."""
     params = spec.parameters
     required = list(params.get("required", []))
+    every: dict[str, Any] = params.get("properties", {})
+    numeric_required = sum(_numeric(every.get(k, {})) for k in required)
+    spare = len(request_numbers(request)) > numeric_required
     properties = {
         k: v
-        for k, v in params.get("properties", {}).items()
-        if k in required or mentioned(request, k, v)
+        for k, v in every.items()
+        if k in required or mentioned(request, k, v) or (spare and _numeric(v))
     }
     return ToolSpec(spec.name, spec.description, {**params, "properties": properties})
+
+
+def _numeric(schema: dict[str, Any]) -> bool:
+    return schema.get("type") in ("integer", "number") and "enum" not in schema
 
 
 def grounded(request: str, value: Any, numbers: set[float] | None = None) -> bool:
