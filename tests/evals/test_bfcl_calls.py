@@ -305,7 +305,8 @@ def test_eval_command_runs_the_bundled_model(tmp_path: Path) -> None:
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
     if not BFCL.is_dir():
         pytest.skip(f"BFCL corpus not found at {BFCL}")
-    args = ["bfcl", "--data", str(BFCL), "--category", "simple_python", "--limit", "2"]
+    args = ["bfcl", "--data", str(BFCL), "--category", "simple_python", "--split", "all"]
+    args += ["--limit", "2"]
     result = CliRunner().invoke(eval_app, [*args, "--mode", "raw", "--json"])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
@@ -314,3 +315,19 @@ def test_eval_command_runs_the_bundled_model(tmp_path: Path) -> None:
     assert all({"id", "route", "calls", "tokens", "correct"} <= set(r) for r in rows)
     assert all(r["tokens"] > 0 for r in rows)
     assert totals["total"] == 2 and totals["correct"] == sum(r["correct"] for r in rows)
+
+
+@pytest.mark.slow
+def test_eval_command_runs_the_pipeline_on_a_split_sample() -> None:
+    """The bundled model through the pipeline on 4 terse irrelevance questions."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    terse = Path(__file__).resolve().parents[2] / "src" / "milliwatt" / "evals" / "bfcl_terse"
+    args = ["bfcl", "--data", str(terse), "--category", "terse_irrelevance", "--split", "all"]
+    result = CliRunner().invoke(eval_app, [*args, "--sample", "4", "--threads", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    rows, totals = lines[:-1], lines[-1]["totals"]
+    assert len(rows) == 4 and totals["split"] == "all" and totals["mode"] == "pipeline"
+    declined = [r for r in rows if r["route"].startswith("relevance:decline")]
+    assert all(r["tokens"] == 0 and r["correct"] for r in declined)
+    assert totals["correct"] == sum(r["correct"] for r in rows)
