@@ -44,7 +44,9 @@ def main() -> int:
     model = load_model(args.model, config)
     embed = get_embedder().embed
     chosen = args.modes.split(",")
-    modes = {m: make_call_fn(m, model, embed=embed) for m in ("raw", "pipeline") if m in chosen}
+    modes = {
+        m: make_call_fn(m, model, embed=embed) for m in ("raw", "plain", "pipeline") if m in chosen
+    }
     rows: list[tuple[str, dict[str, BfclReport], dict[str, float]]] = []
     for category in args.categories.split(","):
         cases = load_category(args.data, category)

@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from milliwatt.agent.relevance import RelevanceJudge
 from milliwatt.evals.bfcl import BfclCase, run_bfcl
 from milliwatt.evals.bfcl_ast import Call
-from milliwatt.evals.bfcl_calls import make_call_fn, parse_calls, pipeline_call_fn, raw_call_fn
+from milliwatt.evals.bfcl_calls import make_call_fn, parse_calls, raw_call_fn
+from milliwatt.evals.bfcl_pipeline import pipeline_call_fn, plain_call_fn
 from milliwatt.evals.cli import app as eval_app
 from milliwatt.models.base import (
     GenerationSettings,
@@ -116,57 +118,156 @@ def test_raw_mode_prompts_with_the_functions_and_parses_text() -> None:
     assert attempt.tokens == 59 and attempt.route == "fake:raw"
 
 
-def test_pipeline_calls_the_closest_function_with_constrained_arguments() -> None:
+def calls_reply(*calls: tuple[str, dict[str, Any]]) -> str:
+    return json.dumps({"calls": [{"name": n, "arguments": a} for n, a in calls]})
+
+
+def test_pipeline_calls_the_closest_function_under_the_calls_grammar() -> None:
     def reply(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> ModelResponse:
         assert not tools and "geometry.triangle_area(base: integer" in messages[0].content
-        return ModelResponse("fake", '{"base": 10, "height": 5}', usage=Usage(30, 8))
+        text = calls_reply(("geometry.triangle_area", {"base": 10, "height": 5}))
+        return ModelResponse("fake", text, usage=Usage(30, 8))
 
     model = SchemaRecordingModel(reply)
-    attempt = pipeline_call_fn(model, bag_of_words)(QUESTION, [BMI, AREA])
+    sure = RelevanceJudge(bag_of_words, call_margin=-1.0, decline_margin=-1.0)
+    attempt = pipeline_call_fn(model, bag_of_words, sure)(QUESTION, [BMI, AREA])
     assert attempt.calls == [Call("geometry.triangle_area", {"base": 10, "height": 5})]
-    assert attempt.tokens == 38 and attempt.route == "fake:constrained"
-    assert model.schemas == [
-        {
-            "type": "object",
-            "properties": {"base": {"type": "integer"}, "height": {"type": "integer"}},
-            "additionalProperties": False,
-            "required": ["base", "height"],
-        }
-    ]
+    assert attempt.tokens == 38 and attempt.route == "fake:call"
+    schema = model.schemas[0]
+    assert schema is not None and "none" not in json.dumps(schema)  # sure: no none option
+    assert schema["properties"]["calls"]["maxItems"] == 4
 
 
-def test_pipeline_offers_only_required_parameters() -> None:
+def test_pipeline_offers_optional_parameters_only_when_named_and_drops_unsaid_values() -> None:
     area = {**AREA, "parameters": {**AREA["parameters"]}}
     area["parameters"]["properties"] = {
         **AREA["parameters"]["properties"],
         "unit": {"type": "string"},
+        "precision": {"type": "integer"},
     }  # type: ignore[index]
     seen: list[str] = []
 
     def reply(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> str:
         seen.append(messages[0].content)
-        return '{"base": 1, "height": 2'  # cut off by the token limit
+        arguments = {"base": 10, "height": 5, "precision": 3}
+        return calls_reply(("geometry.triangle_area", arguments))
 
-    attempt = pipeline_call_fn(FakeModel(reply), bag_of_words)(QUESTION, [area])
-    assert "unit" not in seen[0]
-    assert attempt.calls == [] and attempt.route == "fake:cut"
+    sure = RelevanceJudge(bag_of_words, call_margin=-1.0, decline_margin=-1.0)
+    question = [{"role": "user", "content": QUESTION[0]["content"] + " Round to 2 precision."}]
+    attempt = pipeline_call_fn(FakeModel(reply), bag_of_words, sure)(question, [area])
+    assert "unit" not in seen[0] and "precision?: integer" in seen[0]
+    # 3 is not in the request: the model's habit, not the user's value
+    assert attempt.calls == [Call("geometry.triangle_area", {"base": 10, "height": 5})]
 
 
-def test_pipeline_abstains_without_a_close_function() -> None:
+def test_pipeline_reports_a_reply_cut_off_by_the_token_limit() -> None:
+    model = FakeModel(lambda m, t: '{"calls": [{"name": "geometry.triangle_area", "argu')
+    sure = RelevanceJudge(bag_of_words, call_margin=-1.0, decline_margin=-1.0)
+    attempt = pipeline_call_fn(model, bag_of_words, sure)(QUESTION, [AREA])
+    assert attempt.calls == [] and attempt.route == "fake:call:cut"
+
+
+def test_pipeline_declines_a_clear_miss_without_the_model() -> None:
     def reply(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> ModelResponse:
         raise AssertionError("the model must not be asked")
 
+    strict = RelevanceJudge(bag_of_words, call_margin=2.0, decline_margin=2.0)
     unrelated = [{"role": "user", "content": "Who painted the Mona Lisa?"}]
-    attempt = pipeline_call_fn(FakeModel(reply), bag_of_words)(unrelated, [AREA, BMI])
-    assert attempt.calls == [] and attempt.route == "preselect:none" and attempt.tokens == 0
+    attempt = pipeline_call_fn(FakeModel(reply), bag_of_words, strict)(unrelated, [AREA, BMI])
+    assert attempt.calls == [] and attempt.route.startswith("relevance:decline")
+    assert attempt.tokens == 0
+
+
+class ScoringModel(FakeModel):
+    """Reports a fixed preference for "calls" over "none", as llama.cpp does when asked."""
+
+    def __init__(self, reply: Reply, preference: float) -> None:
+        super().__init__(reply)
+        self.preference = preference
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        json_schema: dict[str, Any] | None = None,
+        settings: GenerationSettings = DEFAULT_SETTINGS,
+    ) -> Iterator[StreamChunk]:
+        for chunk in super().stream(
+            messages, tools=tools, json_schema=json_schema, settings=settings
+        ):
+            if chunk.response is not None and settings.score_words:
+                chunk.response.scores = {"calls": self.preference, "none": 0.0}
+            yield chunk
+
+
+@pytest.mark.parametrize(
+    ("preference", "greedy", "expected", "generations"),
+    [
+        (1.5, '{"none": true}', 1, 2),  # greedy said none; the bias says call: asked again
+        (-1.5, None, 0, 1),  # the model prefers none: no call, whatever greedy wrote
+        (0.5, None, 1, 1),
+    ],
+)
+def test_pipeline_asks_the_model_in_the_unsure_zone(
+    preference: float, greedy: str | None, expected: int, generations: int
+) -> None:
+    call = calls_reply(("geometry.triangle_area", {"base": 10, "height": 5}))
+    replies = iter([greedy or call, call])
+    model = ScoringModel(lambda m, t: next(replies), preference)
+    unsure = RelevanceJudge(bag_of_words, call_margin=2.0, decline_margin=-2.0)
+    attempt = pipeline_call_fn(model, bag_of_words, unsure, call_bias=0.0)(QUESTION, [AREA])
+    assert len(attempt.calls) == expected and len(model.calls) == generations
+    assert f"ask({preference:+.2f})" in attempt.route
+    assert "none" in json.dumps(model.settings[0].score_words)
+
+
+def test_pipeline_without_a_bias_calls_in_the_unsure_zone_without_a_none_option() -> None:
+    call = calls_reply(("geometry.triangle_area", {"base": 10, "height": 5}))
+    model = SchemaRecordingModel(lambda m, t: call)
+    unsure = RelevanceJudge(bag_of_words, call_margin=2.0, decline_margin=-2.0)
+    attempt = pipeline_call_fn(model, bag_of_words, unsure)(QUESTION, [AREA])
+    assert len(attempt.calls) == 1 and attempt.route == "fake:ask"
+    assert "none" not in json.dumps(model.schemas[0]) and not model.settings[0].score_words
+
+
+def test_plain_mode_offers_every_function_and_always_calls() -> None:
+    call = calls_reply(("health.bmi", {"weight": 70, "height": 1.8}))
+    model = SchemaRecordingModel(lambda m, t: call)
+    attempt = plain_call_fn(model)(QUESTION, [AREA, BMI])
+    assert attempt.calls == [Call("health.bmi", {"weight": 70, "height": 1.8})]
+    assert attempt.route == "fake:plain"
+    assert "geometry.triangle_area" in model.calls[0][0].content
+    assert "health.bmi" in model.calls[0][0].content
+    schema = model.schemas[0]
+    assert schema is not None and "none" not in json.dumps(schema)
+    assert len(schema["properties"]["calls"]["items"]["anyOf"]) == 2
+
+
+def test_pipeline_makes_parallel_calls_and_drops_repeats() -> None:
+    text = calls_reply(
+        ("geometry.triangle_area", {"base": 10, "height": 5}),
+        ("geometry.triangle_area", {"base": 3, "height": 4}),
+        ("geometry.triangle_area", {"base": 3, "height": 4}),
+    )
+    sure = RelevanceJudge(bag_of_words, call_margin=-1.0, decline_margin=-1.0)
+    question = [{"role": "user", "content": "Areas of triangles 10 by 5 and 3 by 4?"}]
+    attempt = pipeline_call_fn(FakeModel(lambda m, t: text), bag_of_words, sure)(question, [AREA])
+    assert attempt.calls == [
+        Call("geometry.triangle_area", {"base": 10, "height": 5}),
+        Call("geometry.triangle_area", {"base": 3, "height": 4}),
+    ]
 
 
 def test_pipeline_scores_through_the_runner() -> None:
-    model = FakeModel(lambda m, t: '{"base": 10, "height": 5}')
+    model = FakeModel(
+        lambda m, t: calls_reply(("geometry.triangle_area", {"base": 10, "height": 5}))
+    )
     expected = [{"geometry.triangle_area": {"base": [10], "height": [5]}}]
     case = BfclCase("simple_x", "simple_python", QUESTION, [AREA], expected)
-    report = run_bfcl([case], make_call_fn("pipeline", model, embed=bag_of_words))
-    assert report.correct == 1 and report.results[0].route == "fake:constrained"
+    sure = RelevanceJudge(bag_of_words, call_margin=-1.0, decline_margin=-1.0)
+    report = run_bfcl([case], pipeline_call_fn(model, bag_of_words, sure))
+    assert report.correct == 1 and report.results[0].route == "fake:call"
 
 
 def test_unknown_mode_is_refused() -> None:
@@ -177,9 +278,10 @@ def test_unknown_mode_is_refused() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--category", "simple_python", "--mode", "fast"], "use raw or pipeline"),
+        (["--category", "simple_python", "--mode", "fast"], "use raw, plain or pipeline"),
         (["--category", "live_simple"], "categories there"),
         (["--category", "simple_python", "--model", "nope"], "no model 'nope'"),
+        (["--category", "simple_python", "--split", "both"], "use heldout, tuning or all"),
     ],
 )
 def test_eval_command_refuses_bad_options(args: list[str], message: str) -> None:
@@ -203,7 +305,8 @@ def test_eval_command_runs_the_bundled_model(tmp_path: Path) -> None:
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
     if not BFCL.is_dir():
         pytest.skip(f"BFCL corpus not found at {BFCL}")
-    args = ["bfcl", "--data", str(BFCL), "--category", "simple_python", "--limit", "2"]
+    args = ["bfcl", "--data", str(BFCL), "--category", "simple_python", "--split", "all"]
+    args += ["--limit", "2"]
     result = CliRunner().invoke(eval_app, [*args, "--mode", "raw", "--json"])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
@@ -212,3 +315,19 @@ def test_eval_command_runs_the_bundled_model(tmp_path: Path) -> None:
     assert all({"id", "route", "calls", "tokens", "correct"} <= set(r) for r in rows)
     assert all(r["tokens"] > 0 for r in rows)
     assert totals["total"] == 2 and totals["correct"] == sum(r["correct"] for r in rows)
+
+
+@pytest.mark.slow
+def test_eval_command_runs_the_pipeline_on_a_split_sample() -> None:
+    """The bundled model through the pipeline on 4 terse irrelevance questions."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    terse = Path(__file__).resolve().parents[2] / "src" / "milliwatt" / "evals" / "bfcl_terse"
+    args = ["bfcl", "--data", str(terse), "--category", "terse_irrelevance", "--split", "all"]
+    result = CliRunner().invoke(eval_app, [*args, "--sample", "4", "--threads", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    rows, totals = lines[:-1], lines[-1]["totals"]
+    assert len(rows) == 4 and totals["split"] == "all" and totals["mode"] == "pipeline"
+    declined = [r for r in rows if r["route"].startswith("relevance:decline")]
+    assert all(r["tokens"] == 0 and r["correct"] for r in declined)
+    assert totals["correct"] == sum(r["correct"] for r in rows)

@@ -1,10 +1,8 @@
-"""Call functions for the BFCL runner: a model used raw, and milliwatt's pipeline.
+"""Call functions for the BFCL runner, by mode; the raw one and its parser live here.
 
 raw: the functions are described in the prompt and the model writes calls as free text
 (`[f(a=1), g(b="x")]`, BFCL's prompting format), parsed afterwards.
-pipeline: the question is matched to the functions by embedding similarity; when none is
-close enough no call is made, otherwise the closest one is called and the model only writes
-its arguments, constrained to the function's JSON schema.
+plain and pipeline: constrained calls (evals/bfcl_pipeline.py).
 """
 
 from __future__ import annotations
@@ -17,12 +15,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from milliwatt.evals.bfcl import Attempt, CallFn, tool_specs
+from milliwatt.evals.bfcl import Attempt, CallFn
 from milliwatt.evals.bfcl_ast import Call
-from milliwatt.models.base import GenerationSettings, Message, Model, Role, ToolSpec
-from milliwatt.models.tool_prompt import compact_signature
+from milliwatt.evals.bfcl_pipeline import pipeline_call_fn, plain_call_fn
+from milliwatt.models.base import GenerationSettings, Message, Model, Role
 
-Mode = Literal["raw", "pipeline"]
+Mode = Literal["raw", "plain", "pipeline"]
+MODES: tuple[Mode, ...] = ("raw", "plain", "pipeline")
 Embed = Callable[[Sequence[str]], np.ndarray]  # texts -> L2-normalised rows
 
 RAW_INSTRUCTIONS = (
@@ -32,23 +31,21 @@ RAW_INSTRUCTIONS = (
     "If no function fits, or parameters are missing, say so in plain words instead. "
     "Here are the functions, in JSON:\n"
 )
-PIPELINE_INSTRUCTIONS = (
-    "Write the JSON arguments of this function call for the user's request, with values "
-    "taken from the request:"
-)
 _GENERATION = GenerationSettings(max_tokens=128, temperature=0.0, seed=0)
 
 
 def make_call_fn(mode: Mode, model: Model, *, embed: Embed | None = None) -> CallFn:
     if mode == "raw":
         return raw_call_fn(model)
+    if mode == "plain":
+        return plain_call_fn(model)
     if mode == "pipeline":
         if embed is None:
             from milliwatt.models.embeddings import get_embedder
 
             embed = get_embedder().embed
         return pipeline_call_fn(model, embed)
-    raise ValueError(f"unknown mode {mode!r}: use raw or pipeline")
+    raise ValueError(f"unknown mode {mode!r}: use raw, plain or pipeline")
 
 
 def raw_call_fn(model: Model) -> CallFn:
@@ -60,50 +57,6 @@ def raw_call_fn(model: Model) -> CallFn:
         return Attempt(calls, response.usage.total_tokens, f"{model.name}:raw", response.text)
 
     return call
-
-
-def pipeline_call_fn(model: Model, embed: Embed, *, min_similarity: float = 0.45) -> CallFn:
-    """Preselect by similarity, then fill the chosen function's arguments under its schema.
-
-    The relevance decision is the preselection's: below `min_similarity` no call is made
-    (0.45 declines ~85% of BFCL's irrelevance questions and passes ~88% of the relevant
-    ones to the model; docs/evals.md has the trade-off).
-    Otherwise the closest function is called and the model only writes its required
-    arguments, constrained to their JSON schema, so the call always parses and fits.
-    """
-    cache: dict[str, np.ndarray] = {}
-
-    def call(messages: list[dict[str, str]], functions: list[dict[str, Any]]) -> Attempt:
-        question = " ".join(m["content"] for m in messages if m["role"] == "user")
-        texts = [_function_text(f) for f in functions]
-        missing = [t for t in texts if t not in cache]
-        if missing:
-            cache.update(zip(missing, embed(missing), strict=True))
-        similarity = np.stack([cache[t] for t in texts]) @ embed([question])[0]
-        if float(similarity.max()) < min_similarity:
-            return Attempt([], 0, "preselect:none")
-        spec = tool_specs([functions[int(similarity.argmax())]])[0]
-        schema = _required_only(spec.parameters)
-        signature = compact_signature(ToolSpec(spec.name, spec.description, schema))
-        guide = f"{PIPELINE_INSTRUCTIONS}\n{signature}"
-        prompt = [Message("system", guide), *_messages(messages)]
-        response = model.complete(prompt, json_schema=schema, settings=_GENERATION)
-        try:
-            arguments = json.loads(response.text)
-        except json.JSONDecodeError:  # cut off by the token limit
-            return Attempt([], response.usage.total_tokens, f"{model.name}:cut", response.text)
-        route = f"{model.name}:constrained"
-        return Attempt([Call(spec.name, arguments)], response.usage.total_tokens, route)
-
-    return call
-
-
-def _required_only(schema: dict[str, Any]) -> dict[str, Any]:
-    """Small models fill every property they are shown; BFCL marks most optional ones as
-    left out, so only the required ones are offered."""
-    required = schema.get("required", [])
-    properties = {k: v for k, v in schema.get("properties", {}).items() if k in required}
-    return {**schema, "properties": properties, "required": required}
 
 
 def parse_calls(text: str) -> list[Call]:
@@ -180,11 +133,6 @@ def _json_calls(text: str) -> list[Call]:
             return []
         calls.append(Call(name, dict(arguments)))
     return calls
-
-
-def _function_text(function: Mapping[str, Any]) -> str:
-    name = re.sub(r"[._]", " ", str(function["name"]))
-    return f"{name}: {function.get('description', '')}"
 
 
 # the roles a BFCL conversation keeps; any other speaks as the user

@@ -81,6 +81,8 @@ class ModelResponse:
     # mean log-probability of the generated tokens, when the backend reports it;
     # the cascade escalates when it is below a threshold
     mean_logprob: float | None = None
+    # GenerationSettings.score_words -> their log-probabilities (local backends)
+    scores: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -102,6 +104,11 @@ class GenerationSettings:
     seed: int | None = None
     # report ModelResponse.mean_logprob (costs a little per token: only the cascade asks)
     logprobs: bool = False
+    # where the reply so far (spaces aside) is score_after, the log-probability of each word's
+    # first token is reported in ModelResponse.scores: the model's own choice between words,
+    # read before a grammar narrows it (local backends only; others report nothing)
+    score_words: tuple[str, ...] = ()
+    score_after: str = ""
     # end the reply where one of these would begin (not included); the chat template's own
     # end-of-turn marker applies whether listed or not
     stop: tuple[str, ...] = ()

@@ -175,6 +175,8 @@ class LlamaCppModel(Model):
             stop=() if schema is not None else (*template_stop, *settings.stop),
             logprobs=settings.logprobs,
             ignore_eos=self.ignore_eos,
+            score=tuple(self._first_token(w) for w in settings.score_words),
+            score_after=settings.score_after,
         )
         events = self.worker.generate(
             request,
@@ -183,10 +185,20 @@ class LlamaCppModel(Model):
             deadline=time.monotonic() + self.timeout_seconds,
         )
         with closing(events):  # a caller that stops reading stops the generation
-            yield from self._chunks(events, len(tokens), bool(tools))
+            yield from self._chunks(events, len(tokens), bool(tools), settings.score_words)
+
+    def _first_token(self, word: str) -> int:
+        tokens = self._vocab.tokenize(word.encode(), add_bos=False, special=False)
+        if not tokens:
+            raise ValueError(f"score_words: {word!r} has no tokens")
+        return int(tokens[0])
 
     def _chunks(
-        self, events: Iterator[str | Finished], prompt_tokens: int, tools: bool
+        self,
+        events: Iterator[str | Finished],
+        prompt_tokens: int,
+        tools: bool,
+        score_words: Sequence[str] = (),
     ) -> Iterator[StreamChunk]:
         pieces: list[str] = []
         shown = ""  # the part of a constrained answer already streamed
@@ -210,6 +222,7 @@ class LlamaCppModel(Model):
             usage=Usage(prompt_tokens, finished.completion_tokens),
             stop_reason="length" if finished.reason == "length" else "stop",
             mean_logprob=finished.mean_logprob,
+            scores=dict(zip(score_words, finished.scores, strict=False)),
         )
         if tools:
             _apply_tool_choice(response)

@@ -41,6 +41,10 @@ class GenerateRequest:
     stop: tuple[str, ...] = ()
     logprobs: bool = False
     ignore_eos: bool = False
+    # where the reply so far, spaces aside, is score_after: these tokens' log-probabilities
+    # (Finished.scores), a choice read from the model's own distribution, not the grammar's
+    score: tuple[int, ...] = ()
+    score_after: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class Finished:
     reason: str  # "stop" | "length" | "error"
     mean_logprob: float | None = None
     error: str | None = None
+    scores: tuple[float, ...] = ()
 
 
 @dataclass
@@ -66,6 +71,8 @@ class _Sequence:
     generated: int = 0
     text: str = ""  # generated text not yet sent (held back while it may start a stop string)
     logprobs: list[float] = field(default_factory=list)
+    produced: str = ""  # all generated text, for score_after
+    scores: tuple[float, ...] = ()
     decoder: codecs.IncrementalDecoder = field(
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
     )
@@ -242,7 +249,10 @@ class BatchEngine:
 
     def _sample(self, sequence: _Sequence, index: int) -> int:
         logits = None
-        if sequence.request.logprobs or sequence.sampler is None:
+        request = sequence.request
+        scoring = bool(request.score) and not sequence.scores
+        scoring = scoring and "".join(sequence.produced.split()) == request.score_after
+        if request.logprobs or sequence.sampler is None or scoring:
             pointer = llama_cpp.llama_get_logits_ith(self.context.ctx, index)
             logits = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
         if sequence.sampler is not None:
@@ -252,10 +262,13 @@ class BatchEngine:
             if sequence.request.ignore_eos:
                 logits[self._eog] = -np.inf
             token = int(np.argmax(logits))
-        if sequence.request.logprobs and logits is not None and token not in self._eog:
+        if logits is not None and (scoring or request.logprobs):
             top = float(logits.max())
             log_total = top + math.log(float(np.exp(logits - top).sum()))
-            sequence.logprobs.append(float(logits[token]) - log_total)
+            if scoring:
+                sequence.scores = tuple(float(logits[t]) - log_total for t in request.score)
+            if request.logprobs and token not in self._eog:
+                sequence.logprobs.append(float(logits[token]) - log_total)
         return token
 
     def _advance(self, sequence: _Sequence, token: int) -> list[Event]:
@@ -265,7 +278,9 @@ class BatchEngine:
             return self._finish(sequence, "stop")
         sequence.generated += 1
         sequence.last = token
-        sequence.text += sequence.decoder.decode(self._pieces[token])
+        piece = sequence.decoder.decode(self._pieces[token])
+        sequence.text += piece
+        sequence.produced += piece
         for stop in request.stop:
             at = sequence.text.find(stop)
             if at >= 0:
@@ -289,7 +304,8 @@ class BatchEngine:
         if tail:
             events.append((sequence.request_id, tail))
         mean = sum(sequence.logprobs) / len(sequence.logprobs) if sequence.logprobs else None
-        events.append((sequence.request_id, Finished(sequence.generated, reason, mean)))
+        finished = Finished(sequence.generated, reason, mean, scores=sequence.scores)
+        events.append((sequence.request_id, finished))
         del self._running[sequence.request_id]
         self._release(sequence)
         return events
