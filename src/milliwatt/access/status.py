@@ -33,8 +33,8 @@ def access_report(
 ) -> dict[str, Any]:
     report: dict[str, Any] = {}
     unsafe = no_auth_server(data_dir)
-    if (data_dir / DATABASE_NAME).is_file():
-        keys, operators = KeyStore(data_dir), OperatorStore(data_dir)
+    if storage_url or (data_dir / DATABASE_NAME).is_file():
+        keys, operators = KeyStore(data_dir, storage_url), OperatorStore(data_dir, storage_url)
         infos, people = keys.list(), operators.list()
         keys.close()
         operators.close()
