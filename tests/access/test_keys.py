@@ -3,6 +3,7 @@ revoked or expired; on both backends `[storage] url` selects (SQLite, PostgreSQL
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -117,3 +118,15 @@ def test_two_nodes_on_one_database_see_each_others_keys(tmp_path: Path, postgres
     with pytest.raises(AuthError, match="revoked"):
         node_a.authenticate(key)
     assert not (tmp_path / "a" / "access.db").exists()  # nothing of it in either data directory
+
+
+def test_doctor_names_a_database_it_cannot_read_keys_from(tmp_path: Path) -> None:
+    from milliwatt.access.status import access_report
+    from milliwatt.config import AccessConfig
+
+    with socket.socket() as closed:  # a port nothing listens on: refused at once
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    report = access_report(tmp_path, AccessConfig(), f"postgresql://postgres@127.0.0.1:{port}/x")
+    assert report["auth"].startswith("error: keys and operators cannot be read")
+    assert "unavailable" in report["auth"]

@@ -306,6 +306,8 @@ def test_nodes_sharing_a_database_share_keys_and_revocations(
         keys = KeyStore(tmp_path / "cli", postgres_url)
         key, info = keys.create("acme")
         assert [_answer(_chat(node, key, "hi")) for node in nodes] == ["ECHO []"] * 2
+        forged = key[:14] + ("B" if key[14] != "B" else "C") + key[15:]
+        assert [_chat(node, forged, "hi").status_code for node in nodes] == [401, 401]
         keys.revoke(info.id)
         for node in nodes:
             refused = _chat(node, key, "hi")

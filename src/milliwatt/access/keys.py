@@ -117,7 +117,7 @@ def hash_key(key: str) -> str:
 
 class KeyStore:
     def __init__(self, data_dir: Path, storage_url: str | None = None) -> None:
-        self.path = Path(data_dir) / DATABASE_NAME  # with PostgreSQL: where policies sit beside
+        self.path = Path(data_dir) / DATABASE_NAME  # policy overrides sit beside it, either way
         self._db = open_access_database(data_dir, storage_url, _SCHEMA)
 
     def create(

@@ -13,6 +13,7 @@ from milliwatt.access.admin import postgres_trail_url, trail_path
 from milliwatt.access.keys import KeyInfo, KeyStore
 from milliwatt.access.operators import Operator, OperatorStore
 from milliwatt.config import AccessConfig
+from milliwatt.errors import MilliwattError
 from milliwatt.shield.audit_trail import verify
 
 NO_AUTH_MARKER = "serving-without-auth.json"  # written by `serve --no-auth` while it runs
@@ -34,7 +35,10 @@ def access_report(
 ) -> dict[str, Any]:
     report: dict[str, Any] = {}
     unsafe = no_auth_server(data_dir)
-    infos, people = _keys_and_operators(data_dir, storage_url)
+    try:
+        infos, people = _keys_and_operators(data_dir, storage_url)
+    except MilliwattError as exc:  # the database is unreachable or its schema unusable
+        return {"auth": f"error: keys and operators cannot be read: {exc}"}
     active = [k for k in infos if k.state() == "active"]
     if unsafe is not None:
         report["auth"] = (
