@@ -116,3 +116,21 @@ def test_audit_verify_and_tail_name_what_was_done(data_dir: Path) -> None:
     code, out = mw("audit", "export", "--out", str(data_dir / "copy.jsonl"), "--operator", "ada",
                    "--code", "000000")  # fmt: skip
     assert code == 1 and not (data_dir / "copy.jsonl").exists()
+
+
+def test_keys_made_on_one_node_are_known_on_another(
+    data_dir: Path, tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MILLIWATT_STORAGE__URL", postgres_url)
+    totp = _operator()
+    code, out = mw(
+        "keys", "create", "--tenant", "acme", "--operator", "ada", "--code", totp.now(), "--json"
+    )  # fmt: skip
+    assert code == 0, out
+    made = json.loads(out.splitlines()[0])
+    monkeypatch.setenv("MILLIWATT_DATA_DIR", str(tmp_path / "other-node"))
+    code, out = mw("keys", "list", "--json")
+    assert code == 0 and [k["id"] for k in json.loads(out)] == [made["id"]]
+    code, out = mw("admin", "operators")
+    assert "ada\tactive" in out
+    assert not (data_dir / "access.db").exists()

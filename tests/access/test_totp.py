@@ -1,5 +1,6 @@
 """TOTP as operators meet it: the RFC 4226 / 6238 vectors, single use, one step of clock
-skew, failed-code limits, and two processes racing with the same code."""
+skew, failed-code limits, and two processes racing with the same code; on both backends
+`[storage] url` selects (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -38,8 +39,10 @@ def test_rfc4226_hotp_vectors(vectors: dict) -> None:  # type: ignore[type-arg]
         assert hotp.at(v["counter"]) == v["expected"], v
 
 
-def _enrolled(tmp_path: Path, name: str = "ada") -> tuple[OperatorStore, pyotp.TOTP]:
-    store = OperatorStore(tmp_path)
+def _enrolled(
+    tmp_path: Path, url: str | None, name: str = "ada"
+) -> tuple[OperatorStore, pyotp.TOTP]:
+    store = OperatorStore(tmp_path, url)
     uri = store.enroll(name)
     secret = parse_qs(urlparse(uri).query)["secret"][0]
     totp = pyotp.TOTP(secret)
@@ -47,8 +50,8 @@ def _enrolled(tmp_path: Path, name: str = "ada") -> tuple[OperatorStore, pyotp.T
     return store, totp
 
 
-def test_a_code_is_accepted_once(tmp_path: Path) -> None:
-    store, totp = _enrolled(tmp_path)
+def test_a_code_is_accepted_once(tmp_path: Path, storage_url: str | None) -> None:
+    store, totp = _enrolled(tmp_path, storage_url)
     now = time.time()
     code = totp.at(now)
     store.verify("ada", code, now)
@@ -58,20 +61,20 @@ def test_a_code_is_accepted_once(tmp_path: Path) -> None:
         store.verify("ada", totp.at(now - STEP), now)
 
 
-def test_one_step_of_skew_passes_two_do_not(tmp_path: Path) -> None:
-    store, totp = _enrolled(tmp_path)
+def test_one_step_of_skew_passes_two_do_not(tmp_path: Path, storage_url: str | None) -> None:
+    store, totp = _enrolled(tmp_path, storage_url)
     now = time.time()
     store.verify("ada", totp.at(now + STEP), now)  # the phone is one step ahead
     with pytest.raises(OtpError, match="ahead of this machine's clock"):
         store.verify("ada", totp.at(now + 3 * STEP), now)
     (tmp_path / "b").mkdir()
-    store2, totp2 = _enrolled(tmp_path / "b", "bob")
+    store2, totp2 = _enrolled(tmp_path / "b", storage_url, "bob")
     with pytest.raises(OtpError, match="behind this machine's clock"):
         store2.verify("bob", totp2.at(now - 2 * STEP), now)
 
 
-def test_bad_codes_are_named_and_then_limited(tmp_path: Path) -> None:
-    store, totp = _enrolled(tmp_path)
+def test_bad_codes_are_named_and_then_limited(tmp_path: Path, storage_url: str | None) -> None:
+    store, totp = _enrolled(tmp_path, storage_url)
     with pytest.raises(OtpError, match="6 digits"):
         store.verify("ada", "12a456")
     with pytest.raises(OtpError, match="no operator named 'eve'"):
@@ -85,8 +88,8 @@ def test_bad_codes_are_named_and_then_limited(tmp_path: Path) -> None:
         store.verify("ada", right)  # even the right code, until the window passes
 
 
-def test_an_unconfirmed_operator_cannot_act(tmp_path: Path) -> None:
-    store = OperatorStore(tmp_path)
+def test_an_unconfirmed_operator_cannot_act(tmp_path: Path, storage_url: str | None) -> None:
+    store = OperatorStore(tmp_path, storage_url)
     uri = store.enroll("cy")
     totp = pyotp.TOTP(parse_qs(urlparse(uri).query)["secret"][0])
     with pytest.raises(OtpError, match="not confirmed"):
@@ -97,26 +100,43 @@ def test_an_unconfirmed_operator_cannot_act(tmp_path: Path) -> None:
         store.enroll("Robert'); DROP")
 
 
-def _race(folder: str, code: str, now: float, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _race(
+    folder: str,
+    url: str | None,
+    code: str,
+    now: float,
+    results: multiprocessing.Queue,  # type: ignore[type-arg]
+) -> None:
+    store = OperatorStore(Path(folder), url)  # its own process: with PostgreSQL, its own node
     try:
-        OperatorStore(Path(folder)).verify("ada", code, now)
+        store.verify("ada", code, now)
         results.put("accepted")
     except OtpError as exc:
         results.put(str(exc))
+    finally:
+        store.close()
+        if url is not None:
+            from milliwatt.storage.postgres import close_database
+
+            close_database(url)
 
 
-def test_two_processes_with_one_code_one_wins(tmp_path: Path) -> None:
-    _, totp = _enrolled(tmp_path)
+def test_two_processes_with_one_code_one_wins(tmp_path: Path, storage_url: str | None) -> None:
+    _, totp = _enrolled(tmp_path, storage_url)
     now = time.time()
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    procs = [
-        context.Process(target=_race, args=(str(tmp_path), totp.at(now), now, results))
-        for _ in range(4)
-    ]
+    # SQLite: four processes on one data directory; PostgreSQL: four nodes, each its own
+    folders = [tmp_path if storage_url is None else tmp_path / f"node{i}" for i in range(4)]
+    procs = []
+    for folder in folders:
+        folder.mkdir(exist_ok=True)
+        args = (str(folder), storage_url, totp.at(now), now, results)
+        procs.append(context.Process(target=_race, args=args))
     for p in procs:
         p.start()
     outcomes = [results.get(timeout=60) for _ in procs]
     for p in procs:
         p.join(10)
     assert outcomes.count("accepted") == 1, outcomes
+    assert all("used already" in o for o in outcomes if o != "accepted"), outcomes

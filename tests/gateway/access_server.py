@@ -70,7 +70,7 @@ class SlowFake(FakeModel):
 
 
 class AccessServer:
-    def __init__(self, workdir: Path, **access: object) -> None:
+    def __init__(self, workdir: Path, storage_url: str | None = None, **access: object) -> None:
         self.data_dir = workdir / "data"
         agent = dict(
             models=["fake"], tools=TOOLS, tool_selection=ToolSelectionConfig(enabled=False)
@@ -81,6 +81,7 @@ class AccessServer:
             agents=[AgentConfig(name="helper", **agent), AgentConfig(name="other", **agent)],  # type: ignore[arg-type]
             shield=ShieldConfig(rules="baseline"),
             access=access,  # type: ignore[arg-type]
+            storage={"url": storage_url},  # type: ignore[arg-type]
         )
         self.runtime = Runtime(self.settings)
         self.model = SlowFake(commanded)

@@ -292,3 +292,27 @@ def test_egress_blocks_of_the_server_process_reach_the_trail(server: AccessServe
         client.get("http://127.0.0.1:9/metadata")  # loopback: refused by the default policy
     blocked = _events(server, "egress.blocked")
     assert blocked and "127.0.0.1" in str(blocked[-1]["fields"])
+
+
+def test_nodes_sharing_a_database_share_keys_and_revocations(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Two servers with their own data directories and one `[storage] url`: a key made
+    elsewhere (the command line of a third machine) works on both, and its revocation
+    holds on both at the next request."""
+    nodes = [AccessServer(tmp_path / name, postgres_url).start() for name in ("a", "b")]
+    try:
+        (tmp_path / "cli").mkdir()
+        keys = KeyStore(tmp_path / "cli", postgres_url)
+        key, info = keys.create("acme")
+        assert [_answer(_chat(node, key, "hi")) for node in nodes] == ["ECHO []"] * 2
+        forged = key[:14] + ("B" if key[14] != "B" else "C") + key[15:]
+        assert [_chat(node, forged, "hi").status_code for node in nodes] == [401, 401]
+        keys.revoke(info.id)
+        for node in nodes:
+            refused = _chat(node, key, "hi")
+            assert refused.status_code == 401 and "revoked" in refused.text
+        assert not any((tmp_path / name / "data" / "access.db").exists() for name in "ab")
+    finally:
+        for node in nodes:
+            node.stop()

@@ -6,9 +6,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
+import pyotp
 import pytest
 
+from milliwatt.access.keys import AuthError, KeyStore
+from milliwatt.access.limits import Limits
+from milliwatt.access.operators import OperatorStore, OtpError
 from milliwatt.knowledge import CollectionKey, KnowledgeBase
 from milliwatt.memory.facts import FactStore
 from milliwatt.memory.sessions import TurnCost
@@ -72,6 +77,15 @@ def test_copy_moves_everything_and_only_once(
 
     data = tmp_path / "data"
     history = fill(data, embedder)
+    keys = KeyStore(data)
+    key, _ = keys.create("acme", agents=("helper",), limits=Limits(rpm=30))
+    revoked, revoked_info = keys.create("acme")
+    keys.revoke(revoked_info.id)
+    keys.set_tenant_limits("acme", Limits(tpm=900))
+    operators = OperatorStore(data)
+    totp = pyotp.TOTP(parse_qs(urlparse(operators.enroll("ada")).query)["secret"][0])
+    used = totp.now()
+    operators.confirm("ada", used)
     report = copy_data_dir(data, postgres_url)
     assert report == {
         "sessions": "copied 2",
@@ -79,6 +93,7 @@ def test_copy_moves_everything_and_only_once(
         "calendars": "copied 1",
         "knowledge": "copied 1",
         "audit_trail": "copied 5",
+        "access": "copied 2",
     }
     # every kind now answers from PostgreSQL as it did from SQLite
     sessions = open_session_store(tmp_path, postgres_url)
@@ -95,12 +110,25 @@ def test_copy_moves_everything_and_only_once(
     kb.close()
     verdict = verify_postgres(postgres_url)
     assert verdict.ok and verdict.records == 5
+    node_keys = KeyStore(tmp_path / "node", postgres_url)
+    principal = node_keys.authenticate(key)
+    assert (principal.agents, principal.limits.rpm, principal.tenant_limits.tpm) == (
+        ("helper",), 30, 900,
+    )  # fmt: skip
+    with pytest.raises(AuthError, match="revoked"):
+        node_keys.authenticate(revoked)
+    node_operators = OperatorStore(tmp_path / "node", postgres_url)
+    assert [(o.name, o.active) for o in node_operators.list()] == [("ada", True)]
+    with pytest.raises(OtpError, match="used already"):  # the last accepted step came along
+        node_operators.verify("ada", used)
     # a second copy adds nothing
     again = copy_data_dir(data, postgres_url)
     assert set(again.values()) == {
         f"skipped: PostgreSQL's {t} is not empty"
-        for t in ("sessions", "facts", "calendar_events", "knowledge_collections", "audit_trail")
-    }
+        for t in (
+            "sessions", "facts", "calendar_events", "knowledge_collections", "audit_trail", "keys"
+        )
+    }  # fmt: skip
     assert len(sessions.history("ada")) == len(history)
 
 

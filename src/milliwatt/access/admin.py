@@ -57,7 +57,7 @@ class Admin:
     @classmethod
     def open(cls, data_dir: Path, storage_url: str | None = None) -> Admin:
         trail = open_trail(data_dir, storage_url)
-        return cls(KeyStore(data_dir), OperatorStore(data_dir), trail)
+        return cls(KeyStore(data_dir, storage_url), OperatorStore(data_dir, storage_url), trail)
 
     def authorize(self, operator: str, code: str, action: str, via: str) -> None:
         """Check the operator's code (once), or record the refusal and raise OtpError."""

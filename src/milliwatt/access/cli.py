@@ -57,6 +57,11 @@ def _data_dir() -> Path:
     return private_data_dir(Path(load_settings().data_dir))
 
 
+def _operator_store() -> OperatorStore:
+    settings = load_settings()
+    return OperatorStore(private_data_dir(Path(settings.data_dir)), settings.storage.url)
+
+
 def _open_admin() -> Admin:
     settings = load_settings()
     return Admin.open(private_data_dir(Path(settings.data_dir)), settings.storage.url)
@@ -251,7 +256,7 @@ def confirm(
     code: Annotated[str, typer.Argument(help="A code from the authenticator app.")],
 ) -> None:
     """Activate an enrolled operator with a first code."""
-    store = OperatorStore(_data_dir())
+    store = _operator_store()
     try:
         store.confirm(name, code)
     except OtpError as exc:
@@ -267,7 +272,7 @@ def confirm(
 @admin_app.command("operators")
 def operators() -> None:
     """List enrolled operators."""
-    store = OperatorStore(_data_dir())
+    store = _operator_store()
     found = store.list()
     store.close()
     for o in found:

@@ -1,10 +1,11 @@
-"""API keys and tenants, in SQLite in the data directory; keys are stored as hashes only.
+"""API keys and tenants, in the data directory's SQLite or in the PostgreSQL database of
+`[storage] url` (access_db.py); keys are stored as hashes only.
 
 A key reads `mw_<id>_<secret>`: a 10-character id (shown by `keys list`, named in the audit
 trail) and 32 random bytes. The store keeps the SHA-256 of the whole key: the secret has 256
 bits of entropy, so a slow password hash would add latency and no safety. Every
-authentication reads the key's row, so a revocation holds for the next request of every
-process sharing the data directory.
+authentication reads the key's row (nothing is cached), so a revocation holds for the next
+request of every process sharing the data directory or the database.
 """
 
 from __future__ import annotations
@@ -15,16 +16,14 @@ import hmac
 import json
 import re
 import secrets
-import sqlite3
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from milliwatt.access.access_db import DATABASE_NAME, open_access_database
 from milliwatt.access.limits import Limits
 from milliwatt.errors import AuthenticationError
 
-DATABASE_NAME = "access.db"
 KEY_PREFIX = "mw_"
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _KEY_FORM = re.compile(r"mw_([a-z0-9]{10})_([A-Za-z0-9_-]{43})\Z")
@@ -116,23 +115,10 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("ascii")).hexdigest()
 
 
-def open_access_db(data_dir: Path, schema: str) -> sqlite3.Connection:
-    """The access database, shared by keys and operators: WAL so that several server
-    processes read it at once, every commit on disk, `schema` created where missing."""
-    db = sqlite3.connect(Path(data_dir) / DATABASE_NAME, check_same_thread=False,
-                         isolation_level=None)  # fmt: skip
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("PRAGMA busy_timeout=5000")
-    db.executescript(schema)
-    return db
-
-
 class KeyStore:
-    def __init__(self, data_dir: Path) -> None:
-        self.path = Path(data_dir) / DATABASE_NAME
-        self._db = open_access_db(data_dir, _SCHEMA)
-        self._lock = threading.Lock()
+    def __init__(self, data_dir: Path, storage_url: str | None = None) -> None:
+        self.path = Path(data_dir) / DATABASE_NAME  # policy overrides sit beside it, either way
+        self._db = open_access_database(data_dir, storage_url, _SCHEMA)
 
     def create(
         self,
@@ -158,22 +144,14 @@ class KeyStore:
             key_id, tenant, tuple(agents), admin, limits or Limits(), label[:200], now,
             None if expires_in is None else now + expires_in, None,
         )  # fmt: skip
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(
-                    "INSERT OR IGNORE INTO tenants (name, created) VALUES (?, ?)", (tenant, now)
-                )
-                self._db.execute(
-                    "INSERT INTO keys (id, hash, tenant, agents, admin, limits, label, created,"
-                    " expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (key_id, hash_key(key), tenant, json.dumps(list(agents)), int(admin),
-                     json.dumps(info.limits.to_dict()), info.label, now, info.expires),
-                )  # fmt: skip
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        self._db.write(
+            ("INSERT INTO tenants (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+             (tenant, now)),
+            ("INSERT INTO keys (id, hash, tenant, agents, admin, limits, label, created, expires)"
+             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             (key_id, hash_key(key), tenant, json.dumps(list(agents)), bool(admin),
+              json.dumps(info.limits.to_dict()), info.label, now, info.expires)),
+        )  # fmt: skip
         return key, info
 
     def authenticate(self, key: str, now: float | None = None) -> Principal:
@@ -183,12 +161,12 @@ class KeyStore:
             if not key.startswith(KEY_PREFIX):
                 raise AuthError("the API key is not a milliwatt key (they start with mw_)")
             raise AuthError("the API key is malformed (was it cut short when pasted?)")
-        with self._lock:
-            row = self._db.execute(
-                "SELECT k.hash, k.tenant, k.agents, k.admin, k.limits, k.expires, k.revoked,"
-                " t.limits FROM keys k JOIN tenants t ON t.name = k.tenant WHERE k.id = ?",
-                (match.group(1),),
-            ).fetchone()
+        rows = self._db.query(
+            "SELECT k.hash, k.tenant, k.agents, k.admin, k.limits, k.expires, k.revoked,"
+            " t.limits FROM keys k JOIN tenants t ON t.name = k.tenant WHERE k.id = ?",
+            (match.group(1),),
+        )
+        row = rows[0] if rows else None
         if row is None or not hmac.compare_digest(row[0], hash_key(key)):
             raise AuthError("the API key is not known")
         if row[6] is not None:
@@ -203,15 +181,13 @@ class KeyStore:
 
     def revoke(self, key_id: str) -> KeyInfo:
         key_id = key_id.removeprefix(KEY_PREFIX).split("_")[0]
-        with self._lock:
-            cursor = self._db.execute(
-                "UPDATE keys SET revoked = ? WHERE id = ? AND revoked IS NULL",
-                (time.time(), key_id),
-            )
+        changed = self._db.write(
+            ("UPDATE keys SET revoked = ? WHERE id = ? AND revoked IS NULL", (time.time(), key_id))
+        )
         info = self.get(key_id)
         if info is None:
             raise ValueError(f"no key with id {key_id!r}; `milliwatt keys list` shows them")
-        if cursor.rowcount == 0:
+        if changed == 0:
             raise ValueError(f"the key {key_id!r} was already revoked")
         return info
 
@@ -228,8 +204,7 @@ class KeyStore:
         query = (
             "SELECT id, tenant, agents, admin, limits, label, created, expires, revoked FROM keys"
         )
-        with self._lock:
-            rows = self._db.execute(query + where, args).fetchall()
+        rows = self._db.query(query + where, args)
         return [
             KeyInfo(r[0], r[1], tuple(json.loads(r[2])), bool(r[3]),
                     Limits.from_dict(json.loads(r[4])), r[5], r[6], r[7], r[8])
@@ -239,29 +214,22 @@ class KeyStore:
     def has_keys(self) -> bool:
         """Whether any key was ever created: from then on every request but the public paths
         needs one (revoking the last key must not open the server to everyone)."""
-        with self._lock:
-            row = self._db.execute("SELECT 1 FROM keys LIMIT 1").fetchone()
-        return row is not None
+        return bool(self._db.query("SELECT 1 FROM keys LIMIT 1"))
 
     def set_tenant_limits(self, tenant: str, limits: Limits) -> None:
         check_tenant(tenant)
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO tenants (name, limits, created) VALUES (?, ?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET limits = excluded.limits",
-                (tenant, json.dumps(limits.to_dict()), time.time()),
-            )
+        self._db.write(
+            ("INSERT INTO tenants (name, limits, created) VALUES (?, ?, ?) "
+             "ON CONFLICT (name) DO UPDATE SET limits = excluded.limits",
+             (tenant, json.dumps(limits.to_dict()), time.time())),
+        )  # fmt: skip
 
     def tenant_limits(self, tenant: str) -> Limits:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT limits FROM tenants WHERE name = ?", (tenant,)
-            ).fetchone()
-        return Limits.from_dict(json.loads(row[0])) if row else Limits()
+        rows = self._db.query("SELECT limits FROM tenants WHERE name = ?", (tenant,))
+        return Limits.from_dict(json.loads(rows[0][0])) if rows else Limits()
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
 
 def parse_duration(text: str) -> float:

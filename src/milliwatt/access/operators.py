@@ -6,23 +6,23 @@ within one 30-second step of the server's clock either way, and only once: the s
 last accepted code is stored, and a code of that step or an earlier one is refused, also
 when two processes check the same code at once (one conditional UPDATE). Failed codes are
 counted per operator: past MAX_FAILURES within FAILURE_WINDOW, codes are refused unchecked
-until the window has passed. The secrets are in the data directory's 0600 database: TOTP
-needs the secret itself, so unlike API keys it cannot be stored as a hash.
+until the window has passed. The secrets are in the data directory's 0600 database, or in
+the PostgreSQL database of `[storage] url` (access_db.py), where the same UPDATE makes a code
+single-use across nodes: TOTP needs the secret itself, so unlike API keys it cannot be
+stored as a hash.
 """
 
 from __future__ import annotations
 
 import hmac
 import re
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyotp
 
-from milliwatt.access.keys import DATABASE_NAME, open_access_db
+from milliwatt.access.access_db import DATABASE_NAME, open_access_database
 from milliwatt.errors import OtpError as OtpError
 from milliwatt.errors import OtpLockedError
 
@@ -66,30 +66,26 @@ def check_operator_name(name: str) -> str:
 
 
 class OperatorStore:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, storage_url: str | None = None) -> None:
         self.path = Path(data_dir) / DATABASE_NAME
-        self._db = open_access_db(data_dir, _SCHEMA)
-        self._lock = threading.Lock()
+        self._db = open_access_database(data_dir, storage_url, _SCHEMA)
 
     def enroll(self, name: str) -> str:
         """A new, not yet active operator; returns the otpauth:// URI (the secret within)."""
         check_operator_name(name)
         secret = pyotp.random_base32(32)  # 160 bits, RFC 4226's recommended length
-        with self._lock:
-            try:
-                self._db.execute(
-                    "INSERT INTO operators (name, secret, created) VALUES (?, ?, ?)",
-                    (name, secret, time.time()),
-                )
-            except sqlite3.IntegrityError:
-                raise ValueError(f"an operator named {name!r} is already enrolled") from None
+        added = self._db.write(
+            ("INSERT INTO operators (name, secret, created) VALUES (?, ?, ?) "
+             "ON CONFLICT (name) DO NOTHING", (name, secret, time.time())),
+        )  # fmt: skip
+        if not added:
+            raise ValueError(f"an operator named {name!r} is already enrolled")
         return pyotp.TOTP(secret).provisioning_uri(name=name, issuer_name=ISSUER)
 
     def confirm(self, name: str, code: str, now: float | None = None) -> None:
         """Activate an enrolled operator with a first code from their authenticator."""
         self._check(name, code, now, require_active=False)
-        with self._lock:
-            self._db.execute("UPDATE operators SET active = 1 WHERE name = ?", (name,))
+        self._db.write(("UPDATE operators SET active = TRUE WHERE name = ?", (name,)))
 
     def verify(self, name: str, code: str, now: float | None = None) -> None:
         """Accept `code` for `name` once, or raise OtpError saying why not."""
@@ -97,17 +93,16 @@ class OperatorStore:
 
     def _check(self, name: str, code: str, now: float | None, *, require_active: bool) -> None:
         now = time.time() if now is None else now
-        with self._lock:
-            row = self._db.execute(
-                "SELECT secret, active, last_step FROM operators WHERE name = ?", (name,)
-            ).fetchone()
-            failures = self._db.execute(
-                "SELECT COUNT(*), MIN(time) FROM otp_failures WHERE operator = ? AND time > ?",
-                (name, now - FAILURE_WINDOW),
-            ).fetchone()
-        if row is None:
+        rows = self._db.query(
+            "SELECT secret, active, last_step FROM operators WHERE name = ?", (name,)
+        )
+        failures = self._db.query(
+            'SELECT COUNT(*), MIN("time") FROM otp_failures WHERE operator = ? AND "time" > ?',
+            (name, now - FAILURE_WINDOW),
+        )[0]
+        if not rows:
             raise OtpError(f"no operator named {name!r} is enrolled (`milliwatt admin enroll`)")
-        secret, active, _last_step = row
+        secret, active, _last_step = rows[0]
         if require_active and not active:
             raise OtpError(f"operator {name!r} is not confirmed yet (`milliwatt admin confirm`)")
         if failures[0] >= MAX_FAILURES:
@@ -131,11 +126,11 @@ class OperatorStore:
                 f"{'ahead of' if step > current else 'behind'} this machine's clock, more than "
                 f"one {STEP}-second step: check the clocks of both devices"
             )
-        with self._lock:
-            taken = self._db.execute(
-                "UPDATE operators SET last_step = ? WHERE name = ? AND last_step < ?",
-                (step, name, step),
-            ).rowcount
+        # one conditional UPDATE: of processes or nodes checking one code at once, one wins
+        taken = self._db.write(
+            ("UPDATE operators SET last_step = ? WHERE name = ? AND last_step < ?",
+             (step, name, step)),
+        )  # fmt: skip
         if not taken:
             self._fail(name, now)
             raise OtpError("this code was used already; wait for the next one")
@@ -150,25 +145,21 @@ class OperatorStore:
         return None
 
     def _fail(self, name: str, now: float) -> None:
-        with self._lock:
-            self._db.execute("INSERT INTO otp_failures VALUES (?, ?)", (name, now))
-            self._db.execute("DELETE FROM otp_failures WHERE time < ?", (now - FAILURE_WINDOW,))
+        self._db.write(
+            ('INSERT INTO otp_failures (operator, "time") VALUES (?, ?)', (name, now)),
+            ('DELETE FROM otp_failures WHERE "time" < ?', (now - FAILURE_WINDOW,)),
+        )
 
     def list(self) -> list[Operator]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT name, active, created FROM operators ORDER BY created"
-            ).fetchall()
+        rows = self._db.query("SELECT name, active, created FROM operators ORDER BY created")
         return [Operator(r[0], bool(r[1]), r[2]) for r in rows]
 
     def any_active(self) -> bool:
         return any(o.active for o in self.list())
 
     def remove(self, name: str) -> None:
-        with self._lock:
-            if not self._db.execute("DELETE FROM operators WHERE name = ?", (name,)).rowcount:
-                raise ValueError(f"no operator named {name!r}")
+        if not self._db.write(("DELETE FROM operators WHERE name = ?", (name,))):
+            raise ValueError(f"no operator named {name!r}")
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()

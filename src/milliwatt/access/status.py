@@ -8,10 +8,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from milliwatt.access.access_db import DATABASE_NAME
 from milliwatt.access.admin import postgres_trail_url, trail_path
-from milliwatt.access.keys import DATABASE_NAME, KeyStore
-from milliwatt.access.operators import OperatorStore
+from milliwatt.access.keys import KeyInfo, KeyStore
+from milliwatt.access.operators import Operator, OperatorStore
 from milliwatt.config import AccessConfig
+from milliwatt.errors import MilliwattError
 from milliwatt.shield.audit_trail import verify
 
 NO_AUTH_MARKER = "serving-without-auth.json"  # written by `serve --no-auth` while it runs
@@ -33,13 +35,10 @@ def access_report(
 ) -> dict[str, Any]:
     report: dict[str, Any] = {}
     unsafe = no_auth_server(data_dir)
-    if (data_dir / DATABASE_NAME).is_file():
-        keys, operators = KeyStore(data_dir), OperatorStore(data_dir)
-        infos, people = keys.list(), operators.list()
-        keys.close()
-        operators.close()
-    else:
-        infos, people = [], []
+    try:
+        infos, people = _keys_and_operators(data_dir, storage_url)
+    except MilliwattError as exc:  # the database is unreachable or its schema unusable
+        return {"auth": f"error: keys and operators cannot be read: {exc}"}
     active = [k for k in infos if k.state() == "active"]
     if unsafe is not None:
         report["auth"] = (
@@ -74,6 +73,19 @@ def access_report(
     else:
         report["audit_trail"] = "empty"
     return report
+
+
+def _keys_and_operators(
+    data_dir: Path, storage_url: str | None
+) -> tuple[list[KeyInfo], list[Operator]]:
+    if postgres_trail_url(storage_url) is None and not (data_dir / DATABASE_NAME).is_file():
+        return [], []
+    keys, operators = KeyStore(data_dir, storage_url), OperatorStore(data_dir, storage_url)
+    try:
+        return keys.list(), operators.list()
+    finally:
+        keys.close()
+        operators.close()
 
 
 def _postgres_trail(url: str) -> str:

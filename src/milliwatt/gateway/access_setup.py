@@ -37,11 +37,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_binding(data_dir: Path, host: str, no_auth: bool) -> None:
+def check_binding(data_dir: Path, host: str, no_auth: bool, storage_url: str | None = None) -> None:
     """Refuse to listen beyond loopback with no API key, unless told so explicitly."""
     if no_auth or is_loopback(host):
         return
-    keys = KeyStore(private_data_dir(data_dir))
+    keys = KeyStore(private_data_dir(data_dir), storage_url)
     try:
         if not keys.has_keys():
             raise ValueError(
@@ -75,10 +75,11 @@ class Access:
     keys: KeyStore
     trail: Trail
     quota: Quota
+    storage_url: str | None = None  # keys and operators in PostgreSQL when set
 
     def admin_routes(self, policies: Mapping[str, PolicyConfig]) -> list[BaseRoute]:
-        data_dir = self.keys.path.parent
-        return admin_routes(Admin(self.keys, OperatorStore(data_dir), self.trail), policies)
+        operators = OperatorStore(self.keys.path.parent, self.storage_url)
+        return admin_routes(Admin(self.keys, operators, self.trail), policies)
 
     def wrap(self, app: ASGIApp, *, no_auth: bool) -> ASGIApp:
         return AccessMiddleware(app, self.keys, self.quota, self.trail, no_auth=no_auth)
@@ -96,8 +97,8 @@ def build_access(
 ) -> Access:
     trail = open_trail(data_dir, storage_url)  # [storage] url: a file, or a PostgreSQL table
     egress_errors.on_blocked(lambda reason: trail.record("egress.blocked", {"reason": reason}))
-    keys = KeyStore(data_dir)
-    access = Access(keys, trail, Quota(build_limiter(config), trail.record))
+    keys = KeyStore(data_dir, storage_url)
+    access = Access(keys, trail, Quota(build_limiter(config), trail.record), storage_url)
     if no_auth:
         marker = data_dir / NO_AUTH_MARKER
         body = {"pid": os.getpid(), "host": host, "port": port, "since": time.time()}

@@ -31,7 +31,7 @@ def build_server_app(
     runtime: Runtime | None = None,
 ) -> ASGIApp:
     """The whole server; `runtime` may be given ready (tests give one with a scripted model)."""
-    check_binding(Path(settings.data_dir), host, no_auth)
+    check_binding(Path(settings.data_dir), host, no_auth, settings.storage.url)
     access = build_access(
         private_data_dir(Path(settings.data_dir)), settings.access,
         host=host, port=port, no_auth=no_auth, log=log, storage_url=settings.storage.url,

@@ -5,7 +5,9 @@ Each kind is copied in one transaction, and only into an empty table: a second r
 database already in use, copies nothing twice. Sessions keep their turns, times and costs;
 facts, events and documents keep their text and vectors (with new ids: the index files of
 each node are rebuilt from the rows); the audit trail's records are copied as they were
-written, so its hash chain still verifies. The SQLite files are only read.
+written, so its hash chain still verifies; API keys (their hashes), tenants' limits and
+operators (with the step of their last accepted code: no code is accepted twice) come as
+they are. The SQLite files are only read.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ FILES = {
     "calendars": "calendar.sqlite",
     "knowledge": "knowledge.db",
     "audit_trail": "audit-trail.jsonl",
+    "access": "access.db",
 }
 # the table that must be empty for each kind to be copied
 TARGETS = {
@@ -36,6 +39,7 @@ TARGETS = {
     "calendars": "calendar_events",
     "knowledge": "knowledge_collections",
     "audit_trail": "audit_trail",
+    "access": "keys",
 }
 
 Connection = Any  # a psycopg connection inside its transaction
@@ -53,6 +57,7 @@ def copy_data_dir(data_dir: Path, url: str) -> dict[str, str]:
         "calendars": _calendars,
         "knowledge": _knowledge,
         "audit_trail": _audit_trail,
+        "access": _access,
     }
     report: dict[str, str] = {}
     for kind, copier in copiers.items():
@@ -223,3 +228,36 @@ def _audit_trail(path: Path, conn: Connection) -> int:
                 (int(mark["seq"]), line),
             )
     return count
+
+
+def _access(path: Path, conn: Connection) -> int:
+    """Tenants, keys and operators; an operator or tenant PostgreSQL has already is kept."""
+    with _read(path) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        read = {
+            table: db.execute(f"SELECT {columns} FROM {table}").fetchall() if table in tables
+            else []
+            for table, columns in _ACCESS_COLUMNS.items()
+        }  # fmt: skip
+    for table, columns in _ACCESS_COLUMNS.items():
+        rows = read[table]
+        for row in rows:
+            _text(*row)
+        booleans = _ACCESS_BOOLEANS.get(table)  # SQLite's 0/1, PostgreSQL's boolean
+        if booleans is not None:
+            rows = [(*r[:booleans], bool(r[booleans]), *r[booleans + 1 :]) for r in rows]
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {table} ({columns}) VALUES "
+                f"({', '.join(['%s'] * len(columns.split(',')))}) ON CONFLICT DO NOTHING",
+                rows,
+            )
+    return len(read["keys"])
+
+
+_ACCESS_COLUMNS = {  # tenants first: keys refer to them
+    "tenants": "name, limits, created",
+    "keys": "id, hash, tenant, agents, admin, limits, label, created, expires, revoked",
+    "operators": "name, secret, active, last_step, created",
+}
+_ACCESS_BOOLEANS = {"keys": 4, "operators": 2}  # the column holding a flag

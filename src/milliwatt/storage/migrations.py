@@ -149,6 +149,41 @@ CREATE TABLE audit_checkpoints (
 );
 """
 
+# API keys (hashes only), tenants, operators (TOTP) and failed codes: access/access_db.py;
+# JSON as text, read back as SQLite's; times as epoch seconds
+ACCESS = """
+CREATE TABLE tenants (
+    name text PRIMARY KEY,
+    limits text NOT NULL DEFAULT '{}',
+    created double precision NOT NULL
+);
+CREATE TABLE keys (
+    id text PRIMARY KEY,
+    hash text NOT NULL,
+    tenant text NOT NULL REFERENCES tenants(name),
+    agents text NOT NULL,
+    admin boolean NOT NULL DEFAULT false,
+    limits text NOT NULL DEFAULT '{}',
+    label text NOT NULL DEFAULT '',
+    created double precision NOT NULL,
+    expires double precision,
+    revoked double precision
+);
+CREATE INDEX keys_by_tenant ON keys (tenant, created);
+CREATE TABLE operators (
+    name text PRIMARY KEY,
+    secret text NOT NULL,
+    active boolean NOT NULL DEFAULT false,
+    last_step bigint NOT NULL DEFAULT -1,
+    created double precision NOT NULL
+);
+CREATE TABLE otp_failures (
+    operator text NOT NULL,
+    "time" double precision NOT NULL
+);
+CREATE INDEX otp_failures_by_operator ON otp_failures (operator, "time");
+"""
+
 # the step at place N is schema version N
 MIGRATIONS: tuple[str, ...] = (
     SESSIONS,  # 1
@@ -156,6 +191,7 @@ MIGRATIONS: tuple[str, ...] = (
     CALENDARS,  # 3
     KNOWLEDGE,  # 4
     AUDIT_TRAIL,  # 5
+    ACCESS,  # 6
 )
 
 
