@@ -7,7 +7,7 @@ all-MiniLM-L6-v2, and a tool's score for a request is the best cosine over its t
 
 A tool is offered when its score beats the request's null score (how well functions nobody
 offered fit it, agent/relevance.py) by `min_margin`: an absolute cosine bar turned away
-users' tersely described tools ("wx_now: current conditions") that do fit the request.
+users' tersely described tools ("forecast: conditions at loc") that do fit the request.
 """
 
 from __future__ import annotations
