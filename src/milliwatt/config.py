@@ -88,14 +88,17 @@ class ModelConfig(_Section):
 
 
 class ToolSelectionConfig(_Section):
-    """Which tools the model is offered: the top_k most similar to the request, if similar
-    enough (cosine of all-MiniLM-L6-v2 embeddings); none above the bar -> a plain answer."""
+    """Which tools the model is offered: the top_k most similar to the request (cosine of
+    all-MiniLM-L6-v2 embeddings), each only if it beats the request's null score (functions
+    nobody offered, agent/relevance.py) by min_margin; none above the bar -> a plain answer."""
 
     enabled: bool = True
     top_k: PositiveInt = 3
-    # 0.40: chit-chat scores under 0.36 against the built-in tools, tool requests 0.38-0.93
-    # (and each offered tool makes a small model slower: grammar-constrained decoding)
-    min_similarity: float = Field(0.40, ge=-1.0, le=1.0)
+    # set on tuning data (docs/cascade.md): BFCL's tuning half and the terse set
+    min_margin: float = Field(0.05, ge=-2.0, le=2.0)
+    # the older absolute cosine bar (0.40 before min_margin): unset by default, since it turned
+    # away tersely described tools; when set, a tool must reach it as well as min_margin
+    min_similarity: float | None = Field(None, ge=-1.0, le=1.0)
     # tools are offered only when the best one beats the closest example of conversation or
     # writing (agent/conversation.py) by conversation_margin. 0.0 kept every tool request of
     # the frugal workload but 4 of 314 (each answered by the router anyway)

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from milliwatt.agent.conversation import CONVERSATION_EXAMPLES
+from milliwatt.agent.function_background import BACKGROUND_FUNCTIONS
 from milliwatt.agent.runner import Agent
 from milliwatt.agent.tool_selection import ToolSelector, tool_selector, tool_texts
 from milliwatt.config import AgentConfig, ToolSelectionConfig
@@ -52,7 +54,9 @@ def test_a_request_gets_the_tool_made_for_it(embed) -> None:  # type: ignore[no-
 
 
 def test_chat_requests_get_no_tools(embed) -> None:  # type: ignore[no-untyped-def]
-    selector = ToolSelector(embed=embed)
+    # the margin over the null score alone lets "tell me a joke" reach `recall` (0.09):
+    # the conversation examples are what turn chat away, as in the default configuration
+    selector = ToolSelector(embed=embed, conversation=CONVERSATION_EXAMPLES)
     tools = list(builtin_registry())
     for request in ["write a haiku about rain", "explain photosynthesis", "tell me a joke"]:
         assert selector.select(request, tools) == [], request
@@ -64,7 +68,8 @@ def test_tool_texts_are_embedded_once(embed) -> None:  # type: ignore[no-untyped
     selector = ToolSelector(embed=counting)
     selector.select("what is 2 + 2", tools)
     first = len(counting.texts)
-    assert first == sum(len(tool_texts(t)) for t in tools) + 1
+    # the background of the null score is embedded once too
+    assert first == sum(len(tool_texts(t)) for t in tools) + len(BACKGROUND_FUNCTIONS) + 1
     selector.select("convert 5 miles to km", tools)
     assert len(counting.texts) == first + 1  # only the new request
 
@@ -84,11 +89,33 @@ def test_bad_settings_and_input_are_refused() -> None:
         ToolSelector(top_k=0)
     with pytest.raises(ValueError, match="min_similarity"):
         ToolSelector(min_similarity=1.5)
+    with pytest.raises(ValueError, match="min_margin"):
+        ToolSelector(min_margin=3.0)
     with pytest.raises(ValueError, match="request"):
         ToolSelector(embed=lambda texts: np.zeros((len(texts), 2))).rank("  ", [])
     assert tool_selector(ToolSelectionConfig(enabled=False)) is None
-    configured = tool_selector(ToolSelectionConfig(top_k=2, min_similarity=0.5))
-    assert configured is not None and (configured.top_k, configured.min_similarity) == (2, 0.5)
+    configured = tool_selector(ToolSelectionConfig(top_k=2, min_similarity=0.5, min_margin=0.1))
+    assert configured is not None
+    assert (configured.top_k, configured.min_similarity, configured.min_margin) == (2, 0.5, 0.1)
+    default = tool_selector(ToolSelectionConfig())
+    assert default is not None and default.min_similarity is None  # no absolute bar unless set
+
+
+def test_a_tersely_described_tool_is_offered_for_the_request_it_fits(embed) -> None:  # type: ignore[no-untyped-def]
+    forecast = ToolSpec(
+        name="forecast",
+        description="conditions at loc",
+        parameters={"type": "object", "properties": {"loc": {"type": "string"}}},
+    )
+    tools = [forecast, *builtin_registry()]
+    request = "what's the weather in Paris right now?"
+    selector = ToolSelector(embed=embed)
+    [best] = [s for s in selector.rank(request, tools) if s.name == "forecast"]
+    assert best.score < 0.40  # the older absolute bar turned it away
+    assert ToolSelector(embed=embed, min_similarity=0.40).select(request, [forecast]) == []
+    assert [t.name for t in selector.select(request, [forecast])] == ["forecast"]
+    assert "forecast" in [t.name for t in selector.select(request, tools)]  # among the top 3
+    assert selector.select("write a haiku about rain", [forecast]) == []
 
 
 def test_the_agent_offers_the_model_only_the_selected_tools(embed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
