@@ -15,7 +15,12 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from milliwatt.errors import InvalidRequestError
-from milliwatt.memory.sessions import SessionInfo, TurnCost, check_session_name
+from milliwatt.memory.sessions import (
+    SessionInfo,
+    TurnCost,
+    check_session_name,
+    session_info_query,
+)
 from milliwatt.models.base import Message, ToolCall
 from milliwatt.storage.postgres import database
 
@@ -80,14 +85,7 @@ class PostgresSessionStore:
 
     # builtins.list: the method list() above shadows the type in the class body
     def _infos(self, where: str, params: tuple[str, ...]) -> builtins.list[SessionInfo]:
-        query = f"""
-            SELECT s.name, s.agent, COUNT(t.id),
-                   (SELECT COUNT(*) FROM messages m WHERE m.session = s.name),
-                   s.created, s.updated,
-                   COALESCE(SUM(t.tokens), 0), COALESCE(SUM(t.model_calls), 0),
-                   COALESCE(SUM(t.seconds), 0), COALESCE(SUM(t.joules_est), 0)
-            FROM sessions s LEFT JOIN turns t ON t.session = s.name
-            {where} GROUP BY s.name ORDER BY s.updated DESC, s.name"""
+        query = session_info_query(where)
         with database(self.url).connection() as conn:
             rows = conn.execute(query.encode(), params).fetchall()
         return [

@@ -47,6 +47,19 @@ class SessionInfo:
     cost: TurnCost
 
 
+def session_info_query(where: str) -> str:
+    """Every store's summary of sessions (SQL both SQLite and PostgreSQL run), filtered by
+    `where` ("" or "WHERE s.name = <placeholder>")."""
+    return f"""
+        SELECT s.name, s.agent, COUNT(t.id),
+               (SELECT COUNT(*) FROM messages m WHERE m.session = s.name),
+               s.created, s.updated,
+               COALESCE(SUM(t.tokens), 0), COALESCE(SUM(t.model_calls), 0),
+               COALESCE(SUM(t.seconds), 0), COALESCE(SUM(t.joules_est), 0)
+        FROM sessions s LEFT JOIN turns t ON t.session = s.name
+        {where} GROUP BY s.name ORDER BY s.updated DESC, s.name"""
+
+
 class SessionStore(Protocol):
     def history(self, session: str) -> list[Message]:
         """Every stored message of the session, oldest first (empty for a new session)."""

@@ -11,7 +11,12 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from milliwatt.memory.sessions import SessionInfo, TurnCost, check_session_name
+from milliwatt.memory.sessions import (
+    SessionInfo,
+    TurnCost,
+    check_session_name,
+    session_info_query,
+)
 from milliwatt.models.base import Message, ToolCall
 
 _SCHEMA = """
@@ -114,14 +119,7 @@ class SqliteSessionStore:
 
     # builtins.list: the method list() above shadows the type in the class body
     def _infos(self, where: str, params: tuple[str, ...]) -> builtins.list[SessionInfo]:
-        query = f"""
-            SELECT s.name, s.agent, COUNT(t.id),
-                   (SELECT COUNT(*) FROM messages m WHERE m.session = s.name),
-                   s.created, s.updated,
-                   COALESCE(SUM(t.tokens), 0), COALESCE(SUM(t.model_calls), 0),
-                   COALESCE(SUM(t.seconds), 0), COALESCE(SUM(t.joules_est), 0)
-            FROM sessions s LEFT JOIN turns t ON t.session = s.name
-            {where} GROUP BY s.name ORDER BY s.updated DESC, s.name"""
+        query = session_info_query(where)
         with self._lock:
             rows = self._db.execute(query, params).fetchall()
         return [
