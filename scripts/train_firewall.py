@@ -14,6 +14,9 @@ Split: every item belongs to a group (a BIPIA attack, a BIPIA context, a CyberSe
 in all its translations, one row otherwise); sha256("firewall-split:" + group) puts 40% of
 the groups in the held-out half, never seen in training or threshold choice. The threshold
 is the 99.25th percentile of benign out-of-fold scores (5 folds) on the tuning half.
+Windows carry the detector's context tags; in a text with a planted instruction, windows
+that hold it are positive, windows that do not touch it negative. Deterministic: liblinear
+with a fixed seed, no random sampling but the seeded choice of contexts.
 Prints per-source figures for both halves; the last line holds the headline figures.
 """
 
@@ -28,7 +31,6 @@ import re
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,10 +42,13 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from milliwatt.shield.firewall import (  # noqa: E402
     FEATURE_VERSION,
+    TAG_BITS,
     WEIGHTS,
     InjectionDetector,
     features,
-    windows,
+    normalize,
+    tag_features,
+    tagged_windows,
 )
 
 BITS = 18
@@ -145,78 +150,99 @@ def _dedupe(items: list[Item]) -> list[Item]:
     return kept
 
 
-def training_windows(item: Item) -> Iterator[tuple[str, bool]]:
-    """Windows with labels: around a known span, only the windows holding it are positive."""
+Window = tuple[str, tuple[str, ...], bool]  # normalized text, context tags, label
+
+
+def training_windows(item: Item) -> list[Window]:
+    """Windows with labels. Around a known span, the windows holding the planted instruction
+    are positive, those that do not touch it negative (the context alone), the rest left out;
+    the instruction read alone is positive too."""
+    found = tagged_windows(item.text)
     if item.span is None or not item.injection:
-        for window in windows(item.text):
-            yield window, item.injection
-        return
-    start, end = item.span
-    attack = item.text[start:end]
-    for window in windows(item.text[:start] + item.text[end:]):  # the context alone: benign
-        yield window, False
-    before = item.text[max(0, start - 150) : start]
-    mixed = before + attack + item.text[end : end + 150]
-    yield from ((w, True) for w in windows(mixed, sentences=False))
-    yield from ((w, True) for w in windows(attack))
+        return [(w, tuple(tags), item.injection) for w, tags, _start in found]
+    attack = normalize(item.text[item.span[0] : item.span[1]])
+    begin = normalize(item.text).find(attack)
+    end = begin + len(attack)
+    labelled: list[Window] = []
+    for window, tags, start in found:
+        if start < 0:  # a line, sentence or cell: part of the instruction, or not at all
+            label: bool | None = window in attack
+        else:
+            overlap = max(0, min(start + len(window), end) - max(start, begin))
+            label = True if overlap >= 0.8 * min(len(attack), len(window)) else None
+            label = False if overlap == 0 else label
+        if label is not None:
+            labelled.append((window, tuple(tags), label))
+    alone = tagged_windows(item.text[item.span[0] : item.span[1]])
+    return labelled + [(w, tuple(tags), True) for w, tags, _start in alone]
 
 
-@functools.lru_cache(maxsize=200_000)
+@functools.lru_cache(maxsize=300_000)
 def window_features(window: str) -> np.ndarray:
     """Features of one window, kept: the folds see the same windows again and again."""
     return features(window, BITS).astype(np.int32)
 
 
-def matrix(texts: list[str]) -> Any:
+def matrix(rows: list[tuple[str, tuple[str, ...]]]) -> Any:
+    """n-gram columns scaled by 1/sqrt(count), as `InjectionDetector.score` does, then one
+    column per context tag, unscaled."""
     from scipy import sparse  # training only (the `train` extra): loading needs none of it
 
-    rows, cols, values = [], [], []
-    for r, text in enumerate(texts):
-        index = window_features(text)
-        rows.append(np.full(index.size, r))
-        cols.append(index)
-        values.append(np.full(index.size, 1.0 / np.sqrt(max(index.size, 1))))
+    rows_of, cols, values = [], [], []
+    for r, (window, tags) in enumerate(rows):
+        index = window_features(window)
+        tag_index = tag_features(list(tags)) + (1 << BITS)
+        rows_of.append(np.full(index.size + tag_index.size, r))
+        cols += [index, tag_index]
+        values += [np.full(index.size, 1.0 / np.sqrt(max(index.size, 1))), np.ones(tag_index.size)]
     return sparse.csr_matrix(
-        (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(len(texts), 1 << BITS),
+        (np.concatenate(values), (np.concatenate(rows_of), np.concatenate(cols).astype(np.int32))),
+        shape=(len(rows), (1 << BITS) + (1 << TAG_BITS)),
     )
 
 
-def fit(items: list[Item]) -> tuple[np.ndarray, float]:
+Model = tuple[np.ndarray, float]
+
+
+def window_logits(text: str, model: Model) -> np.ndarray:
+    found = tagged_windows(text)
+    return matrix([(w, tuple(tags)) for w, tags, _start in found]) @ model[0] + model[1]
+
+
+def fit(items: list[Item]) -> Model:
     """Two passes: long positives of unknown layout keep only their most suspicious windows."""
-    known = [(w, y) for it in items if it.span or len(windows(it.text)) == 1 or not it.injection
-             for w, y in training_windows(it)]  # fmt: skip
-    vague = [it for it in items if it.injection and not it.span and len(windows(it.text)) > 1]
-    model = _logistic(known + [(w, True) for it in vague for w in windows(it.text)])
+
+    def is_vague(it: Item) -> bool:
+        return it.injection and not it.span and len(tagged_windows(it.text)) > 1
+
+    vague = [it for it in items if is_vague(it)]
+    known = [w for it in items if not is_vague(it) for w in training_windows(it)]
+    every = [(w, tuple(tags), True) for it in vague for w, tags, _start in tagged_windows(it.text)]
+    model = _logistic(known + every)
     chosen = []
     for it in vague:
-        parts = windows(it.text)
-        scores = matrix(parts) @ model[0] + model[1]
-        chosen += [(parts[i], True) for i in np.argsort(scores)[-2:]]
+        found = tagged_windows(it.text)
+        best = np.argsort(window_logits(it.text, model))[-2:]
+        chosen += [(found[i][0], tuple(found[i][1]), True) for i in best]
     return _logistic(known + chosen)
 
 
-def _logistic(pairs: list[tuple[str, bool]]) -> tuple[np.ndarray, float]:
+def _logistic(pairs: list[Window]) -> Model:
     from sklearn.linear_model import LogisticRegression
 
-    x = matrix([w for w, _ in pairs])
-    y = np.array([label for _, label in pairs])
-    model = LogisticRegression(C=C, max_iter=2000, class_weight="balanced", solver="liblinear")
+    pairs = list(dict.fromkeys(pairs))  # a context planted with many attacks counts once
+    x = matrix([(w, tags) for w, tags, _label in pairs])
+    y = np.array([label for _w, _tags, label in pairs])
+    model = LogisticRegression(
+        C=C, max_iter=2000, class_weight="balanced", solver="liblinear", dual=True, random_state=0
+    )
     model.fit(x, y)
     return model.coef_[0].astype(np.float32), float(model.intercept_[0])
 
 
-def score(items: list[Item], model: tuple[np.ndarray, float]) -> np.ndarray:
-    weights, bias = model
-    out = np.empty(len(items))
-    for i, it in enumerate(items):
-        logits = [bias + _sum(weights, window_features(w)) for w in windows(it.text)]
-        out[i] = 1.0 / (1.0 + np.exp(-max(logits)))
-    return out
-
-
-def _sum(weights: np.ndarray, index: np.ndarray) -> float:
-    return float(weights[index].sum()) / np.sqrt(max(index.size, 1))
+def score(items: list[Item], model: Model) -> np.ndarray:
+    logits = np.array([window_logits(it.text, model).max() for it in items])
+    return 1.0 / (1.0 + np.exp(-logits))
 
 
 def report(name: str, items: list[Item], scores: np.ndarray, threshold: float) -> dict[str, float]:
@@ -244,10 +270,11 @@ def report(name: str, items: list[Item], scores: np.ndarray, threshold: float) -
     return {"tpr": tpr, "fpr": fpr, "tpr_at_1pct_fpr": tpr_at_1}
 
 
-def save(path: Path, model: tuple[np.ndarray, float], meta: dict[str, object]) -> None:
+def save(path: Path, model: Model, meta: dict[str, object]) -> None:
+    weights = model[0].astype(np.float16)
     np.savez_compressed(
-        path, weights=model[0].astype(np.float16), bias=np.float32(model[1]),
-        meta=np.array(json.dumps(meta)),
+        path, weights=weights[: 1 << BITS], tag_weights=weights[1 << BITS :],
+        bias=np.float32(model[1]), meta=np.array(json.dumps(meta)),
     )  # fmt: skip
 
 

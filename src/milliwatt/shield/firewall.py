@@ -4,11 +4,14 @@ A linear model over hashed features, trained by `scripts/train_firewall.py`: cha
 grams (robust to misspellings, other languages and split words), word 1-2 grams, and a few
 precise patterns of known attacks (chat-template tokens, "ignore previous instructions",
 hidden-markdown exfiltration), each pattern one feature whose weight was learned. Numpy
-only; a 1 KB text costs well under a millisecond.
+only; a 1 KB text costs about two milliseconds of CPU.
 
 A long text is read in overlapping windows (of 256 and of 768 characters), and line by line,
 sentence by sentence and cell by cell, and scored by its worst window, so an instruction
-buried in a long e-mail, page or table is not diluted by the text around it.
+buried in a long e-mail, page or table is not diluted by the text around it. Each window
+also carries context tags (firewall_context): whether a line opens with an order or speaks
+to the reader, and whether it breaks the form of the document around it (prose among table
+rows or code), each with its own learned weight.
 
 The score is a probability in [0, 1]; `is_injection` compares it with the threshold chosen
 at training time on tuning data only (see docs/security.md for the figures).
@@ -26,8 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-FEATURE_VERSION = 1
+from milliwatt.shield.firewall_context import document_kind, sentence_tags, shift_tags
+
+FEATURE_VERSION = 2
 WEIGHTS = Path(__file__).with_name("firewall.npz")  # written by scripts/train_firewall.py
+TAG_BITS = 14  # context tags: a few hundred distinct ones
 WINDOWS = (256, 768)  # window sizes in characters: short ones for a buried line, long for context
 _CHAR_NGRAMS = (3, 4, 5)
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: spreads a hash over the high bits
@@ -98,19 +104,38 @@ def normalize(text: str) -> str:
 def windows(text: str, sentences: bool = True) -> list[str]:
     """The normalized text in windows of each size, overlapping by half, whole if it fits;
     a longer text's lines and sentences too (an instruction planted as a line of its own)."""
+    return [window for window, _tags, _start in tagged_windows(text, sentences)]
+
+
+def tagged_windows(text: str, sentences: bool = True) -> list[tuple[str, list[str], int]]:
+    """`windows` with each window's context tags (see firewall_context) and where it starts
+    in the normalized text (-1 for a line, sentence or cell)."""
     flat = normalize(text)
     if len(flat) <= WINDOWS[0]:
-        return [flat]
-    found: list[str] = []
+        return [(flat, ["short", *sentence_tags(flat, "short", flat)], 0)]
+    lines = text.split("\n")
+    kind = document_kind(lines)
+    found: list[tuple[str, list[str], int]] = []
     for size in WINDOWS:
         if len(flat) <= size:
-            found.append(flat)
+            found.append((flat, [f"whole|{kind}"], 0))
             break
         step = size // 2
-        found += [flat[i : i + size] for i in range(0, len(flat) - step, step)]
+        tags = [f"{size}|{kind}"]
+        found += [(flat[i : i + size], tags, i) for i in range(0, len(flat) - step, step)]
     if sentences:
-        parts = (normalize(part) for part in _SENTENCE.split(text))
-        found += [part for part in parts if MIN_SENTENCE <= len(part) <= WINDOWS[0]]
+        parts = [
+            (part, line)
+            for line in lines
+            for part in map(normalize, _SENTENCE.split(line))
+            if MIN_SENTENCE <= len(part) <= WINDOWS[0]
+        ]
+        tagged = [(part, sentence_tags(part, kind, line)) for part, line in parts]
+        orders = sum("imperative" in tags or "modal" in tags for _part, tags in tagged)
+        for part, tags in tagged:
+            own = "imperative" in tags or "modal" in tags
+            shift = shift_tags(orders - own, len(tagged) - 1, own)
+            found.append((part, [f"part|{kind}", *tags, *shift], -1))
     return found
 
 
@@ -122,6 +147,21 @@ def _word_keys(text: str, shift: np.uint64) -> np.ndarray:
     hashed += [zlib.crc32(name.encode(), 2) for name in _rule_hits(text)]
     words = np.array(hashed, dtype=np.uint64) + np.uint64(0x5BD1E995)
     return (words * _MIX) >> shift
+
+
+def tag_features(tags: list[str]) -> np.ndarray:
+    """Sorted unique indices of a window's context tags (a table of their own, not scaled
+    by the window's length: a tag weighs as much in a short line as in a long one)."""
+    if not tags:
+        return np.zeros(0, dtype=np.int64)
+    hashed = np.array([zlib.crc32(tag.encode(), 3) for tag in tags], dtype=np.uint64)
+    keys = ((hashed + np.uint64(0x5BD1E995)) * _MIX) >> np.uint64(64 - TAG_BITS)
+    return np.unique(keys).astype(np.int64)
+
+
+@functools.lru_cache(maxsize=4096)
+def _tag_index(tags: tuple[str, ...]) -> np.ndarray:
+    return tag_features(list(tags))  # the same few tag lists come back in every text
 
 
 def features(window: str, bits: int) -> np.ndarray:
@@ -198,6 +238,7 @@ class InjectionDetector:
             if meta.get("feature_version") != FEATURE_VERSION:
                 raise ValueError(f"{path}: weights for features v{meta.get('feature_version')}")
             self._weights = data["weights"].astype(np.float32)
+            self._tag_weights = data["tag_weights"].astype(np.float32)
             self._bias = float(data["bias"])
         self.bits: int = int(meta["bits"])
         self.threshold: float = float(meta["threshold"])
@@ -205,13 +246,13 @@ class InjectionDetector:
 
     def score(self, text: str) -> float:
         """Probability that the text carries injected instructions (its worst window's)."""
-        window_of, index = _batch_features(windows(text), self.bits)
-        if index.size == 0:
-            return 0.0
-        count = np.bincount(window_of)
-        total = np.bincount(window_of, weights=self._weights[index])
-        used = count > 0
-        best = self._bias + float(np.max(total[used] / np.sqrt(count[used])))
+        found = tagged_windows(text)
+        window_of, index = _batch_features([window for window, _t, _s in found], self.bits)
+        count = np.bincount(window_of, minlength=len(found))
+        total = np.bincount(window_of, weights=self._weights[index], minlength=len(found))
+        ngrams = total / np.sqrt(np.maximum(count, 1))
+        tags = [float(self._tag_weights[_tag_index(tuple(t))].sum()) for _w, t, _s in found]
+        best = self._bias + float(np.max(ngrams + np.array(tags)))
         return float(1.0 / (1.0 + np.exp(-best)))
 
     def is_injection(self, text: str) -> bool:
