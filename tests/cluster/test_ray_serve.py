@@ -8,16 +8,14 @@ the deployments, not about a model."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 from tests.conftest import free_port
 from tests.edge.frontdoor_fixtures import frontdoor_thread, pops_toml
+from tests.scripted_model import scripted_model
 
 pytest.importorskip("ray.serve")
 
@@ -27,28 +25,10 @@ from milliwatt.cluster.plan import ClusterConfig, GatewayScaling, load_cluster_c
 from milliwatt.config import AgentConfig, Settings
 
 
-class _EchoModel(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        request = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        delta = {"content": "echo: " + request["messages"][-1]["content"]}
-        events = [{"choices": [{"delta": delta, "finish_reason": None}]}, "[DONE]"]
-        data = "".join(f"data: {e if isinstance(e, str) else json.dumps(e)}\n\n" for e in events)
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data.encode())
-
-
 @pytest.fixture
 def model_url() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _EchoModel)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
+    with scripted_model(lambda messages: {"content": "echo: " + messages[-1]["content"]}) as port:
+        yield f"http://127.0.0.1:{port}/v1"
 
 
 @pytest.fixture

@@ -9,10 +9,7 @@ of user messages it was shown, so an answer proves which history the PoP had."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,32 +17,19 @@ import httpx
 import pytest
 from tests.conftest import Server
 from tests.edge.frontdoor_fixtures import chat, frontdoor_process, pops_toml
+from tests.scripted_model import scripted_model
 from tests.storage_backends import fresh_schema
 
 
-class _CountingModel(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        request = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        users = [m["content"] for m in request["messages"] if m["role"] == "user"]
-        delta = {"content": f"heard {len(users)}: {users[-1]}"}
-        events = [{"choices": [{"delta": delta, "finish_reason": None}]}, "[DONE]"]
-        data = "".join(f"data: {e if isinstance(e, str) else json.dumps(e)}\n\n" for e in events)
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data.encode())
+def _heard(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    return {"content": f"heard {len(users)}: {users[-1]}"}
 
 
 @pytest.fixture
 def model_port() -> Iterator[int]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _CountingModel)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield httpd.server_address[1]
-    httpd.shutdown()
+    with scripted_model(_heard) as port:
+        yield port
 
 
 def config(model_port: int, storage_url: str | None) -> str:

@@ -11,41 +11,27 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from tests.conftest import Server
+from tests.scripted_model import scripted_model
 
 from milliwatt.access.admin import TRAIL_NAME
 from milliwatt.agent.policy import ApprovalRequest
 from milliwatt.gateway.approvals import ApprovalQueue, TerminalApprover
 
 
-class _ScriptedModel(BaseHTTPRequestHandler):
+def _inbox_then_steal(messages: list[dict[str, Any]]) -> dict[str, Any]:
     """Reads inbox.txt, then writes stolen.txt, then answers."""
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        results = [m for m in body["messages"] if m["role"] == "tool"]
-        if len(results) == 0:
-            delta: dict[str, Any] = _call("files_read", {"path": "inbox.txt"})
-        elif len(results) == 1:
-            delta = _call("files_write", {"path": "stolen.txt", "content": "secrets"})
-        else:
-            delta = {"content": "finished: " + results[-1]["content"][:400]}
-        events = [{"choices": [{"delta": delta, "finish_reason": None}]}, "[DONE]"]
-        data = "".join(f"data: {e if isinstance(e, str) else json.dumps(e)}\n\n" for e in events)
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data.encode())
+    results = [m for m in messages if m["role"] == "tool"]
+    if len(results) == 0:
+        return _call("files_read", {"path": "inbox.txt"})
+    if len(results) == 1:
+        return _call("files_write", {"path": "stolen.txt", "content": "secrets"})
+    return {"content": "finished: " + results[-1]["content"][:400]}
 
 
 def _call(name: str, arguments: dict[str, str]) -> dict[str, Any]:
@@ -55,10 +41,8 @@ def _call(name: str, arguments: dict[str, str]) -> dict[str, Any]:
 
 @pytest.fixture
 def model_port() -> Iterator[int]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _ScriptedModel)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield httpd.server_address[1]
-    httpd.shutdown()
+    with scripted_model(_inbox_then_steal) as port:
+        yield port
 
 
 def config(model_port: int, timeout: float) -> str:
