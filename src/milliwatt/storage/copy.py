@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
@@ -113,43 +113,48 @@ def _sessions(path: Path, conn: Connection) -> int:
         _text(content, call_id, name, calls)
         tool_calls = Jsonb(json.loads(calls)) if calls else None
         rows.append((session, turns[turn], role, content, tool_calls, call_id, name))
-    with conn.cursor() as cursor:
-        cursor.executemany(
-            "INSERT INTO messages (session, turn, role, content, tool_calls, tool_call_id, "
-            "name) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            rows,
-        )
+    _insert(
+        conn,
+        "INSERT INTO messages (session, turn, role, content, tool_calls, tool_call_id, "
+        "name) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        rows,
+    )
     return len(turns)
 
 
 def _facts(path: Path, conn: Connection) -> int:
-    with _read(path) as db:
-        rows = db.execute(
-            "SELECT user, agent, text, source, created_at, vector FROM facts ORDER BY id"
-        ).fetchall()
-    for row in rows:
-        _text(*row[:4])
-    with conn.cursor() as cursor:
-        cursor.executemany(
-            'INSERT INTO facts ("user", agent, text, source, created_at, vector) '
-            "VALUES (%s, %s, %s, %s, %s, %s)",
-            rows,
-        )
-    return len(rows)
+    return _copy_rows(
+        path, conn,
+        "SELECT user, agent, text, source, created_at, vector FROM facts ORDER BY id",
+        'INSERT INTO facts ("user", agent, text, source, created_at, vector) '
+        "VALUES (%s, %s, %s, %s, %s, %s)",
+        text_columns=4,
+    )  # fmt: skip
 
 
 def _calendars(path: Path, conn: Connection) -> int:
+    return _copy_rows(
+        path, conn,
+        "SELECT id, user, title, start, end, created FROM events",
+        'INSERT INTO calendar_events (id, "user", title, start_at, end_at, created) '
+        "VALUES (%s, %s, %s, %s, %s, %s)",
+        text_columns=3,
+    )  # fmt: skip
+
+
+def _copy_rows(path: Path, conn: Connection, select: str, insert: str, text_columns: int) -> int:
+    """One SQLite query's rows into one INSERT; their first `text_columns` checked for NULs."""
     with _read(path) as db:
-        rows = db.execute("SELECT id, user, title, start, end, created FROM events").fetchall()
+        rows = db.execute(select).fetchall()
     for row in rows:
-        _text(*row[:3])
-    with conn.cursor() as cursor:
-        cursor.executemany(
-            'INSERT INTO calendar_events (id, "user", title, start_at, end_at, created) '
-            "VALUES (%s, %s, %s, %s, %s, %s)",
-            rows,
-        )
+        _text(*row[:text_columns])
+    _insert(conn, insert, rows)
     return len(rows)
+
+
+def _insert(conn: Connection, sql: str, rows: Sequence[Sequence[object]]) -> None:
+    with conn.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def _knowledge(path: Path, conn: Connection) -> int:
@@ -195,12 +200,12 @@ def _copy_document(
     ).fetchall()
     for chunk in chunks:
         _text(chunk[0], chunk[3])
-    with conn.cursor() as cursor:
-        cursor.executemany(
-            "INSERT INTO knowledge_chunks (document_id, heading, start_at, end_at, text, "
-            "vector) VALUES (%s, %s, %s, %s, %s, %s)",
-            [(new, *chunk) for chunk in chunks],
-        )
+    _insert(
+        conn,
+        "INSERT INTO knowledge_chunks (document_id, heading, start_at, end_at, text, "
+        "vector) VALUES (%s, %s, %s, %s, %s, %s)",
+        [(new, *chunk) for chunk in chunks],
+    )
 
 
 def _audit_trail(path: Path, conn: Connection) -> int:
@@ -246,12 +251,12 @@ def _access(path: Path, conn: Connection) -> int:
         booleans = _ACCESS_BOOLEANS.get(table)  # SQLite's 0/1, PostgreSQL's boolean
         if booleans is not None:
             rows = [(*r[:booleans], bool(r[booleans]), *r[booleans + 1 :]) for r in rows]
-        with conn.cursor() as cursor:
-            cursor.executemany(
-                f"INSERT INTO {table} ({columns}) VALUES "
-                f"({', '.join(['%s'] * len(columns.split(',')))}) ON CONFLICT DO NOTHING",
-                rows,
-            )
+        _insert(
+            conn,
+            f"INSERT INTO {table} ({columns}) VALUES "
+            f"({', '.join(['%s'] * len(columns.split(',')))}) ON CONFLICT DO NOTHING",
+            rows,
+        )
     return len(read["keys"])
 
 
