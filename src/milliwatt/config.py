@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import platformdirs
 from pydantic import (
@@ -28,6 +28,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from milliwatt.errors import InvalidRequestError
 from milliwatt.shield.egress.policy import EgressPolicy
 from milliwatt.storage.url import StorageUrlError, parse_storage_url
 
@@ -340,3 +341,29 @@ def config_file() -> Path | None:
 def load_settings(**overrides: object) -> Settings:
     # pydantic validates each override by name and type: a bad one is a ValidationError
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def parse_toml(text: str, model: type[Model], source: str) -> Model:
+    """A TOML document validated as `model`; its first fault named with the file and key."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidRequestError(f"{source}: not valid TOML ({exc})") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        message = first["msg"].removeprefix("Value error, ")
+        raise InvalidRequestError(f"{source}: {where}: {message}") from None
+
+
+def read_toml(path: Path, model: type[Model]) -> Model:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InvalidRequestError(f"{path}: cannot read ({exc.strerror})") from None
+    return parse_toml(text, model, str(path))

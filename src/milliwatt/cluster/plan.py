@@ -25,13 +25,13 @@ a GPU leaves its GPU tiers out and its agents use the tiers it has.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from milliwatt.config import read_toml
 from milliwatt.errors import InvalidRequestError
 
 POP_RESOURCE = "pop:{}"
@@ -134,16 +134,4 @@ def plan(config: ClusterConfig, tiers_in_use: list[str], gpu_pops: set[str]) -> 
 
 
 def load_cluster_config(path: Path) -> ClusterConfig:
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise InvalidRequestError(f"{path}: cannot read ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidRequestError(f"{path}: not valid TOML ({exc})") from None
-    try:
-        return ClusterConfig.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        message = first["msg"].removeprefix("Value error, ")
-        raise InvalidRequestError(f"{path}: {where}: {message}") from None
+    return read_toml(path, ClusterConfig)

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from milliwatt.errors import InvalidRequestError
+from milliwatt.config import parse_toml, read_toml
 
 POP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
@@ -107,22 +106,8 @@ class FrontDoorConfig(BaseModel):
 
 def parse_config(text: str, source: str = "<pops>") -> FrontDoorConfig:
     """The configuration in TOML text; a clear InvalidRequestError naming what is wrong."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidRequestError(f"{source}: not valid TOML ({exc})") from None
-    try:
-        return FrontDoorConfig.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        message = first["msg"].removeprefix("Value error, ")
-        raise InvalidRequestError(f"{source}: {where}: {message}") from None
+    return parse_toml(text, FrontDoorConfig, source)
 
 
 def load_config(path: Path) -> FrontDoorConfig:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InvalidRequestError(f"{path}: cannot read ({exc.strerror})") from None
-    return parse_config(text, str(path))
+    return read_toml(path, FrontDoorConfig)
