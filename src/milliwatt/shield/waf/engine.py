@@ -12,6 +12,7 @@ from milliwatt.shield.waf.api import RuleLoadError, WafSettings
 from milliwatt.shield.waf.caches import SharedCaches
 from milliwatt.shield.waf.compiled import compile_phase
 from milliwatt.shield.waf.matching import Targeting
+from milliwatt.shield.waf.native import PACKAGE_DIR
 from milliwatt.shield.waf.operators import Rx, phrase_lists, screen_id
 from milliwatt.shield.waf.phrases import PhraseScreen
 from milliwatt.shield.waf.regexes import PatternSet, Regex
@@ -23,7 +24,7 @@ from milliwatt.shield.waf.transaction import Transaction
 log = logging.getLogger(__name__)
 
 # OWASP CRS v4 ships inside the package, so a plain `pip install` runs it
-PACKAGED_CRS = Path(__file__).with_name("crs") / "rules"
+PACKAGED_CRS = PACKAGE_DIR / "crs" / "rules"  # the sources' folder, also when compiled
 
 
 def find_crs(rules_dir: Path | None) -> Path | None:

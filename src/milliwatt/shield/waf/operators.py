@@ -12,7 +12,7 @@ import operator as operator_module
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import libinjection
 
@@ -27,7 +27,8 @@ class OperatorContext(Protocol):
 
 
 class Operator:
-    name = ""
+    name: ClassVar[str] = ""  # as rules write it after `@`
+    aliases: ClassVar[tuple[str, ...]] = ()  # other names ModSecurity accepts for it
 
     def __init__(self, argument: str, rule_dir: Path) -> None:
         self.argument = argument
@@ -36,21 +37,9 @@ class Operator:
         raise NotImplementedError
 
 
-OPERATORS: dict[str, type[Operator]] = {}
-
-
-def operator(*names: str) -> Callable[[type[Operator]], type[Operator]]:
-    def register(cls: type[Operator]) -> type[Operator]:
-        cls.name = names[0]
-        for name in names:
-            OPERATORS[name.lower()] = cls
-        return cls
-
-    return register
-
-
-@operator("rx")
 class Rx(Operator):
+    name = "rx"
+
     def __init__(self, argument: str, rule_dir: Path) -> None:
         super().__init__(argument, rule_dir)
         self.regex = Regex(argument)
@@ -93,8 +82,9 @@ def phrase_lists(ops: Iterable[Operator | None]) -> list[PhraseSet]:
     return [op.phrases for op in ops if isinstance(op, _PhraseOperator)]
 
 
-@operator("pm")
 class Pm(_PhraseOperator):
+    name = "pm"
+
     def __init__(self, argument: str, rule_dir: Path) -> None:
         super().__init__(argument, rule_dir)
         self.phrases = PhraseSet(argument.split())
@@ -115,8 +105,10 @@ def read_data_files(argument: str, rule_dir: Path) -> list[str]:
     return lines
 
 
-@operator("pmFromFile", "pmf")
 class PmFromFile(_PhraseOperator):
+    name = "pmFromFile"
+    aliases: ClassVar[tuple[str, ...]] = ("pmf",)
+
     def __init__(self, argument: str, rule_dir: Path) -> None:
         super().__init__(argument, rule_dir)
         self.phrases = PhraseSet(read_data_files(argument, rule_dir))
@@ -141,38 +133,45 @@ class _StringOperator(Operator):
         raise NotImplementedError
 
 
-@operator("beginsWith")
 class BeginsWith(_StringOperator):
+    name = "beginsWith"
+
     def compare(self, value: str, arg: str) -> bool:
         return value.startswith(arg)
 
 
-@operator("endsWith")
 class EndsWith(_StringOperator):
+    name = "endsWith"
+
     def compare(self, value: str, arg: str) -> bool:
         return value.endswith(arg)
 
 
-@operator("contains", "strmatch")
 class Contains(_StringOperator):
+    name = "contains"
+    aliases: ClassVar[tuple[str, ...]] = ("strmatch",)
+
     def compare(self, value: str, arg: str) -> bool:
         return arg in value
 
 
-@operator("containsWord")
 class ContainsWord(_StringOperator):
+    name = "containsWord"
+
     def compare(self, value: str, arg: str) -> bool:
         return re.search(r"(?<!\w)" + re.escape(arg) + r"(?!\w)", value) is not None
 
 
-@operator("streq")
 class StrEq(_StringOperator):
+    name = "streq"
+
     def compare(self, value: str, arg: str) -> bool:
         return value == arg
 
 
-@operator("within")
 class Within(_StringOperator):
+    name = "within"
+
     def compare(self, value: str, arg: str) -> bool:
         return bool(value) and value in arg
 
@@ -211,28 +210,28 @@ class NumericOperator(_StringOperator):
     test: Callable[[int, int], bool]  # a C function from `operator`: called per value
 
 
-@operator("eq")
 class Eq(NumericOperator):
+    name = "eq"
     test = staticmethod(operator_module.eq)
 
 
-@operator("ge")
 class Ge(NumericOperator):
+    name = "ge"
     test = staticmethod(operator_module.ge)
 
 
-@operator("gt")
 class Gt(NumericOperator):
+    name = "gt"
     test = staticmethod(operator_module.gt)
 
 
-@operator("le")
 class Le(NumericOperator):
+    name = "le"
     test = staticmethod(operator_module.le)
 
 
-@operator("lt")
 class Lt(NumericOperator):
+    name = "lt"
     test = staticmethod(operator_module.lt)
 
 
@@ -276,8 +275,9 @@ def _load_libinjection() -> tuple[Callable[[bytes], str | None], Callable[[bytes
 _sqli, _xss = _load_libinjection()
 
 
-@operator("detectSQLi")
 class DetectSQLi(Operator):
+    name = "detectSQLi"
+
     def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
         fingerprint = _sqli(value.encode("latin-1"))
         if fingerprint is None:
@@ -287,20 +287,23 @@ class DetectSQLi(Operator):
         return True
 
 
-@operator("detectXSS")
 class DetectXSS(Operator):
+    name = "detectXSS"
+
     def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
         return _xss(value.encode("latin-1"))
 
 
-@operator("unconditionalMatch")
 class UnconditionalMatch(Operator):
+    name = "unconditionalMatch"
+
     def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
         return True
 
 
-@operator("noMatch")
 class NoMatch(Operator):
+    name = "noMatch"
+
     def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
         return False
 
@@ -324,23 +327,27 @@ class _IpOperator(Operator):
         return any(addr in net for net in self.networks if net.version == addr.version)
 
 
-@operator("ipMatch")
 class IpMatch(_IpOperator):
+    name = "ipMatch"
+
     def __init__(self, argument: str, rule_dir: Path) -> None:
         super().__init__(argument, rule_dir)
         self._parse(argument.split(","))
 
 
-@operator("ipMatchFromFile", "ipMatchF")
 class IpMatchFromFile(_IpOperator):
+    name = "ipMatchFromFile"
+    aliases: ClassVar[tuple[str, ...]] = ("ipMatchF",)
+
     def __init__(self, argument: str, rule_dir: Path) -> None:
         super().__init__(argument, rule_dir)
         self._parse(read_data_files(argument, rule_dir))
 
 
-@operator("validateByteRange")
 class ValidateByteRange(Operator):
     """Matches when the value holds a byte outside the allowed ranges."""
+
+    name = "validateByteRange"
 
     def __init__(self, argument: str, rule_dir: Path) -> None:
         super().__init__(argument, rule_dir)
@@ -368,14 +375,16 @@ class ValidateByteRange(Operator):
 _BAD_PERCENT = re.compile(r"%(?![0-9a-fA-F]{2})")
 
 
-@operator("validateUrlEncoding")
 class ValidateUrlEncoding(Operator):
+    name = "validateUrlEncoding"
+
     def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
         return "%" in value and _BAD_PERCENT.search(value) is not None
 
 
-@operator("validateUtf8Encoding")
 class ValidateUtf8Encoding(Operator):
+    name = "validateUtf8Encoding"
+
     def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
         if value.isascii():
             return False
@@ -384,6 +393,38 @@ class ValidateUtf8Encoding(Operator):
         except UnicodeDecodeError:
             return True
         return False
+
+
+# a plain table rather than a registering decorator: decorated classes cannot be compiled
+OPERATORS: dict[str, type[Operator]] = {
+    alias.lower(): cls
+    for cls in (
+        Rx,
+        Pm,
+        PmFromFile,
+        BeginsWith,
+        EndsWith,
+        Contains,
+        ContainsWord,
+        StrEq,
+        Within,
+        Eq,
+        Ge,
+        Gt,
+        Le,
+        Lt,
+        DetectSQLi,
+        DetectXSS,
+        UnconditionalMatch,
+        NoMatch,
+        IpMatch,
+        IpMatchFromFile,
+        ValidateByteRange,
+        ValidateUrlEncoding,
+        ValidateUtf8Encoding,
+    )
+    for alias in (cls.name, *cls.aliases)
+}
 
 
 def compile_operator(text: str, rule_dir: Path) -> tuple[Operator, bool]:

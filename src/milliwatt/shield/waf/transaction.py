@@ -108,7 +108,7 @@ class Transaction(TargetMatching):
 
     def process_response(self, response: HttpResponse) -> Interruption | None:
         """Phases 3 (headers) and 4 (body)."""
-        if self.interruption is not None:
+        if self._interrupted():
             return self.interruption
         load_response(self, response, with_body=False)
         if self._run_phase(3):
@@ -128,8 +128,8 @@ class Transaction(TargetMatching):
 
     def _run_phase(self, phase: int) -> bool:
         """Runs one phase; True when the transaction was interrupted."""
-        if self.engine == "off" or self.interruption is not None:
-            return self.interruption is not None
+        if self.engine == "off" or self._interrupted():
+            return self._interrupted()
         if phase <= self._allowed_through and phase != 5:
             return False
         program = self.waf.phases.get(phase)
@@ -153,7 +153,7 @@ class Transaction(TargetMatching):
                 continue
             if not steps[i - 1](self):
                 continue
-            if self.interruption is not None:
+            if self._interrupted():
                 return True
             if rule.disruptive == "allow":
                 self._allowed_through = {"phase": phase, "request": 2}.get(rule.allow_scope, 4)
@@ -163,6 +163,11 @@ class Transaction(TargetMatching):
             elif rule.skip:
                 i = min(i + rule.skip, n)
         return False
+
+    def _interrupted(self) -> bool:
+        # a call, not `self.interruption is not None` inline: the type checker (and the
+        # compiler built on it) would keep that narrowing across the rules' calls that set it
+        return self.interruption is not None
 
     def _is_removed(self, rule: Rule) -> bool:
         if rule.id in self.removed_ids:
