@@ -96,6 +96,23 @@ def test_detect_sqli_captures_fingerprint() -> None:
     assert ctx.captures and ctx.captures[0]
 
 
+def test_remembered_verdicts_are_the_same_and_still_capture() -> None:
+    # libinjection's and @ipMatch's verdicts are kept by value: a value seen again gets the
+    # same answer, and the fingerprint again
+    sqli, _ = compile_operator("@detectSQLi", Path("."))
+    xss, _ = compile_operator("@detectXSS", Path("."))
+    ip, _ = compile_operator("@ipMatch 10.0.0.0/8", Path("."))
+    for _ in range(2):
+        first, second = Ctx(), Ctx()
+        assert sqli.evaluate(first, "1 UNION SELECT password FROM users", capture=True)
+        assert not sqli.evaluate(second, "a perfectly normal sentence", capture=True)
+        assert first.captures and first.captures[0] and not second.captures
+        assert xss.evaluate(Ctx(), "<script>alert(1)</script>", capture=False)
+        assert not xss.evaluate(Ctx(), "hello <b>world</b>", capture=False)
+        assert ip.evaluate(Ctx(), "10.9.8.7", capture=False)
+        assert not ip.evaluate(Ctx(), "11.9.8.7", capture=False)
+
+
 def test_pm_from_file(tmp_path: Path) -> None:
     (tmp_path / "words.data").write_text("# a comment\n\nNmap\nsqlmap\n")
     assert run("@pmFromFile words.data", "Agent: NMAP scripting", rule_dir=tmp_path)

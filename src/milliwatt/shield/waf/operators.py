@@ -16,6 +16,7 @@ from typing import ClassVar, Protocol
 
 import libinjection
 
+from milliwatt.shield.waf.caches import SHARED_VALUE_MAX
 from milliwatt.shield.waf.macros import Macro, compile_macro
 from milliwatt.shield.waf.regexes import PhraseSet, Regex
 
@@ -273,13 +274,24 @@ def _load_libinjection() -> tuple[Callable[[bytes], str | None], Callable[[bytes
 
 
 _sqli, _xss = _load_libinjection()
+# libinjection's verdicts by value, shared by every WAF (they depend on the value alone):
+# headers and cookies repeat across requests. Emptied when full; long values are not kept.
+_SQLI_SEEN: dict[str, str | None] = {}  # value -> fingerprint, None: not SQL injection
+_XSS_SEEN: dict[str, bool] = {}
+VERDICTS_KEPT = 50_000
 
 
 class DetectSQLi(Operator):
     name = "detectSQLi"
 
     def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
-        fingerprint = _sqli(value.encode("latin-1"))
+        fingerprint = _SQLI_SEEN.get(value, "")  # "": not seen (a fingerprint is never empty)
+        if fingerprint == "":
+            fingerprint = _sqli(value.encode("latin-1"))
+            if len(value) <= SHARED_VALUE_MAX:
+                if len(_SQLI_SEEN) >= VERDICTS_KEPT:
+                    _SQLI_SEEN.clear()
+                _SQLI_SEEN[value] = fingerprint
         if fingerprint is None:
             return False
         if capture:
@@ -291,7 +303,14 @@ class DetectXSS(Operator):
     name = "detectXSS"
 
     def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
-        return _xss(value.encode("latin-1"))
+        hit = _XSS_SEEN.get(value)
+        if hit is None:
+            hit = _xss(value.encode("latin-1"))
+            if len(value) <= SHARED_VALUE_MAX:
+                if len(_XSS_SEEN) >= VERDICTS_KEPT:
+                    _XSS_SEEN.clear()
+                _XSS_SEEN[value] = hit
+        return hit
 
 
 class UnconditionalMatch(Operator):
@@ -310,8 +329,10 @@ class NoMatch(Operator):
 
 class _IpOperator(Operator):
     networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+    seen: dict[str, bool]  # by address: clients come back, and parsing one costs microseconds
 
     def _parse(self, items: list[str]) -> None:
+        self.seen = {}
         try:
             self.networks = [
                 ipaddress.ip_network(i.strip(), strict=False) for i in items if i.strip()
@@ -320,6 +341,15 @@ class _IpOperator(Operator):
             raise ValueError(f"bad address in @{self.name}: {exc}") from exc
 
     def evaluate(self, tx: OperatorContext, value: str, capture: bool) -> bool:
+        hit = self.seen.get(value)
+        if hit is None:
+            hit = self._contains(value)
+            if len(self.seen) >= VERDICTS_KEPT:
+                self.seen.clear()
+            self.seen[value] = hit
+        return hit
+
+    def _contains(self, value: str) -> bool:
         try:
             addr = ipaddress.ip_address(value.strip())
         except ValueError:
