@@ -1,12 +1,14 @@
 """WAF engine throughput: CRS (paranoia 1, blocking) with and without the one-pass pattern set.
 
-    python bench/waf_engine.py [--requests N]
+    python bench/waf_engine.py [--requests N] [--rounds N] [--no-python]
 
 Requests are a mix of ordinary traffic (generated) and attacks (the first stage of CRS
 regression tests). Both engines inspect the same requests, alternating per request, on one
 thread: phases 1-5 each, with a small HTML response. Times are the thread's CPU time, so
 req/s is per core and does not depend on what else the machine runs. Prints requests/s and
-p50/p99 inspection time per engine, the pattern set's speed-up, and ends with one key=value line.
+p50/p99 inspection time per engine, the pattern set's speed-up; then, when the engine runs its
+compiled build, the same run on its Python sources in a process of its own and the ratio; and
+ends with one key=value line.
 """
 
 from __future__ import annotations
@@ -15,13 +17,21 @@ import argparse
 import os
 import random
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import yaml
 
-from milliwatt.shield.waf import WAF, HttpRequest, HttpResponse, MalformedRequest, WafSettings
+from milliwatt.shield.waf import (
+    WAF,
+    HttpRequest,
+    HttpResponse,
+    MalformedRequest,
+    WafSettings,
+    native,
+)
 from milliwatt.shield.waf.ftw import render_request
 from milliwatt.shield.waf.http1 import parse_request
 
@@ -105,7 +115,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=400, help="requests of each kind")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--no-python", action="store_true", help="skip the Python build's run beside the compiled"
+    )
     args = parser.parse_args()
+    print(f"engine build: {native.state()}")
     rules = Path(os.environ.get("MILLIWATT_CRS_DIR", CORPORA / "rules"))
     tests = CORPORA / "regression" / "tests"
     if not rules.exists() or not tests.is_dir():
@@ -162,7 +176,29 @@ def main() -> None:
         "speedup_set_attack": f"{speedup_attack:.2f}",
         "load_s": f"{load_s:.2f}",
     }
+    if native.state() == "compiled" and not args.no_python:
+        python = python_build(args.requests, args.rounds)
+        benign_x = summary["pattern_set_benign_rps"] / float(python["rps_benign"])
+        attack_x = summary["pattern_set_attack_rps"] / float(python["rps_attack"])
+        print(f"compiled build against the Python build: benign x{benign_x:.2f}, "
+              f"attack x{attack_x:.2f} (Python: {python['rps_benign']} and "
+              f"{python['rps_attack']} req/s/core)")  # fmt: skip
+        headline["python_rps_benign"] = python["rps_benign"]
+        headline["python_rps_attack"] = python["rps_attack"]
+        headline["compiled_speedup_benign"] = f"{benign_x:.2f}"
+        headline["compiled_speedup_attack"] = f"{attack_x:.2f}"
     print(" ".join(f"{k}={v}" for k, v in headline.items()))
+
+
+def python_build(requests: int, rounds: int) -> dict[str, str]:
+    """The same run on the engine's Python sources (MILLIWATT_WAF_PURE=1), in a process of its
+    own: its headline figures."""
+    env = dict(os.environ, MILLIWATT_WAF_PURE="1")
+    command = [sys.executable, __file__, "--requests", str(requests), "--rounds", str(rounds),
+               "--no-python"]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    last = done.stdout.strip().splitlines()[-1]
+    return dict(pair.split("=", 1) for pair in last.split())
 
 
 if __name__ == "__main__":
