@@ -9,7 +9,8 @@ never looked at for them) and for the terse set: how many questions that want a 
 declined (each one a wrong answer) and how many irrelevance questions are (each one a wrong
 call avoided), for the judge as it is, for the margin alone (the judge without its
 near-miss decline) and for the old absolute gate (cosine 0.45 on "name: description").
-The last line holds the headline figures.
+Also timed: the near-miss evidence the judge adds to the margin (word matching, no
+embedding), per question. The last line holds the headline figures.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
 from milliwatt.agent.relevance import RelevanceJudge
+from milliwatt.agent.relevance_features import described, echo
 from milliwatt.evals.bfcl import load_category, tool_specs
 from milliwatt.evals.bfcl_ast import category_kind
 from milliwatt.evals.bfcl_split import split_of
@@ -50,12 +53,18 @@ def main() -> int:
     ]
     # (group, wants a call) -> declined? by the judge, by the margin alone, by the old gate
     tally: dict[tuple[str, bool], tuple[list[bool], list[bool], list[bool]]] = {}
+    near_miss_seconds: list[float] = []
     for folder, category in sets:
         for case in load_category(folder, category):
             request = " ".join(m["content"] for m in case.messages if m["role"] == "user")
             specs = tool_specs(case.functions)
             declined = judge.judge(request, specs)[0].verdict == "decline"
             by_margin = margin_only.judge(request, specs)[0].verdict == "decline"
+            start = time.perf_counter()
+            for spec in specs:
+                if described(spec):
+                    echo(request, spec)
+            near_miss_seconds.append(time.perf_counter() - start)
             texts = [f"{re.sub(r'[._]', ' ', s.name)}: {s.description}" for s in specs]
             old = float((embed(texts) @ embed([request])[0]).max()) < OLD_GATE
             group = "terse" if folder == TERSE else split_of(case.id)
@@ -77,6 +86,9 @@ def main() -> int:
         for name, rel, irr in zip(("", "_margin", "_old"), relevant, irrelevant, strict=True):
             figures[f"{group}_relevant_declined{name}"] = round(float(rel), 3)
             figures[f"{group}_irrelevant_declined{name}"] = round(float(irr), 3)
+    near_miss_ms = 1000 * float(np.mean(near_miss_seconds))
+    print(f"near-miss evidence: {near_miss_ms:.3f} ms a question (word matching, no embedding)")
+    figures["near_miss_ms"] = round(near_miss_ms, 3)
     print(" ".join(f"{k}={v}" for k, v in figures.items()))
     return 0
 

@@ -1,6 +1,7 @@
 """Should this request call one of the offered functions, and which one?
 
-Three kinds of evidence, none of them an absolute cosine:
+Four kinds of evidence; an absolute cosine only among them, for functions that describe
+themselves (a terse description scores low against any request):
 
 - similarity relative to a null hypothesis: the request is embedded once and scored
   against each offered function (its name split into words with its description, and its
@@ -17,9 +18,11 @@ Three kinds of evidence, none of them an absolute cosine:
   near misses ("external rate of return" offered the internal one).
 
 The verdict is "call" (clearly meant), "decline" (clearly not) or "ask": let the model
-choose between calling and answering (a `none` option in its grammar). A wrong decline
-costs a wrong answer; a wrong call is seen by the policy and the user, so the declining
-threshold sits low and the model decides the middle ground.
+choose between calling and answering (a `none` option in its grammar). A function is
+declined below the margin floor, or, when it describes itself, when it is less likely than
+`decline_below` to be meant: the threshold that, on BFCL's tuning half, declines the most
+irrelevance questions net of the relevant ones declined (a wrong decline and a wrong call
+each cost an answer).
 """
 
 from __future__ import annotations
