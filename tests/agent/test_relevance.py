@@ -62,6 +62,8 @@ def test_content_words_and_echo() -> None:
     assert echo("my weight is 70 and my height 1.8", BMI) == pytest.approx(2 / 7)
     assert echo("weights and heights", BMI) == pytest.approx(2 / 7)  # by stem
     assert echo("write a poem", BMI) == 0.0
+    roots = spec("find_roots", "Find the roots of a quadratic equation", a="number")
+    assert echo("roots of a linear equation", roots) == pytest.approx(2 / 3)  # not quadratic
     assert described(BMI) and described(FLIGHTS)
     assert not described(WEATHER) and not described(SMS)  # "Current conditions", "text msg"
 

@@ -79,8 +79,8 @@ def head_words(spec: ToolSpec) -> list[str]:
 
 def echo(request: str, spec: ToolSpec) -> float:
     """The share of the function's own words (name, description) the request uses, by stem:
-    "roots of a linear equation" echoes find, roots, equation of `find_roots: Find the
-    roots of a quadratic equation`, but not quadratic."""
+    "roots of a linear equation" echoes roots and equation of `find_roots: Find the roots
+    of a quadratic equation`, but not quadratic (2/3)."""
     own = head_words(spec)
     if not own:
         return 0.0
