@@ -129,7 +129,7 @@ def test_pipeline_calls_the_closest_function_under_the_calls_grammar() -> None:
         return ModelResponse("fake", text, usage=Usage(30, 8))
 
     model = SchemaRecordingModel(reply)
-    sure = RelevanceJudge(bag_of_words, call_margin=-1.0, decline_margin=-1.0)
+    sure = RelevanceJudge(bag_of_words, call_margin=-1.0, decline_margin=-1.0, decline_below=None)
     attempt = pipeline_call_fn(model, bag_of_words, sure)(QUESTION, [BMI, AREA])
     assert attempt.calls == [Call("geometry.triangle_area", {"base": 10, "height": 5})]
     assert attempt.tokens == 38 and attempt.route == "fake:call"
@@ -152,7 +152,7 @@ def test_pipeline_offers_optional_parameters_only_when_named_and_drops_unsaid_va
         arguments = {"base": 10, "height": 5, "precision": 3}
         return calls_reply(("geometry.triangle_area", arguments))
 
-    sure = RelevanceJudge(bag_of_words, call_margin=-1.0, decline_margin=-1.0)
+    sure = RelevanceJudge(bag_of_words, call_margin=-1.0, decline_margin=-1.0, decline_below=None)
     question = [{"role": "user", "content": QUESTION[0]["content"] + " Round to 2 precision."}]
     attempt = pipeline_call_fn(FakeModel(reply), bag_of_words, sure)(question, [area])
     assert "unit" not in seen[0] and "precision?: integer" in seen[0]
@@ -162,7 +162,7 @@ def test_pipeline_offers_optional_parameters_only_when_named_and_drops_unsaid_va
 
 def test_pipeline_reports_a_reply_cut_off_by_the_token_limit() -> None:
     model = FakeModel(lambda m, t: '{"calls": [{"name": "geometry.triangle_area", "argu')
-    sure = RelevanceJudge(bag_of_words, call_margin=-1.0, decline_margin=-1.0)
+    sure = RelevanceJudge(bag_of_words, call_margin=-1.0, decline_margin=-1.0, decline_below=None)
     attempt = pipeline_call_fn(model, bag_of_words, sure)(QUESTION, [AREA])
     assert attempt.calls == [] and attempt.route == "fake:call:cut"
 
@@ -250,7 +250,7 @@ def test_pipeline_makes_parallel_calls_and_drops_repeats() -> None:
         ("geometry.triangle_area", {"base": 3, "height": 4}),
         ("geometry.triangle_area", {"base": 3, "height": 4}),
     )
-    sure = RelevanceJudge(bag_of_words, call_margin=-1.0, decline_margin=-1.0)
+    sure = RelevanceJudge(bag_of_words, call_margin=-1.0, decline_margin=-1.0, decline_below=None)
     question = [{"role": "user", "content": "Areas of triangles 10 by 5 and 3 by 4?"}]
     attempt = pipeline_call_fn(FakeModel(lambda m, t: text), bag_of_words, sure)(question, [AREA])
     assert attempt.calls == [
@@ -265,7 +265,7 @@ def test_pipeline_scores_through_the_runner() -> None:
     )
     expected = [{"geometry.triangle_area": {"base": [10], "height": [5]}}]
     case = BfclCase("simple_x", "simple_python", QUESTION, [AREA], expected)
-    sure = RelevanceJudge(bag_of_words, call_margin=-1.0, decline_margin=-1.0)
+    sure = RelevanceJudge(bag_of_words, call_margin=-1.0, decline_margin=-1.0, decline_below=None)
     report = run_bfcl([case], pipeline_call_fn(model, bag_of_words, sure))
     assert report.correct == 1 and report.results[0].route == "fake:call"
 
