@@ -89,6 +89,18 @@ def test_rx_capture_sets_groups() -> None:
     assert ctx.captures == ("aab", "aa", "", "b")
 
 
+@pytest.mark.parametrize("pattern", ["^.*$", ".*", "^.*", ".*$"])
+def test_a_match_everything_pattern_answers_like_the_regex(pattern: str) -> None:
+    # answered without running the regex: the same as RE2 gives (`.` takes newlines)
+    shortcut, regex = Regex(pattern), Regex(pattern)
+    regex.whole = False
+    assert shortcut.whole
+    for value in ("", "x-forwarded-for", "a\nb\r\nc", "\x00\xff"):
+        assert shortcut.matches(value) and regex.matches(value)
+        assert shortcut.search(value) == regex.search(value) == (value,)
+    assert not Regex("^.*$x").whole and not Regex("^(.*)$").whole
+
+
 def test_detect_sqli_captures_fingerprint() -> None:
     operator, _ = compile_operator("@detectSQLi", Path("."))
     ctx = Ctx()

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from milliwatt.shield.waf.actions import CtlSetting
 from milliwatt.shield.waf.seclang import split_targets
-from milliwatt.shield.waf.variables import compile_target
+from milliwatt.shield.waf.variables import Target, compile_target
 
 if TYPE_CHECKING:
     from milliwatt.shield.waf.transaction import Transaction
@@ -56,6 +56,19 @@ def _remove_by_msg(tx: Transaction, value: str) -> None:
     tx.removed_msgs.add(value)
 
 
+# a ctl: value's targets, parsed once: the same removals run on nearly every request
+_PARSED_TARGETS: dict[str, tuple[Target, ...]] = {}
+
+
+def _targets_of(targets: str) -> tuple[Target, ...]:
+    parsed = _PARSED_TARGETS.get(targets)
+    if parsed is None:
+        parsed = tuple(compile_target(spec) for spec in split_targets(targets, "ctl", 0))
+        if len(_PARSED_TARGETS) < 1024:  # values built from request data could be many
+            _PARSED_TARGETS[targets] = parsed
+    return parsed
+
+
 def _remove_targets(setting: CtlSetting) -> Control:
     """`ctl:ruleRemoveTargetBy{Id,Tag,Msg}=<selector>;<targets>`."""
 
@@ -63,8 +76,7 @@ def _remove_targets(setting: CtlSetting) -> Control:
         tx.retargeting = True
         tx.removals = (*tx.removals, f"{setting}={value}")
         selector, _, targets = value.partition(";")
-        for spec in split_targets(targets, "ctl", 0):
-            target = compile_target(spec)
+        for target in _targets_of(targets):
             tx.tx_retargeted |= target.name == "TX"
             if setting is CtlSetting.RULE_REMOVE_TARGET_BY_ID:
                 tx.removed_targets.setdefault(as_int(selector), []).append(target)

@@ -76,10 +76,14 @@ def _compile_re2(pattern: bytes, capture: bool) -> Any:
     return compiled
 
 
+# patterns without groups that match any value whole: `.` matches newlines, `$` only the end
+_WHOLE_VALUE = frozenset({"^.*$", ".*", "^.*", ".*$"})
+
+
 class Regex:
     """A compiled pattern; `search` takes and returns latin-1 `str` (one char per byte)."""
 
-    __slots__ = ("_groups", "_re2", "_regex", "engine", "flagged", "set_id", "source")
+    __slots__ = ("_groups", "_re2", "_regex", "engine", "flagged", "set_id", "source", "whole")
 
     def __init__(self, pattern: str, *, caseless: bool = False) -> None:
         self.source = to_bytes_pattern(pattern)
@@ -88,6 +92,8 @@ class Regex:
         self._groups: Any = None
         self._regex: Any = None
         flagged = self.flagged = ("(?i)" if caseless else "") + self.source
+        # `^.*$` (CRS reads every header name so): the whole value, with no regex run
+        self.whole = self.source in _WHOLE_VALUE
         try:
             raw = flagged.encode("latin-1")
             self._re2 = _compile_re2(raw, capture=False)
@@ -102,6 +108,8 @@ class Regex:
 
     def search(self, value: str) -> tuple[str, ...] | None:
         """The whole match and its groups ("" for groups that took no part), or None."""
+        if self.whole:
+            return (value,)
         if self._groups is not None:
             data = value.encode("latin-1")
             spans = self._groups.Match(_UNANCHORED, data, 0, len(data))
@@ -118,6 +126,8 @@ class Regex:
         return tuple(g or "" for g in (m.group(0), *m.groups()))
 
     def matches(self, value: str) -> bool:
+        if self.whole:
+            return True
         if self._re2 is not None:
             data = value.encode("latin-1")
             whole: tuple[int, int] = self._re2.Match(_UNANCHORED, data, 0, len(data))[0]
