@@ -34,6 +34,7 @@ def fake_build(folder: Path, digest: str) -> None:
 def test_a_build_is_used_only_while_it_matches_the_sources(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(native, "_state", native.state())  # restored after the test
     monkeypatch.delenv("MILLIWATT_WAF_PURE", raising=False)
     monkeypatch.setattr(native, "COMPILED_DIR", tmp_path / "none")
     assert native._choose().startswith("python (no compiled build")
@@ -53,9 +54,6 @@ def test_a_build_is_used_only_while_it_matches_the_sources(
     monkeypatch.setattr(native, "COMPILED_DIR", tmp_path / "current")
     monkeypatch.setenv("MILLIWATT_WAF_PURE", "1")
     assert native._choose() == "python (MILLIWATT_WAF_PURE=1)"
-    native.use_compiled([])  # leave the state as the package's import set it
-    monkeypatch.delenv("MILLIWATT_WAF_PURE")
-    native.use_compiled([])
 
 
 VERDICTS = """
