@@ -15,6 +15,7 @@ from milliwatt.models import llamacpp_engine
 from milliwatt.models.base import GenerationCancelled, ModelError, ModelUnavailableError
 from milliwatt.models.llamacpp_engine import BatchEngine, Finished, GenerateRequest
 from milliwatt.models.worker import ModelWorker, WorkerSpec
+from milliwatt.models.worker_process import WORKER_NICENESS
 
 pytestmark = pytest.mark.slow
 
@@ -108,6 +109,15 @@ def test_a_caller_that_stops_reading_frees_its_slot(bundled_model_path: Path, to
         assert worker.status()["running"] == 0
     finally:
         worker.close()
+
+
+def test_the_worker_yields_the_cpu_to_the_gateway(worker) -> None:  # type: ignore[no-untyped-def]
+    # the model's threads run at the lowest priority (their niceness is inherited from the
+    # worker's main thread, set before llama.cpp starts them)
+    for task in Path(f"/proc/{worker.pid}/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        assert int(fields[16]) == WORKER_NICENESS, task.name  # field 19 of stat: nice
+    assert os.nice(0) < WORKER_NICENESS  # this process, the gateway's side, is not lowered
 
 
 def test_a_cancelled_caller_stops_within_a_moment(worker, tokenize) -> None:  # type: ignore[no-untyped-def]
