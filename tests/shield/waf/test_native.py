@@ -56,22 +56,27 @@ def test_a_build_is_used_only_while_it_matches_the_sources(
     assert native._choose() == "python (MILLIWATT_WAF_PURE=1)"
 
 
+def collect_verdicts(rules: Path, tests: Path) -> list[list[object]]:
+    """Per regression payload (a seventh of them): the status it got, and the rules matched."""
+    waf = WAF.load(rules, WafSettings(mode="blocking", paranoia=1))
+    response = HttpResponse(200, [("Content-Type", "text/html")], b"<html>ok</html>")
+    out: list[list[object]] = []
+    for request in regression_requests(tests, 7):
+        tx = waf.transaction(request_id="fixed")
+        verdict = tx.process_request(request) or tx.process_response(response)
+        tx.finish()
+        out.append([verdict.status if verdict else None, [m.id for m in tx.matched_rules]])
+    return out
+
+
 VERDICTS = """
 import json, sys
 from pathlib import Path
-from milliwatt.shield.waf import WAF, HttpResponse, WafSettings, native
-from tests.shield.waf.test_compiled import regression_requests
+from milliwatt.shield.waf import native
+from tests.shield.waf.test_native import collect_verdicts
 
-rules, tests = Path(sys.argv[1]), Path(sys.argv[2])
-waf = WAF.load(rules, WafSettings(mode="blocking", paranoia=1))
-response = HttpResponse(200, [("Content-Type", "text/html")], b"<html>ok</html>")
-out = []
-for request in regression_requests(tests, 7):
-    tx = waf.transaction(request_id="fixed")
-    verdict = tx.process_request(request) or tx.process_response(response)
-    tx.finish()
-    out.append([verdict.status if verdict else None, [m.id for m in tx.matched_rules]])
-print(json.dumps({"state": native.state(), "verdicts": out}))
+verdicts = collect_verdicts(Path(sys.argv[1]), Path(sys.argv[2]))
+print(json.dumps({"state": native.state(), "verdicts": verdicts}))
 """
 
 
@@ -95,15 +100,7 @@ def test_compiled_and_python_builds_give_the_same_verdicts(
 ) -> None:
     python = verdicts(crs_rules, crs_tests, pure=True)
     assert str(python["state"]).startswith("python")
-    # the compiled side in this process
-    waf = WAF.load(crs_rules, WafSettings(mode="blocking", paranoia=1))
-    response = HttpResponse(200, [("Content-Type", "text/html")], b"<html>ok</html>")
-    compiled = []
-    for request in regression_requests(crs_tests, 7):
-        tx = waf.transaction(request_id="fixed")
-        verdict = tx.process_request(request) or tx.process_response(response)
-        tx.finish()
-        compiled.append([verdict.status if verdict else None, [m.id for m in tx.matched_rules]])
+    compiled = collect_verdicts(crs_rules, crs_tests)  # this process: the compiled build
     assert len(compiled) > 200
     assert sum(v[0] is not None for v in compiled) > 100  # attacks are in the sample
     assert compiled == python["verdicts"]
