@@ -47,7 +47,7 @@ export CMAKE_ARGS="${CMAKE_ARGS:-$flags}"
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 "$PYTHON" -m pip install --progress-bar off -e ".${extra}"
 
-# the WAF's rule engine compiled to C (about a minute); without it the same code runs as Python
+# the WAF's rule engine compiled to C (half a minute); without it the same code runs as Python
 echo "milliwatt: compiling the WAF's rule engine with mypyc..." >&2
 "$PYTHON" scripts/compile_waf.py >/dev/null \
     || echo "milliwatt: the WAF could not be compiled; it runs as Python (slower)" >&2

@@ -1,9 +1,10 @@
 """The rule engine's modules compiled to C by mypyc, used when built for these exact sources.
 
-`scripts/compile_waf.py` (run by `scripts/install.sh`) compiles the modules named in
-`COMPILED` with mypyc, the compiler mypy ships for its own code, into `_mypyc/` beside
-them, with the sha256 of the sources it compiled. The same typed Python runs either way; the
-compiled build inspects a request in about half the CPU time (docs/waf.md).
+`scripts/compile_waf.py` (run by `scripts/install.sh`) compiles the package's modules (all
+but those in `NOT_COMPILED`) with mypyc, the compiler mypy ships for its own code, into
+`_mypyc/` beside them, with the sha256 of the sources it compiled. The same typed Python
+runs either way; the compiled build inspects a request in half to two thirds of the CPU
+time (docs/waf.md).
 
 At import the package looks in `_mypyc/` first, but only when its recorded digest matches
 the sources on disk now, so an edited module is never shadowed by a stale build; otherwise it
