@@ -69,6 +69,23 @@ _LOG_PATTERNS = [
 ]
 _QUERY_VALUE = re.compile(r"=[^&#]*")
 
+
+def _any_of(patterns: list[tuple[re.Pattern[str], str]]) -> re.Pattern[str]:
+    """One pattern that matches where any of these would: most strings of a record hold
+    nothing to mask, and one search tells so where each pattern would scan them in turn."""
+    parts = []
+    for pattern, _ in patterns:
+        body, flags = pattern.pattern, ""
+        if body.startswith("(?i)"):
+            body, flags = body[4:], "i"
+        flags += "i" if pattern.flags & re.IGNORECASE and "i" not in flags else ""
+        flags += "s" if pattern.flags & re.DOTALL else ""
+        parts.append(f"(?{flags}:{body})" if flags else f"(?:{body})")
+    return re.compile("|".join(parts))
+
+
+_LOG_ANY = _any_of(_LOG_PATTERNS)
+
 _known_lock = threading.Lock()
 _known: frozenset[str] = frozenset()
 _MIN_KNOWN = 6  # shorter values would mask ordinary words
@@ -126,6 +143,8 @@ def redact_arguments(value: Any) -> Any:
 
 def redact_text(value: str) -> str:
     value = _mask_known(value)
+    if _LOG_ANY.search(value) is None:
+        return value
     for pattern, replacement in _LOG_PATTERNS:
         value = pattern.sub(replacement, value)
     return value
