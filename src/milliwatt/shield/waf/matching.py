@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from milliwatt.shield.waf.caches import SHARED_VALUE_MAX, UNKNOWN, Mask
 from milliwatt.shield.waf.macros import Macro
-from milliwatt.shield.waf.operators import Operator
+from milliwatt.shield.waf.operator_base import Operator
 from milliwatt.shield.waf.regexes import Regex
 from milliwatt.shield.waf.rules import Rule, select_key
 from milliwatt.shield.waf.variables import Target, TxData

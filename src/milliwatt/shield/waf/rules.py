@@ -16,7 +16,8 @@ from milliwatt.shield.waf.actions import (
     parse_severity,
 )
 from milliwatt.shield.waf.macros import Macro, compile_macro
-from milliwatt.shield.waf.operators import NumericOperator, Operator, compile_operator
+from milliwatt.shield.waf.operator_base import Operator
+from milliwatt.shield.waf.operators import NumericOperator, compile_operator
 from milliwatt.shield.waf.seclang import split_actions, split_targets
 from milliwatt.shield.waf.variables import Target, compile_target
 
