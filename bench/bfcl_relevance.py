@@ -15,7 +15,6 @@ embedding), per question. The last line holds the headline figures.
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bfcl_data import bfcl_folder
 from milliwatt.agent.relevance import RelevanceJudge
 from milliwatt.agent.relevance_features import described, echo
 from milliwatt.evals.bfcl import load_category, tool_specs
@@ -31,23 +31,19 @@ from milliwatt.evals.bfcl_split import split_of
 from milliwatt.models.embeddings import get_embedder
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / ".." / "shared" / "corpora" / "bfcl"
 TERSE = ROOT / "src" / "milliwatt" / "evals" / "bfcl_terse"
 CATEGORIES = ["simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance"]
 OLD_GATE = 0.45
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DATA)
-    args = parser.parse_args()
-    if not args.data.is_dir():
-        print(f"BFCL data not found at {args.data}", file=sys.stderr)
+    data = bfcl_folder(__doc__.split("\n\n")[0])
+    if data is None:
         return 1
     embed = get_embedder().embed
     judge = RelevanceJudge(embed)
     margin_only = RelevanceJudge(embed, decline_below=None)
-    sets = [(args.data, c) for c in CATEGORIES] + [
+    sets = [(data, c) for c in CATEGORIES] + [
         (TERSE, "terse_simple"),
         (TERSE, "terse_irrelevance"),
     ]

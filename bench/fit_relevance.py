@@ -18,12 +18,11 @@ figures.
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 
+from bfcl_data import bfcl_folder
 from milliwatt.agent.relevance import RelevanceJudge
 from milliwatt.agent.relevance_features import WEIGHTS
 from milliwatt.evals.bfcl import load_category, tool_specs
@@ -31,8 +30,6 @@ from milliwatt.evals.bfcl_ast import category_kind
 from milliwatt.evals.bfcl_split import split_of
 from milliwatt.models.embeddings import get_embedder
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / ".." / "shared" / "corpora" / "bfcl"
 CATEGORIES = ["simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance"]
 FEATURES = ("score", "margin", "fits", "echo")
 THRESHOLDS = np.round(np.arange(0.10, 0.71, 0.05), 2)
@@ -69,17 +66,14 @@ def cross_validated(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DATA)
-    args = parser.parse_args()
-    if not args.data.is_dir():
-        print(f"BFCL data not found at {args.data}", file=sys.stderr)
+    data = bfcl_folder(__doc__.split("\n\n")[0])
+    if data is None:
         return 1
     judge = RelevanceJudge(get_embedder().embed, decline_below=None)  # the margin alone
     rows: list[tuple[float, float, float, float]] = []
     wants, described, margin_declined = [], [], []
     for category in CATEGORIES:
-        for case in load_category(args.data, category):
+        for case in load_category(data, category):
             if split_of(case.id) != "tuning":
                 continue
             request = " ".join(m["content"] for m in case.messages if m["role"] == "user")

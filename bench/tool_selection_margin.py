@@ -12,12 +12,12 @@ last line holds the figures.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from bfcl_data import bfcl_folder
 from milliwatt.agent.conversation import CONVERSATION_EXAMPLES
 from milliwatt.agent.tool_selection import ToolSelector
 from milliwatt.evals.bfcl import load_category, tool_specs
@@ -25,25 +25,21 @@ from milliwatt.evals.bfcl_split import split_of
 from milliwatt.models.embeddings import get_embedder
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / ".." / "shared" / "corpora" / "bfcl"
 TERSE = ROOT / "src" / "milliwatt" / "evals" / "bfcl_terse"
 OLD_BAR = 0.40
 MARGINS = (0.0, 0.05, 0.10)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DATA)
-    args = parser.parse_args()
-    if not args.data.is_dir():
-        print(f"BFCL data not found at {args.data}", file=sys.stderr)
+    data = bfcl_folder(__doc__.split("\n\n")[0])
+    if data is None:
         return 1
     embed = get_embedder().embed
     selector = ToolSelector(embed=embed, conversation=CONVERSATION_EXAMPLES)
     sets = [
-        (args.data, "simple_python", "bfcl", True),
-        (args.data, "multiple", "bfcl", True),
-        (args.data, "irrelevance", "bfcl", False),
+        (data, "simple_python", "bfcl", True),
+        (data, "multiple", "bfcl", True),
+        (data, "irrelevance", "bfcl", False),
         (TERSE, "terse_simple", "terse", True),
         (TERSE, "terse_irrelevance", "terse", False),
     ]
