@@ -9,7 +9,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import libinjection
 
@@ -60,6 +60,15 @@ _sqli, _xss = _load_libinjection()
 _SQLI_SEEN: dict[str, str | None] = {}  # value -> fingerprint, None: not SQL injection
 _XSS_SEEN: dict[str, bool] = {}
 VERDICTS_KEPT = 50_000
+V = TypeVar("V")
+
+
+def remember(seen: dict[str, V], value: str, verdict: V) -> None:
+    """Keeps a value's verdict, unless the value is long; a full table is emptied first."""
+    if len(value) <= SHARED_VALUE_MAX:
+        if len(seen) >= VERDICTS_KEPT:
+            seen.clear()
+        seen[value] = verdict
 
 
 class DetectSQLi(Operator):
@@ -69,10 +78,7 @@ class DetectSQLi(Operator):
         fingerprint = _SQLI_SEEN.get(value, "")  # "": not seen (a fingerprint is never empty)
         if fingerprint == "":
             fingerprint = _sqli(value.encode("latin-1"))
-            if len(value) <= SHARED_VALUE_MAX:
-                if len(_SQLI_SEEN) >= VERDICTS_KEPT:
-                    _SQLI_SEEN.clear()
-                _SQLI_SEEN[value] = fingerprint
+            remember(_SQLI_SEEN, value, fingerprint)
         if fingerprint is None:
             return False
         if capture:
@@ -87,10 +93,7 @@ class DetectXSS(Operator):
         hit = _XSS_SEEN.get(value)
         if hit is None:
             hit = _xss(value.encode("latin-1"))
-            if len(value) <= SHARED_VALUE_MAX:
-                if len(_XSS_SEEN) >= VERDICTS_KEPT:
-                    _XSS_SEEN.clear()
-                _XSS_SEEN[value] = hit
+            remember(_XSS_SEEN, value, hit)
         return hit
 
 
@@ -111,9 +114,7 @@ class _IpOperator(Operator):
         hit = self.seen.get(value)
         if hit is None:
             hit = self._contains(value)
-            if len(self.seen) >= VERDICTS_KEPT:
-                self.seen.clear()
-            self.seen[value] = hit
+            remember(self.seen, value, hit)
         return hit
 
     def _contains(self, value: str) -> bool:
