@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -129,6 +130,48 @@ def test_half_sent_request_line_is_closed_at_the_deadline(server: Server) -> Non
     answer = raw_exchange(server, b"GET /healthz HT", wait=30)
     assert answer == b""
     assert time.monotonic() - started < 5  # request_timeout_seconds = 1 in TOOLS_ONLY
+
+
+def test_headers_over_the_byte_limit_get_431_however_they_arrive(server: Server) -> None:
+    big = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n"
+    assert raw_exchange(server, big).startswith(b"HTTP/1.1 431")  # one chunk, headers whole
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ")
+        for _ in range(40):  # up to 40 KB of one header value, 1 KB at a time, unfinished
+            if select.select([sock], [], [], 0.01)[0]:
+                break  # the server has answered
+            sock.sendall(b"a" * 1024)
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 431")
+
+
+def test_a_large_body_in_the_headers_chunk_is_not_a_large_header(server: Server) -> None:
+    body = chat_body("what is 2+3", padding="x" * 50_000)  # one sendall: headers and body
+    head = b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" % (
+        CHAT.encode()
+    )
+    request = head + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body
+    answer = raw_exchange(server, request)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+
+
+def test_keep_alive_and_pipelined_requests_are_answered_in_order(server: Server) -> None:
+    one = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    last = b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    answer = raw_exchange(server, one + one + last)
+    assert answer.count(b"HTTP/1.1 200") == 3
+    assert answer.rindex(b'"status"') < answer.index(b'"object"')
+
+
+def test_an_idle_keep_alive_connection_is_closed(server: Server) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        started = time.monotonic()
+        received = b""
+        while chunk := sock.recv(65536):  # the answer, then the close
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 200")
+    assert time.monotonic() - started < 8  # keep_alive_seconds (5) or the deadline (1)
 
 
 # -- 3. the caller is who the tools see -----------------------------------------------------

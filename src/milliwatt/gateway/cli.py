@@ -39,7 +39,7 @@ def serve(
     """Serve the configured agents over an OpenAI-compatible HTTP API."""
     import uvicorn
 
-    from milliwatt.gateway.deadline import deadline_protocol
+    from milliwatt.gateway.deadline import limited_protocol
     from milliwatt.gateway.server import build_server_app
 
     settings = load_settings()
@@ -52,9 +52,8 @@ def serve(
         host=host,
         port=port,
         log_level="warning",
-        # h11, not httptools: it bounds the request line and headers (a 50 MB header got a 200)
-        http=deadline_protocol(limits.request_timeout_seconds),
-        h11_max_incomplete_event_size=limits.max_header_bytes,
+        # httptools, with a deadline per request and a bound on the request line and headers
+        http=limited_protocol(limits.request_timeout_seconds, limits.max_header_bytes),
         timeout_keep_alive=limits.keep_alive_seconds,
     )
 
