@@ -79,6 +79,10 @@ class AgentThread:
             return None
         return item
 
+    def ready(self) -> bool:
+        """Whether `next()` would answer at once (an event is waiting, or the turn ended)."""
+        return self._done or not self._queue.empty()
+
     async def result(self) -> RunResult:
         """Wait for the turn's end and return its result."""
         while True:

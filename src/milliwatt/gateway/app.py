@@ -219,8 +219,10 @@ async def _sse(
     session: str | None,
 ) -> AsyncIterator[str]:
     """One chunk per generated piece of text. A tool call, once made, is a chunk with an
-    empty delta and a `milliwatt.tool_call` field (OpenAI clients ignore it). When the
-    client goes, starlette cancels this generator at its `await`, and the turn is stopped."""
+    empty delta and a `milliwatt.tool_call` field (OpenAI clients ignore it). Chunks whose
+    events are already waiting go out in one write (a tool's answer is one write, not five).
+    When the client goes, starlette cancels this generator at its `await`, and the turn is
+    stopped."""
     created = int(time.time())
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
@@ -234,7 +236,7 @@ async def _sse(
         }
         return f"data: {json.dumps(body)}\n\n"
 
-    yield chunk({"role": "assistant", "content": ""})
+    pending = [chunk({"role": "assistant", "content": ""})]
     event = first
     checked = time.monotonic()
     try:
@@ -245,15 +247,14 @@ async def _sse(
                 if reason is not None:  # the turn is stopped unstored: nothing half-written
                     error = {"message": reason, "type": "invalid_request_error",
                              "code": "revoked_api_key"}  # fmt: skip
-                    yield f"data: {json.dumps({'error': error})}\n\n"
+                    pending.append(f"data: {json.dumps({'error': error})}\n\n")
                     break
             if isinstance(event, TextDelta):
-                yield chunk({"content": event.text})
+                pending.append(chunk({"content": event.text}))
             elif isinstance(event, ToolCalled):
                 call = {"name": event.name, "arguments": event.arguments}
-                yield chunk(
-                    {}, milliwatt={"tool_call": call | {"result": event.result, "ok": event.ok}}
-                )
+                tool_call = call | {"result": event.result, "ok": event.ok}
+                pending.append(chunk({}, milliwatt={"tool_call": tool_call}))
             elif isinstance(event, RunResult):
                 note_result(agent, event, streamed=True, session=session)
                 finish = "stop" if event.stop == "answer" else "length"
@@ -263,13 +264,16 @@ async def _sse(
                     "total_tokens": event.ledger.tokens,
                 }
                 _settle(request, event)
-                yield chunk({}, finish, usage=usage, milliwatt=event.to_dict())
+                pending.append(chunk({}, finish, usage=usage, milliwatt=event.to_dict()))
                 break
+            if not turn.ready():  # the client gets what is here before the wait
+                yield "".join(pending)
+                pending = []
             event = await turn.next()
     except (ModelError, ValueError) as exc:
         # headers are gone: report in-band, as OpenAI does; the turn was not stored
         error = {"message": f"the model backend failed: {exc}", "type": "server_error"}
-        yield f"data: {json.dumps({'error': error})}\n\n"
+        pending.append(f"data: {json.dumps({'error': error})}\n\n")
     finally:
         turn.stop()
-    yield "data: [DONE]\n\n"
+    yield "".join(pending) + "data: [DONE]\n\n"
