@@ -145,6 +145,23 @@ def test_headers_over_the_byte_limit_get_431_however_they_arrive(server: Server)
     assert answer.startswith(b"HTTP/1.1 431")
 
 
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n",  # smuggling: which length?
+        b"Content-Length: 4\r\nContent-Length: 5\r\n",
+        b"Transfer-Encoding: xchunked\r\n",
+        b"X-Folded: a\r\n b\r\n",  # obsolete line folding
+        b"Host : 127.0.0.1\r\n",  # a space before the colon
+    ],
+)
+def test_ambiguous_framing_and_malformed_headers_get_400(server: Server, head: bytes) -> None:
+    request = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n" + head
+    answer = raw_exchange(server, request + b"Connection: close\r\n\r\n0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert answer.count(b"HTTP/1.1") == 1  # nothing smuggled in behind it
+
+
 def test_a_large_body_in_the_headers_chunk_is_not_a_large_header(server: Server) -> None:
     body = chat_body("what is 2+3", padding="x" * 50_000)  # one sendall: headers and body
     head = b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" % (
