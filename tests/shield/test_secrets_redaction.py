@@ -122,6 +122,14 @@ def test_an_env_secret_is_resolved_and_masked_wherever_it_appears() -> None:
     assert value not in redact_text(f"log: {value}")
 
 
+def test_a_log_line_seen_before_a_secret_was_resolved_is_masked_after() -> None:
+    value = "plum-orchard-lantern-4417"
+    line = f"matched value: {value}"
+    assert redact_text(line) == line  # nothing to mask yet: remembered as it is
+    Secrets(environ={"ORCHARD_KEY": value}).get("env:ORCHARD_KEY")
+    assert redact_text(line) == f"matched value: {MASK}"
+
+
 def _write(path: Path, text: str, mode: int) -> Path:
     path.write_text(text)
     os.chmod(path, mode)
