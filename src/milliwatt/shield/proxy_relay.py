@@ -15,7 +15,7 @@ from http import HTTPStatus
 from typing import Any
 
 from milliwatt.shield.responses import error_payload, header
-from milliwatt.shield.upstream import Framing, UpstreamConnection
+from milliwatt.shield.upstream_http import Framing, UpstreamConnection
 from milliwatt.shield.waf import HttpResponse, Interruption, Transaction
 
 log = logging.getLogger(__name__)

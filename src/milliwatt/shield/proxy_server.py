@@ -19,14 +19,13 @@ import httptools
 from milliwatt.shield.auditlog import AuditLog
 from milliwatt.shield.http import INSPECT_INLINE_BYTES, audit_transaction
 from milliwatt.shield.proxy_relay import (
-    HOP_BY_HOP,
     ResponseRelay,
     ResponseRules,
     blocked,
-    connection_tokens,
     json_answer,
     refusal,
 )
+from milliwatt.shield.proxy_request import ProxyRequest, upstream_request
 from milliwatt.shield.upstream import UpstreamError, UpstreamPool
 from milliwatt.shield.waf import WAF, HttpRequest, Transaction
 from milliwatt.shield.waf.api import MalformedRequest
@@ -39,7 +38,6 @@ BAD_REQUEST = (
 )
 KEEP_ALIVE_S = 5.0  # an idle client connection is closed after this long
 _PIPELINE_DEPTH = 16  # parsed requests waiting on one connection before reading pauses
-_DROPPED = HOP_BY_HOP | {b"content-length", b"expect", b"x-forwarded-for"}
 
 
 @dataclass
@@ -55,21 +53,6 @@ class ProxyContext:
     body_limit: int
 
 
-class _Request:
-    __slots__ = ("body", "framed", "headers", "keep_alive", "malformed", "method", "refuse",
-                 "target", "version", "websocket")  # fmt: skip
-
-    def __init__(self, method: bytes, target: bytes, version: str) -> None:
-        self.method, self.target, self.version = method, target, version
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.body = b""
-        self.keep_alive = version != "1.0"
-        self.refuse: tuple[int, str] | None = None  # answered by the proxy without inspection
-        self.websocket = False
-        self.framed = False  # a body was declared (Content-Length or Transfer-Encoding)
-        self.malformed = False  # not HTTP/1.x: 400, before any inspection
-
-
 class ClientConnection(asyncio.Protocol):
     """One client connection."""
 
@@ -77,7 +60,7 @@ class ClientConnection(asyncio.Protocol):
         self.ctx, self.connections = ctx, connections
         self.loop = asyncio.get_running_loop()
         self.parser = httptools.HttpRequestParser(self)
-        self.queue: deque[_Request] = deque()
+        self.queue: deque[ProxyRequest] = deque()
         self.busy = False  # a task is answering the queue
         self.closed = False
         self.idle_since = self.loop.time()
@@ -85,7 +68,7 @@ class ClientConnection(asyncio.Protocol):
         self.ignoring = False  # the rest of the stream is not parsed (refused, upgraded)
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
-        self._request: _Request | None = None
+        self._request: ProxyRequest | None = None
         self._parts: list[bytes] = []
         self._size = 0
 
@@ -117,7 +100,7 @@ class ClientConnection(asyncio.Protocol):
             log.debug("malformed request from %s: %s", self.client[0], exc)
             self.ignoring = True
             self._request = None
-            bad = _Request(b"", b"", "1.1")
+            bad = ProxyRequest(b"", b"", "1.1")
             bad.malformed, bad.keep_alive = True, False
             self._enqueue(bad)
 
@@ -151,7 +134,7 @@ class ClientConnection(asyncio.Protocol):
         parsed.path.decode("ascii")  # so does a path that is not ASCII, as uvicorn does
         target = parsed.path + (b"?" + parsed.query if parsed.query else b"")
         version = self.parser.get_http_version()
-        request = self._request = _Request(self.parser.get_method(), target, version)
+        request = self._request = ProxyRequest(self.parser.get_method(), target, version)
         request.headers = headers
         upgrade = self.parser.should_upgrade()
         request.keep_alive = version != "1.0" and self.parser.should_keep_alive() and not upgrade
@@ -199,7 +182,7 @@ class ClientConnection(asyncio.Protocol):
     def _over_limit(self, size: int) -> bool:
         return size > self.ctx.body_limit and self.ctx.waf.ruleset.request_body_access
 
-    def _enqueue(self, request: _Request) -> None:
+    def _enqueue(self, request: ProxyRequest) -> None:
         self.queue.append(request)
         if len(self.queue) >= _PIPELINE_DEPTH:
             self.transport.pause_reading()
@@ -234,7 +217,7 @@ class ClientConnection(asyncio.Protocol):
             self.busy = False
             self.idle_since = self.loop.time()
 
-    async def _serve(self, request: _Request) -> bool:
+    async def _serve(self, request: ProxyRequest) -> bool:
         """Answers one request; returns whether the connection stays open."""
         tx = self.ctx.waf.transaction(
             client_ip=self.client[0], client_port=self.client[1] or 0,
@@ -247,7 +230,7 @@ class ClientConnection(asyncio.Protocol):
         finally:
             audit_transaction(tx, refused, self.ctx.audit)
 
-    async def _exchange(self, tx: Transaction, request: _Request) -> tuple[int, str] | None:
+    async def _exchange(self, tx: Transaction, request: ProxyRequest) -> tuple[int, str] | None:
         """Serves one request; returns (status, reason) when the proxy itself refused it."""
         keep_alive = request.keep_alive
         if request.refuse is not None:
@@ -280,7 +263,7 @@ class ClientConnection(asyncio.Protocol):
         await self._forward(tx, request)
         return None
 
-    async def _forward(self, tx: Transaction, request: _Request) -> None:
+    async def _forward(self, tx: Transaction, request: ProxyRequest) -> None:
         relay = ResponseRelay(
             self.write, tx, self.ctx.response_rules,
             keep_alive=request.keep_alive, http11=request.version == "1.1",
@@ -288,7 +271,9 @@ class ClientConnection(asyncio.Protocol):
         self.relay = relay
         try:
             await self.ctx.pool.exchange(
-                self._upstream_request(request), relay, head=request.method == b"HEAD"
+                upstream_request(request, self.ctx.prefix, self.ctx.authority, self.client[0]),
+                relay,
+                head=request.method == b"HEAD",
             )
         except UpstreamError as exc:
             if relay.started or self.closed:
@@ -299,27 +284,3 @@ class ClientConnection(asyncio.Protocol):
         finally:
             self.relay = None
         request.keep_alive = relay.keep_alive
-
-    def _upstream_request(self, request: _Request) -> bytes:
-        """The request for the upstream: the target byte for byte, hop-by-hop headers out,
-        the client's address added to X-Forwarded-For, the body with its length."""
-        out = [request.method, b" ", self.ctx.prefix, request.target, b" HTTP/1.1\r\n"]
-        named = connection_tokens(request.headers)
-        forwarded: list[bytes] = []
-        has_host = False
-        for name, value in request.headers:
-            lowered = name.lower()
-            if lowered in _DROPPED or lowered in named:
-                if lowered == b"x-forwarded-for":
-                    forwarded.append(value)
-                continue
-            has_host = has_host or lowered == b"host"
-            out += (name, b": ", value, b"\r\n")
-        if not has_host:
-            out += (b"Host: ", self.ctx.authority, b"\r\n")
-        forwarded.append(self.client[0].encode())
-        out += (b"X-Forwarded-For: ", b", ".join(forwarded), b"\r\n")
-        if request.body or request.framed:
-            out.append(b"Content-Length: %d\r\n" % len(request.body))
-        out += (b"\r\n", request.body)
-        return b"".join(out)
