@@ -20,7 +20,10 @@ from milliwatt.shield.proxy import ProxyServer, ProxySettings
 
 RULES = r"""
 SecRequestBodyLimit 1000
+SecResponseBodyAccess On
+SecResponseBodyMimeType text/plain
 SecRule ARGS|REQUEST_BODY "@contains attack" "id:1001,phase:2,deny,status:403,log"
+SecRule RESPONSE_BODY "@contains card-4111" "id:1002,phase:4,deny,status:403,log"
 """
 CHUNKED_BODY = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
 
@@ -75,6 +78,11 @@ class _RawHandler(socketserver.StreamRequestHandler):
             out.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
                       b"Connection: close\r\n\r\nread me to the end")  # fmt: skip
             return False
+        elif target in ("/leak", "/text"):
+            text = b"your card-4111 is here" if target == "/leak" else b"nothing to see"
+            out.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n"
+                      % (len(text), text))  # fmt: skip
         elif target == "/empty":
             out.write(b"HTTP/1.1 204 No Content\r\n\r\n")
         elif target == "/slow":
@@ -220,6 +228,22 @@ def test_attacks_get_403_and_never_reach_the_upstream(
     r = httpx.post(f"http://127.0.0.1:{proxy.port}/form", content=b"comment=attack")
     assert r.status_code == 403 and r.json()["request_id"] == r.headers["x-request-id"]
     assert upstream.seen == []
+
+
+def test_a_response_the_rules_deny_is_replaced(proxy: ProxyServer) -> None:
+    with httpx.Client(base_url=f"http://127.0.0.1:{proxy.port}") as client:
+        leak, text = client.get("/leak"), client.get("/text")
+    assert leak.status_code == 403 and b"card-4111" not in leak.content
+    assert text.status_code == 200 and text.content == b"nothing to see"
+    assert text.headers["content-length"] == "14"  # inspected whole, so its length is known
+
+
+def test_detection_mode_lets_attacks_through(upstream: RawUpstream, tmp_path: Path) -> None:
+    (tmp_path / "REQUEST-901-TEST.conf").write_text(RULES)
+    settings = ProxySettings(upstream=upstream.url)
+    with proxy_thread(load_waf(crs_dir=tmp_path, mode="detection"), settings) as proxy:
+        r = httpx.post(f"http://127.0.0.1:{proxy.port}/form", content=b"comment=attack")
+    assert r.status_code == 200 and r.json()["body"] == "comment=attack"
 
 
 def test_bodies_over_the_limit_get_413_unforwarded(
