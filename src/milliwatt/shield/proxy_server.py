@@ -71,6 +71,7 @@ class ClientConnection(asyncio.Protocol):
         self._request: ProxyRequest | None = None
         self._parts: list[bytes] = []
         self._size = 0
+        self._task: asyncio.Task[None] | None = None
 
     # -- asyncio ---------------------------------------------------------------------------
 
@@ -193,7 +194,7 @@ class ClientConnection(asyncio.Protocol):
     def _answer_queue(self) -> None:
         if not self.busy and not self.closed:
             self.busy = True
-            self.loop.create_task(self._drain())
+            self._task = self.loop.create_task(self._drain())  # held: the loop keeps tasks weakly
 
     async def _drain(self) -> None:
         try:
