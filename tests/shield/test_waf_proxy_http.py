@@ -178,6 +178,18 @@ def test_request_bodies_are_forwarded_with_their_length(
     assert all("transfer-encoding" not in dict(s["headers"]) for s in upstream.seen)
 
 
+def test_expect_100_continue_is_answered_before_the_body(proxy: ProxyServer) -> None:
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as s:
+        s.sendall(b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                  b"Expect: 100-continue\r\n\r\n")  # fmt: skip
+        assert s.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(b"a=1")
+        answer = b""
+        while b"}" not in answer:
+            answer += s.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 200") and b'"body": "a=1"' in answer
+
+
 def test_upstream_connections_are_reused(proxy: ProxyServer, upstream: RawUpstream) -> None:
     before = upstream.connections
     for i in range(5):  # each on a new client connection
