@@ -9,6 +9,7 @@ import socketserver
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -85,6 +86,9 @@ class _RawHandler(socketserver.StreamRequestHandler):
                       % (len(text), text))  # fmt: skip
         elif target == "/empty":
             out.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+        elif target.startswith("/pause"):
+            time.sleep(0.1)
+            out.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         elif target == "/slow":
             time.sleep(2)
             out.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlate")
@@ -195,6 +199,20 @@ def test_upstream_connections_are_reused(proxy: ProxyServer, upstream: RawUpstre
     for i in range(5):  # each on a new client connection
         assert httpx.get(f"http://127.0.0.1:{proxy.port}/again/{i}").status_code == 200
     assert upstream.connections - before <= 1
+
+
+def test_clients_wait_their_turn_for_the_pooled_connections(
+    upstream: RawUpstream, tmp_path: Path
+) -> None:
+    (tmp_path / "REQUEST-901-TEST.conf").write_text(RULES)
+    settings = ProxySettings(upstream=upstream.url, max_connections=2)
+    with proxy_thread(load_waf(crs_dir=tmp_path), settings) as proxy:
+        before = upstream.connections
+        url = f"http://127.0.0.1:{proxy.port}/pause"
+        with ThreadPoolExecutor(10) as pool:
+            statuses = list(pool.map(lambda i: httpx.get(f"{url}/{i}").status_code, range(10)))
+        assert statuses == [200] * 10
+        assert upstream.connections - before <= 2
 
 
 def test_pipelined_requests_are_answered_in_order(proxy: ProxyServer) -> None:
