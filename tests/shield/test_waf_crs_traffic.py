@@ -6,19 +6,16 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import httpx
 import pytest
-import uvicorn
-from waf_loopback import Upstream, free_port
+from waf_loopback import Upstream, proxy_thread
 
-from milliwatt.shield.http import WafMiddleware, api_exclusions, load_waf
-from milliwatt.shield.proxy import UpstreamProxy
+from milliwatt.shield.http import api_exclusions, load_waf
+from milliwatt.shield.proxy import ProxySettings
 from milliwatt.shield.waf import WAF
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,19 +40,9 @@ def proxy_url(
     waf: WAF, upstream: Upstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     audit = tmp_path_factory.mktemp("crs") / "audit.jsonl"
-    app = WafMiddleware(UpstreamProxy(upstream.url), waf, audit)
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, http="httptools", log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the proxy did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    settings = ProxySettings(upstream=upstream.url, audit_log=str(audit))
+    with proxy_thread(waf, settings) as proxy:
+        yield f"http://127.0.0.1:{proxy.port}"
 
 
 ATTACKS = [

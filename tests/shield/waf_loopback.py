@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
 import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from milliwatt.shield.proxy import ProxyServer, ProxySettings
+from milliwatt.shield.waf import WAF
 
 BIG = bytes(range(256)) * 8192  # 2 MiB, not text: streamed, not inspected
 
@@ -16,6 +20,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def proxy_thread(waf: WAF, settings: ProxySettings) -> Iterator[ProxyServer]:
+    """The proxy serving on a free loopback port, on its own event loop in a thread."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    proxy = asyncio.run_coroutine_threadsafe(ProxyServer.start(waf, settings), loop).result(30)
+    try:
+        yield proxy
+    finally:
+        asyncio.run_coroutine_threadsafe(proxy.close(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
 
 
 class Upstream(http.server.ThreadingHTTPServer):

@@ -168,32 +168,42 @@ class WafMiddleware:
         return status, reason
 
     def _audit(self, tx: Transaction, refusal: tuple[int, str] | None) -> None:
+        audit_transaction(tx, refusal, self.audit, self.on_block)
+
+
+def audit_transaction(
+    tx: Transaction,
+    refusal: tuple[int, str] | None,
+    audit: AuditLog | None,
+    on_block: Callable[[str, Mapping[str, object]], None] | None = None,
+) -> None:
+    """Phase 5, then the audit record as the audit engine asks; `on_block` hears of refusals."""
+    try:
+        record = tx.finish()
+    except Exception:
+        log.exception("WAF failed to finish transaction %s", tx.request_id)
+        return
+    if refusal is not None:
+        record["status"], record["refused"] = refusal
+    # SecAuditEngine / ctl:auditEngine: "on" logs every transaction, "relevantonly" those
+    # that matched or were refused, "off" none
+    engine = record.get("audit_engine", "relevantonly")
+    relevant = bool(tx.matched_rules or record.get("status") or refusal)
+    if audit is not None and (engine == "on" or (engine == "relevantonly" and relevant)):
+        audit.write(record)
+    interruption = tx.interruption
+    if on_block is not None and (refusal is not None or interruption is not None):
+        fields: dict[str, object] = {"request_id": tx.request_id, "uri": record.get("uri")}
+        if interruption is not None:
+            fields |= {"status": interruption.status, "rule_id": interruption.rule_id,
+                       "rules": [m.id for m in tx.matched_rules]}  # fmt: skip
+        else:
+            assert refusal is not None
+            fields |= {"status": refusal[0], "reason": refusal[1]}
         try:
-            record = tx.finish()
+            on_block("waf.blocked", fields)
         except Exception:
-            log.exception("WAF failed to finish transaction %s", tx.request_id)
-            return
-        if refusal is not None:
-            record["status"], record["refused"] = refusal
-        # SecAuditEngine / ctl:auditEngine: "on" logs every transaction, "relevantonly" those
-        # that matched or were refused, "off" none
-        engine = record.get("audit_engine", "relevantonly")
-        relevant = bool(tx.matched_rules or record.get("status") or refusal)
-        if self.audit is not None and (engine == "on" or (engine == "relevantonly" and relevant)):
-            self.audit.write(record)
-        interruption = tx.interruption
-        if self.on_block is not None and (refusal is not None or interruption is not None):
-            fields: dict[str, object] = {"request_id": tx.request_id, "uri": record.get("uri")}
-            if interruption is not None:
-                fields |= {"status": interruption.status, "rule_id": interruption.rule_id,
-                           "rules": [m.id for m in tx.matched_rules]}  # fmt: skip
-            else:
-                assert refusal is not None
-                fields |= {"status": refusal[0], "reason": refusal[1]}
-            try:
-                self.on_block("waf.blocked", fields)
-            except Exception:
-                log.exception("WAF block listener failed on %s", tx.request_id)
+            log.exception("WAF block listener failed on %s", tx.request_id)
 
 
 def _uri(scope: Scope) -> str:

@@ -2,36 +2,35 @@
 
     milliwatt shield proxy --upstream http://127.0.0.1:9000 --listen 127.0.0.1:8081
 
-uvicorn (httptools parser, uvloop) answers clients and rejects malformed HTTP with 400;
-WafMiddleware inspects; a pooled aiohttp session forwards what passes to the upstream and
-streams its answer back. An upstream that cannot be reached gives 502, one too slow 504.
+An asyncio server on uvloop parses requests with httptools (malformed HTTP gets 400), runs
+each through a WAF transaction (proxy_server.py), forwards what passes over pooled keep-alive
+connections (upstream.py) and streams the answer back through phases 3-4 (proxy_relay.py).
+An upstream that cannot be reached gives 502, one too slow 504. `--workers N` forks N
+processes that share the listening socket; the rules load once, before the fork.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import contextlib
 import logging
 import os
-from dataclasses import asdict, dataclass
+import signal
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-import aiohttp
-import uvicorn
-from starlette.types import Message, Receive, Scope, Send
-from yarl import URL
-
-from milliwatt.shield.http import WafMiddleware, load_waf
+from milliwatt.shield.auditlog import AuditLog
+from milliwatt.shield.http import load_waf
+from milliwatt.shield.proxy_relay import ResponseRules
+from milliwatt.shield.proxy_server import KEEP_ALIVE_S, ClientConnection, ProxyContext
+from milliwatt.shield.upstream import UpstreamPool
+from milliwatt.shield.waf import WAF
 
 log = logging.getLogger(__name__)
-
-# Connection-level headers (RFC 9110 7.6.1) belong to one hop; they are not forwarded.
-_HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
-     "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
-)  # fmt: skip
-_CONFIG_VARIABLE = "MILLIWATT_SHIELD_PROXY"  # hands the settings to worker processes
 
 
 @dataclass(frozen=True)
@@ -54,141 +53,85 @@ class ProxySettings:
             raise ValueError(f"upstream must not carry a query or fragment: {self.upstream!r}")
 
 
-class UpstreamProxy:
-    """An ASGI app that forwards each request to one upstream over pooled connections."""
+class ProxyServer:
+    """One worker's server: the listening socket, its client connections, the upstream pool."""
 
-    def __init__(
-        self, upstream: str, *, timeout_s: float = 60.0, max_connections: int = 256
-    ) -> None:
-        parts = urlsplit(upstream)
-        self.origin = f"{parts.scheme}://{parts.netloc}"
-        self.prefix = parts.path.rstrip("/")
-        self.timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=timeout_s)
-        self.max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
+    def __init__(self, ctx: ProxyContext, server: asyncio.Server) -> None:
+        self.ctx, self.server = ctx, server
+        self.connections: set[ClientConnection] = set()
+        self._sweeper = asyncio.get_running_loop().call_later(1.0, self._sweep)
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self.timeout, auto_decompress=False,
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
-                cookie_jar=aiohttp.DummyCookieJar(),  # the client's cookies are not ours
-            )  # fmt: skip
-        return self._session
+    @classmethod
+    async def start(
+        cls, waf: WAF, settings: ProxySettings, *, sock: socket.socket | None = None,
+        host: str = "127.0.0.1", port: int = 0,
+    ) -> ProxyServer:  # fmt: skip
+        """Serves on `sock`, or on a new socket bound to host:port."""
+        parts = urlsplit(settings.upstream)
+        tls = parts.scheme == "https"
+        assert parts.hostname is not None
+        ruleset = waf.ruleset
+        ctx = ProxyContext(
+            waf=waf,
+            pool=UpstreamPool(
+                parts.hostname,
+                parts.port or (443 if tls else 80),
+                tls=tls,
+                timeout_s=settings.timeout_s,
+                max_connections=settings.max_connections,
+            ),
+            prefix=parts.path.rstrip("/").encode("latin-1"),
+            authority=parts.netloc.rpartition("@")[2].encode("latin-1"),
+            audit=AuditLog(Path(settings.audit_log)) if settings.audit_log else None,
+            response_rules=ResponseRules(
+                frozenset(t.lower() for t in ruleset.response_mime_types),
+                ruleset.response_body_limit,
+            ),
+            body_limit=ruleset.request_body_limit,
+        )
+        connections: set[ClientConnection] = set()
+        loop = asyncio.get_running_loop()
+        factory: Callable[[], ClientConnection] = lambda: ClientConnection(ctx, connections)  # noqa: E731
+        if sock is not None:
+            server = await loop.create_server(factory, sock=sock, backlog=2048)
+        else:
+            server = await loop.create_server(factory, host, port, backlog=2048)
+        proxy = cls(ctx, server)
+        proxy.connections = connections
+        return proxy
+
+    @property
+    def port(self) -> int:
+        return int(self.server.sockets[0].getsockname()[1])
+
+    def _sweep(self) -> None:
+        """Closes client connections idle past the keep-alive time."""
+        loop = asyncio.get_running_loop()
+        cutoff = loop.time() - KEEP_ALIVE_S
+        for conn in list(self.connections):
+            if not conn.busy and conn.idle_since < cutoff:
+                conn.closed = True
+                conn.transport.close()
+        self._sweeper = loop.call_later(1.0, self._sweep)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return  # websockets are not proxied; uvicorn answers 403 for an unanswered one
-        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
-        target = self.prefix + raw_path.decode("latin-1")
-        if scope.get("query_string"):
-            target += "?" + scope["query_string"].decode("latin-1")
-        url = URL(self.origin + target, encoded=True)  # forward the path exactly as received
-        headers = _forward_headers(scope)
-        body = await _request_body(receive)
-        try:
-            async with self._client().request(
-                scope["method"], url, headers=headers, data=body or None,
-                allow_redirects=False, compress=None,
-            ) as upstream:  # fmt: skip
-                await _relay(upstream, send)
-        except TimeoutError:
-            await _error(send, 504, "upstream timed out")
-        except (aiohttp.ClientError, ValueError) as exc:
-            await _error(send, 502, f"upstream unavailable: {type(exc).__name__}")
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.close()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        self._sweeper.cancel()
+        self.server.close()
+        for conn in list(self.connections):
+            conn.transport.close()
+        await self.server.wait_closed()
+        self.ctx.pool.close()
+        if self.ctx.audit is not None:
+            self.ctx.audit.close()
 
 
-def _forward_headers(scope: Scope) -> list[tuple[str, str]]:
-    headers: list[tuple[str, str]] = []
-    for raw_key, raw_value in scope["headers"]:
-        key = raw_key.decode("latin-1")
-        if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
-            headers.append((key, raw_value.decode("latin-1")))
-    client = scope.get("client")
-    if client:
-        headers.append(("X-Forwarded-For", client[0]))
-    return headers
-
-
-async def _request_body(receive: Receive) -> bytes:
-    """The whole request body. WafMiddleware already holds it in memory for phase 2, and a
-    known length keeps the upstream request free of chunked encoding."""
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-async def _relay(upstream: aiohttp.ClientResponse, send: Send) -> None:
-    headers = [
-        (k.lower(), v)
-        for k, v in upstream.raw_headers
-        if k.decode("latin-1").lower() not in _HOP_BY_HOP
-    ]
-    await send({"type": "http.response.start", "status": upstream.status, "headers": headers})
-    async for chunk in upstream.content.iter_any():
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    await send({"type": "http.response.body", "body": b""})
-
-
-async def _error(send: Send, status: int, reason: str) -> None:
-    body = json.dumps({"error": reason}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    start: Message = {"type": "http.response.start", "status": status, "headers": headers}
-    try:
-        await send(start)
-    except RuntimeError:
-        return  # the upstream failed mid-answer: the response started, the connection ends
-    await send({"type": "http.response.body", "body": body})
-
-
-def build_proxy(settings: ProxySettings) -> WafMiddleware:
-    """The proxy application: the WAF in front of the upstream."""
-    waf = load_waf(
+def load_proxy_waf(settings: ProxySettings) -> WAF:
+    return load_waf(
         mode=settings.mode, paranoia=settings.paranoia,
         inbound_threshold=settings.inbound_threshold,
         outbound_threshold=settings.outbound_threshold,
         crs_dir=Path(settings.crs_dir) if settings.crs_dir else None,
     )  # fmt: skip
-    upstream = UpstreamProxy(
-        settings.upstream, timeout_s=settings.timeout_s, max_connections=settings.max_connections
-    )
-    audit = Path(settings.audit_log) if settings.audit_log else None
-    return WafMiddleware(upstream, waf, audit)
-
-
-def proxy_from_environment() -> WafMiddleware:
-    """The factory each worker process calls (uvicorn --factory)."""
-    raw = os.environ.get(_CONFIG_VARIABLE)
-    if not raw:
-        raise RuntimeError(
-            f"{_CONFIG_VARIABLE} is not set; start the proxy with `milliwatt shield proxy`"
-        )
-    return build_proxy(ProxySettings(**json.loads(raw)))
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -200,22 +143,58 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 
 def serve(settings: ProxySettings, listen: str, workers: int = 1) -> None:
-    """Runs the proxy until interrupted."""
+    """Runs the proxy until interrupted (SIGINT, SIGTERM)."""
     host, port = parse_listen(listen)
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, not {workers}")
-
-    def run(app: WafMiddleware | str, factory: bool = False, workers: int | None = None) -> None:
-        uvicorn.run(
-            app, host=host, port=port, http="httptools", loop="uvloop", lifespan="on",
-            access_log=False, server_header=False, log_level="warning",
-            factory=factory, workers=workers,
-        )  # fmt: skip
-
-    app = build_proxy(settings)  # rule errors surface here, before any worker starts
+    waf = load_proxy_waf(settings)  # rule errors surface here, before any worker starts
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=2048)
     if workers == 1:
-        run(app)
+        _run_worker(waf, settings, sock)
         return
-    # worker processes import the app by name and read the settings from the environment
-    os.environ[_CONFIG_VARIABLE] = json.dumps(asdict(settings))
-    run("milliwatt.shield.proxy:proxy_from_environment", factory=True, workers=workers)
+    children: list[int] = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:  # a worker: serves until told to stop, never returns here
+            code = 0
+            try:
+                _run_worker(waf, settings, sock)
+            except BaseException:
+                log.exception("proxy worker failed")
+                code = 1
+            os._exit(code)
+        children.append(pid)
+    sock.close()
+
+    def stop_workers(signum: int, frame: object) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop_workers)
+    signal.signal(signal.SIGINT, stop_workers)
+    for pid in children:
+        os.waitpid(pid, 0)
+
+
+def _run_worker(waf: WAF, settings: ProxySettings, sock: socket.socket) -> None:
+    async def main() -> None:
+        proxy = await ProxyServer.start(waf, settings, sock=sock)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        await proxy.close()
+
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(main())
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # Windows: the standard loop
+        return None
+    return uvloop.new_event_loop
