@@ -381,7 +381,9 @@ def main() -> None:
         for name, a, b in differ[:40]:
             print(f"  differs: test {name}: modsecurity {a}, milliwatt {b}")
 
-        mix = [p for p, (a, b) in zip(probes, pairs, strict=True) if "timeout" not in (a, b)]
+        # HEAD answers carry no body, which wrk does not know: it would wait out its timeout
+        mix = [p for p, (a, b) in zip(probes, pairs, strict=True)
+               if "timeout" not in (a, b) and p.method != "HEAD"]  # fmt: skip
         servers = (("modsecurity", ms, procs[1].pid), ("milliwatt", mw, procs[2].pid))
         print("regression mix:")
         results = load_rounds(work / "mix.lua", mix, servers, args)

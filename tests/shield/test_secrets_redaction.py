@@ -15,6 +15,7 @@ from milliwatt.shield.redaction import (
     luhn_valid,
     redact_arguments,
     redact_output,
+    redact_record,
     redact_text,
 )
 from milliwatt.shield.secrets import SecretError, Secrets
@@ -128,6 +129,12 @@ def test_a_log_line_seen_before_a_secret_was_resolved_is_masked_after() -> None:
     assert redact_text(line) == line  # nothing to mask yet: remembered as it is
     Secrets(environ={"ORCHARD_KEY": value}).get("env:ORCHARD_KEY")
     assert redact_text(line) == f"matched value: {MASK}"
+
+
+def test_a_records_own_request_id_is_kept_whole() -> None:
+    request_id = "4111111111111111a0b1c2d3e4f5a6b7"  # hex with a card-like run of digits
+    record = redact_record({"request_id": request_id, "data": "4111111111111111"})
+    assert record == {"request_id": request_id, "data": MASK}
 
 
 def _write(path: Path, text: str, mode: int) -> Path:
