@@ -112,12 +112,16 @@ def test_a_caller_that_stops_reading_frees_its_slot(bundled_model_path: Path, to
 
 
 def test_the_worker_yields_the_cpu_to_the_gateway(worker) -> None:  # type: ignore[no-untyped-def]
-    # the model's threads run at the lowest priority (their niceness is inherited from the
-    # worker's main thread, set before llama.cpp starts them)
-    for task in Path(f"/proc/{worker.pid}/task").iterdir():
+    # the model's threads run at the lowest priority, under the idle policy (both inherited
+    # from the worker's main thread, set before llama.cpp starts them)
+    tasks = list(Path(f"/proc/{worker.pid}/task").iterdir())
+    assert len(tasks) > 1  # llama.cpp's threads are among them
+    for task in tasks:
         fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
         assert int(fields[16]) == WORKER_NICENESS, task.name  # field 19 of stat: nice
+        assert os.sched_getscheduler(int(task.name)) == os.SCHED_IDLE, task.name
     assert os.nice(0) < WORKER_NICENESS  # this process, the gateway's side, is not lowered
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
 
 
 def test_a_cancelled_caller_stops_within_a_moment(worker, tokenize) -> None:  # type: ignore[no-untyped-def]

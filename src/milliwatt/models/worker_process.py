@@ -33,15 +33,21 @@ WORKER_NICENESS = 19
 
 def lower_priority() -> None:
     """Below the gateway: on a machine whose cores the model keeps busy, the scheduler still
-    runs the gateway at once (the tool route, the WAF, other clients' tokens). Linux keeps a
-    niceness per thread: each running thread is lowered, and threads started later inherit
-    it from the main thread."""
+    runs the gateway at once (the tool route, the WAF, other clients' tokens).
+
+    Linux's SCHED_IDLE policy does that outright: a waking thread of any other policy takes
+    the core from an idle-policy thread at once, where a nice 19 thread could keep it until
+    its time slice ends (about 3 ms, per hand-off). Niceness is lowered too, for kernels and
+    containers that refuse the policy. Linux keeps both per thread: each running thread is
+    lowered, and threads started later (llama.cpp's) inherit them from the main thread."""
     os.nice(WORKER_NICENESS - os.nice(0))
+    idle = getattr(os, "SCHED_IDLE", None)
     tasks = Path("/proc/self/task")
-    if tasks.is_dir():
-        for task in tasks.iterdir():
-            with contextlib.suppress(OSError):  # a thread that has just ended
-                os.setpriority(os.PRIO_PROCESS, int(task.name), WORKER_NICENESS)
+    for task in tasks.iterdir() if tasks.is_dir() else ():
+        with contextlib.suppress(OSError):  # a thread that has just ended, or a refusal
+            os.setpriority(os.PRIO_PROCESS, int(task.name), WORKER_NICENESS)
+            if idle is not None:
+                os.sched_setscheduler(int(task.name), idle, os.sched_param(0))
 
 
 def serve(connection: Connection, spec: dict[str, Any]) -> None:
