@@ -3,7 +3,9 @@ every framing (length, chunked, close-delimited, none), the proxy in front of it
 
 from __future__ import annotations
 
+import contextlib
 import json
+import select
 import socket
 import socketserver
 import threading
@@ -16,6 +18,7 @@ import httpx
 import pytest
 from waf_loopback import proxy_thread
 
+from milliwatt.shield import proxy as proxy_module
 from milliwatt.shield.http import load_waf
 from milliwatt.shield.proxy import ProxyServer, ProxySettings
 
@@ -249,6 +252,41 @@ def test_malformed_requests_get_400_after_earlier_answers(
     )
     assert raw.startswith(b"HTTP/1.1 200") and b"HTTP/1.1 400" in raw
     assert [s["target"] for s in upstream.seen] == ["/ok"]
+
+
+def test_headers_over_the_limit_get_431_however_they_arrive(
+    proxy: ProxyServer, upstream: RawUpstream
+) -> None:
+    upstream.seen.clear()
+    big = b"GET /big HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n"
+    assert exchange(proxy.port, big).startswith(b"HTTP/1.1 431")  # one read, headers whole
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
+        sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        for _ in range(40):  # up to 40 KB of one header value, 1 KB at a time, unfinished
+            if select.select([sock], [], [], 0.01)[0]:
+                break  # the proxy has answered
+            sock.sendall(b"a" * 1024)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 431")
+    assert upstream.seen == []
+    body = b"x" * 60_000  # a large body in the same read as its headers is not a header:
+    post = b"POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+    assert exchange(proxy.port, post + body, wait=2).startswith(b"HTTP/1.1 413")  # the body limit
+
+
+def test_headers_sent_a_byte_at_a_time_are_cut_off(
+    proxy: ProxyServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(proxy_module, "HEADER_TIMEOUT_S", 1.0)
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
+        with contextlib.suppress(OSError):  # the proxy closes mid-send
+            for byte in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100:
+                sock.send(bytes([byte]))
+                time.sleep(0.1)  # never idle for the keep-alive time (5 s)
+                if select.select([sock], [], [], 0)[0]:
+                    break
+        assert sock.recv(100) == b""  # closed, nothing answered
+    assert time.monotonic() - started < 5
 
 
 def test_attacks_get_403_and_never_reach_the_upstream(

@@ -26,7 +26,12 @@ from urllib.parse import urlsplit
 from milliwatt.shield.auditlog import AuditLog
 from milliwatt.shield.http import load_waf
 from milliwatt.shield.proxy_relay import ResponseRules
-from milliwatt.shield.proxy_server import KEEP_ALIVE_S, ClientConnection, ProxyContext
+from milliwatt.shield.proxy_server import (
+    HEADER_TIMEOUT_S,
+    KEEP_ALIVE_S,
+    ClientConnection,
+    ProxyContext,
+)
 from milliwatt.shield.upstream import UpstreamPool
 from milliwatt.shield.waf import WAF
 
@@ -105,11 +110,16 @@ class ProxyServer:
         return int(self.server.sockets[0].getsockname()[1])
 
     def _sweep(self) -> None:
-        """Closes client connections idle past the keep-alive time."""
+        """Closes client connections idle past the keep-alive time, and those whose request
+        headers have been arriving for longer than HEADER_TIMEOUT_S."""
         loop = asyncio.get_running_loop()
         cutoff = loop.time() - KEEP_ALIVE_S
+        slow = loop.time() - HEADER_TIMEOUT_S
         for conn in list(self.connections):
-            if not conn.busy and conn.idle_since < cutoff:
+            started = conn.headers_since
+            if not conn.busy and (
+                conn.idle_since < cutoff or (started is not None and started < slow)
+            ):
                 conn.closed = True
                 conn.transport.close()
         self._sweeper = loop.call_later(1.0, self._sweep)

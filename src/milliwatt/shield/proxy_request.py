@@ -13,7 +13,7 @@ class ProxyRequest:
     """One parsed client request, as the proxy queues it."""
 
     __slots__ = ("body", "framed", "headers", "keep_alive", "malformed", "method", "refuse",
-                 "target", "version", "websocket")  # fmt: skip
+                 "target", "too_large", "version", "websocket")  # fmt: skip
 
     def __init__(self, method: bytes, target: bytes, version: str) -> None:
         self.method, self.target, self.version = method, target, version
@@ -24,6 +24,7 @@ class ProxyRequest:
         self.websocket = False
         self.framed = False  # a body was declared (Content-Length or Transfer-Encoding)
         self.malformed = False  # not HTTP/1.x: 400, before any inspection
+        self.too_large = False  # ... or its request line and headers past the limit: 431
 
 
 def upstream_request(

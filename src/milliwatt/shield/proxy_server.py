@@ -3,7 +3,10 @@ each through a WAF transaction (phases 1-2, then 3-4 on the answer, then the aud
 forwards what passes to the upstream pool.
 
 Requests on one connection are answered in order (pipelining included). Malformed HTTP gets
-400 and the connection closes; a body over the WAF's limit gets 413 unread.
+400 and the connection closes; a request line and headers over MAX_HEADER_BYTES get 431
+(httptools sets no bound: a 50 MB header would be held whole), headers not received within
+HEADER_TIMEOUT_S close the connection (a client sending a byte at a time holds nothing for
+long), and a body over the WAF's limit gets 413 unread.
 """
 
 from __future__ import annotations
@@ -36,7 +39,13 @@ BAD_REQUEST = (
     b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
     b"connection: close\r\ncontent-length: 29\r\n\r\nInvalid HTTP request received."
 )
+TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8"
+    b"\r\nconnection: close\r\ncontent-length: 31\r\n\r\nRequest header fields too large."
+)
 KEEP_ALIVE_S = 5.0  # an idle client connection is closed after this long
+MAX_HEADER_BYTES = 32_768  # a request line and its headers, as nginx's 4 x 8 KB buffers
+HEADER_TIMEOUT_S = 10.0  # from a request's first byte to the end of its headers
 _PIPELINE_DEPTH = 16  # parsed requests waiting on one connection before reading pauses
 
 
@@ -72,6 +81,10 @@ class ClientConnection(asyncio.Protocol):
         self._parts: list[bytes] = []
         self._size = 0
         self._task: asyncio.Task[None] | None = None
+        self._in_headers = True  # from a request's first byte (or none yet) to its headers' end
+        self._header_bytes = 0  # received meanwhile, body bytes in the same reads included
+        self._parsed_bytes = 0  # of request line and headers the parser handed over
+        self.headers_since: float | None = None  # when the unfinished headers began
 
     # -- asyncio ---------------------------------------------------------------------------
 
@@ -93,17 +106,28 @@ class ClientConnection(asyncio.Protocol):
         if self.ignoring:
             return
         self.idle_since = self.loop.time()  # a slow upload is not an idle connection
+        if self._in_headers:
+            self._header_bytes += len(data)
+            if self.headers_since is None:
+                self.headers_since = self.idle_since
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self.ignoring = True  # the upgrade request itself was queued; the rest is not HTTP
         except httptools.HttpParserError as exc:
             log.debug("malformed request from %s: %s", self.client[0], exc)
-            self.ignoring = True
-            self._request = None
-            bad = ProxyRequest(b"", b"", "1.1")
-            bad.malformed, bad.keep_alive = True, False
-            self._enqueue(bad)
+            self._refuse_unparsed(too_large=self._parsed_bytes > MAX_HEADER_BYTES)
+            return
+        if self._in_headers and self._header_bytes > MAX_HEADER_BYTES:
+            self._refuse_unparsed(too_large=True)  # headers unfinished, and past the limit
+
+    def _refuse_unparsed(self, *, too_large: bool) -> None:
+        self.ignoring = True
+        self._request = None
+        self.headers_since = None
+        bad = ProxyRequest(b"", b"", "1.1")
+        bad.malformed, bad.too_large, bad.keep_alive = True, too_large, False
+        self._enqueue(bad)
 
     def pause_writing(self) -> None:
         if self.relay is not None and self.relay.upstream is not None:
@@ -123,13 +147,24 @@ class ClientConnection(asyncio.Protocol):
         self._url, self._headers, self._parts, self._size = b"", [], [], 0
         self._request = None
 
+    # parsed pieces count too: headers that end within one large read are still measured
     def on_url(self, url: bytes) -> None:
+        self._count(len(url))
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)  # ": " and CRLF
         self._headers.append((name, value.rstrip(b" \t")))  # llhttp keeps trailing spaces
 
+    def _count(self, size: int) -> None:
+        self._parsed_bytes += size
+        if self._parsed_bytes > MAX_HEADER_BYTES:
+            raise ValueError("request line and headers too large")  # stops the parser
+
     def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._header_bytes = self._parsed_bytes = 0
+        self.headers_since = None
         headers = self._headers
         parsed = httptools.parse_url(self._url)  # raises for a bad target: 400
         parsed.path.decode("ascii")  # so does a path that is not ASCII, as uvicorn does
@@ -172,6 +207,7 @@ class ClientConnection(asyncio.Protocol):
         self._parts.append(body)
 
     def on_message_complete(self) -> None:
+        self._in_headers = True  # the next request on this connection starts counting
         request, self._request = self._request, None
         if request is None:  # refused before its end
             return
@@ -203,7 +239,7 @@ class ClientConnection(asyncio.Protocol):
                 if len(self.queue) == _PIPELINE_DEPTH - 1:
                     self.transport.resume_reading()
                 if request.malformed:
-                    self.write(BAD_REQUEST)
+                    self.write(TOO_LARGE if request.too_large else BAD_REQUEST)
                     keep_alive = False
                 else:
                     try:
