@@ -180,6 +180,24 @@ def test_keep_alive_and_pipelined_requests_are_answered_in_order(server: Server)
     assert answer.rindex(b'"status"') < answer.index(b'"object"')
 
 
+def test_a_connection_refused_before_its_body_ended_does_not_linger(server: Server) -> None:
+    body = b"x" * 1_100_000  # over max_body_bytes: 413 from the declared length, unread
+    head = b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" % (
+        CHAT.encode()
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head + b"Content-Length: %d\r\n\r\n" % len(body))
+        answer = sock.recv(65536)
+        with contextlib.suppress(OSError):  # the body sent after the answer, then idle
+            sock.sendall(body)
+        started = time.monotonic()
+        with contextlib.suppress(OSError):
+            while sock.recv(65536):
+                pass
+    assert answer.startswith(b"HTTP/1.1 413")
+    assert time.monotonic() - started < 8  # closed by the deadline or the keep-alive timer
+
+
 def test_an_idle_keep_alive_connection_is_closed(server: Server) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")

@@ -61,7 +61,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self._unanswered += 1
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._unanswered += 1  # (a request refused before its body ended waits for nothing)
         self._in_headers = True  # the next request on this connection starts counting
         super().on_message_complete()
 
