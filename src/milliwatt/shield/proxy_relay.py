@@ -8,17 +8,14 @@ type they inspect), up to the WAF's limit; every other answer streams as it arri
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from milliwatt.shield.responses import error_payload, header
+from milliwatt.shield.responses import error_payload, header, inspect_response
 from milliwatt.shield.upstream_http import Framing, UpstreamConnection
 from milliwatt.shield.waf import HttpResponse, Interruption, Transaction
-
-log = logging.getLogger(__name__)
 
 # Connection-level headers (RFC 9110 7.6.1) belong to one hop; they are not forwarded.
 HOP_BY_HOP = frozenset(
@@ -189,13 +186,7 @@ class ResponseRelay:
 
     def _inspect(self, response: HttpResponse) -> bool:
         """True when the answer may go out; otherwise the client got an error instead."""
-        try:
-            verdict = self.tx.process_response(response)
-        except Exception:
-            log.exception("WAF failed on the response to %s; withholding it", self.tx.request_id)
-            verdict = Interruption(
-                status=500, rule_id=0, action="deny", message="inspection failed"
-            )
+        verdict = inspect_response(self.tx, response)
         if verdict is None:
             return True
         self.blocked = True

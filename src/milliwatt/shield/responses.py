@@ -106,15 +106,19 @@ class ResponseInspector:
 
     async def _inspect(self, response: HttpResponse) -> bool:
         """True when the response may go out; otherwise the client got an error instead."""
-        try:
-            verdict = self.tx.process_response(response)
-        except Exception:
-            log.exception("WAF failed on the response to %s; withholding it", self.tx.request_id)
-            verdict = Interruption(
-                status=500, rule_id=0, action="deny", message="inspection failed"
-            )
+        verdict = inspect_response(self.tx, response)
         if verdict is None:
             return True
         self.blocked = True
         await block(self.send, self.tx, verdict)
         return False
+
+
+def inspect_response(tx: Transaction, response: HttpResponse) -> Interruption | None:
+    """Phases 3-4 on an answer. An engine failure withholds it (500), logged with its
+    traceback: an answer the rules could not read does not go out."""
+    try:
+        return tx.process_response(response)
+    except Exception:
+        log.exception("WAF failed on the response to %s; withholding it", tx.request_id)
+        return Interruption(status=500, rule_id=0, action="deny", message="inspection failed")

@@ -168,7 +168,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._fail(UpstreamError(504, "upstream timed out"))
         self.close()
 
-    def _finish(self, reusable: bool) -> None:
+    def _detach(self) -> tuple[ResponseSink | None, asyncio.Future[None] | None]:
+        """Ends the exchange in progress on this connection; returns its sink and future."""
         sink, done = self._sink, self._done
         self._sink = self._done = None
         if sink is not None:
@@ -176,6 +177,10 @@ class UpstreamConnection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        return sink, done
+
+    def _finish(self, reusable: bool) -> None:
+        sink, done = self._detach()
         self.resume_reading()
         if sink is not None:
             sink.on_end()
@@ -185,13 +190,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.pool.release(self, reusable and self.open)
 
     def _fail(self, error: Exception) -> None:
-        done, sink = self._done, self._sink
-        self._sink = self._done = None
-        if sink is not None:
-            sink.upstream = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        _, done = self._detach()
         if done is not None and not done.done():
             done.set_exception(error)
         self.close()
