@@ -19,7 +19,14 @@ import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from milliwatt.shield.auditlog import AuditLog
-from milliwatt.shield.responses import ResponseInspector, answer, block, error_payload, header, text
+from milliwatt.shield.responses import (
+    ResponseInspector,
+    answer,
+    block,
+    header,
+    refusal_answer,
+    text,
+)
 from milliwatt.shield.waf import (
     WAF,
     HttpRequest,
@@ -162,9 +169,8 @@ class WafMiddleware:
     async def _refuse(
         self, send: Send, tx: Transaction, status: int, reason: str
     ) -> tuple[int, str]:
-        kind = "invalid_request_error" if status < 500 else "server_error"
-        payload = error_payload(reason, kind, tx.request_id)
-        await answer(send, status, payload, (b"x-request-id", tx.request_id.encode()))
+        _, payload, extra = refusal_answer(tx, status, reason)
+        await answer(send, status, payload, *extra)
         return status, reason
 
     def _audit(self, tx: Transaction, refusal: tuple[int, str] | None) -> None:

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from milliwatt.shield.responses import error_payload, header, inspect_response
+from milliwatt.shield.responses import (
+    block_answer,
+    header,
+    inspect_response,
+    refusal_answer,
+)
 from milliwatt.shield.upstream_http import Framing, UpstreamConnection
 from milliwatt.shield.waf import HttpResponse, Interruption, Transaction
 
@@ -51,21 +56,14 @@ def json_answer(
 
 
 def refusal(tx: Transaction, status: int, reason: str, keep_alive: bool) -> bytes:
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    payload = error_payload(reason, kind, tx.request_id)
-    return json_answer(status, payload, keep_alive, (b"x-request-id", tx.request_id.encode()))
+    status, payload, extra = refusal_answer(tx, status, reason)
+    return json_answer(status, payload, keep_alive, *extra)
 
 
 def blocked(tx: Transaction, verdict: Interruption, keep_alive: bool) -> bytes:
-    """The answer in the upstream's place, as the rules asked: a redirect, or an error."""
-    rid = (b"x-request-id", tx.request_id.encode())
-    if verdict.action == "redirect" and verdict.redirect_url:
-        location = (b"location", verdict.redirect_url.encode("latin-1", "replace"))
-        status = verdict.status if 300 <= verdict.status < 400 else 302
-        return json_answer(status, {"request_id": tx.request_id}, keep_alive, location, rid)
-    message = f"request blocked by the web application firewall (request id {tx.request_id})"
-    payload = error_payload(message, "waf_blocked", tx.request_id)
-    return json_answer(verdict.status or 403, payload, keep_alive, rid)
+    """The answer in the upstream's place, as the rules asked."""
+    status, payload, extra = block_answer(tx, verdict)
+    return json_answer(status, payload, keep_alive, *extra)
 
 
 @dataclass(frozen=True)

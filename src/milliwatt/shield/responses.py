@@ -42,18 +42,31 @@ def error_payload(message: str, kind: str, request_id: str) -> dict[str, Any]:
     return {"error": error, "request_id": request_id}
 
 
-async def block(send: Send, tx: Transaction, verdict: Interruption) -> None:
-    """Answers in the app's place as the rules asked: a redirect, or an error with the id."""
+# an answer the WAF gives in the app's place: status, JSON payload, extra headers
+Answer = tuple[int, dict[str, Any], tuple[tuple[bytes, bytes], ...]]
+
+
+def block_answer(tx: Transaction, verdict: Interruption) -> Answer:
+    """What the rules asked for in the app's place: a redirect, or an error with the id."""
     rid = (b"x-request-id", tx.request_id.encode())
     if verdict.action == "redirect" and verdict.redirect_url:
         location = (b"location", verdict.redirect_url.encode("latin-1", "replace"))
         status = verdict.status if 300 <= verdict.status < 400 else 302
-        await answer(send, status, {"request_id": tx.request_id}, location, rid)
-        return
+        return status, {"request_id": tx.request_id}, (location, rid)
     message = f"request blocked by the web application firewall (request id {tx.request_id})"
-    await answer(
-        send, verdict.status or 403, error_payload(message, "waf_blocked", tx.request_id), rid
-    )
+    return verdict.status or 403, error_payload(message, "waf_blocked", tx.request_id), (rid,)
+
+
+def refusal_answer(tx: Transaction, status: int, reason: str) -> Answer:
+    """The WAF's own refusal (too large, malformed, not inspectable), with the request id."""
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    payload = error_payload(reason, kind, tx.request_id)
+    return status, payload, ((b"x-request-id", tx.request_id.encode()),)
+
+
+async def block(send: Send, tx: Transaction, verdict: Interruption) -> None:
+    status, payload, extra = block_answer(tx, verdict)
+    await answer(send, status, payload, *extra)
 
 
 class ResponseInspector:

@@ -59,6 +59,18 @@ class ResponseSink(Protocol):
 class UpstreamConnection(asyncio.Protocol):
     """One connection; one exchange at a time."""
 
+    # the answer being read (_start_answer sets them for each)
+    parser: httptools.HttpResponseParser
+    _head_done: bool
+    _raw: bool  # the body goes to the sink as received
+    _split: bool  # the head ended exactly where a read was cut
+    _tail: bytes  # the last bytes of a read, while the head's end is sought
+    _reason: bytes
+    _headers: list[tuple[bytes, bytes]]
+    _framing: Framing
+    _received: int
+    _last_read: float
+
     def __init__(self, pool: UpstreamPool) -> None:
         self.pool = pool
         self.loop = pool.loop
@@ -69,13 +81,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._sink: ResponseSink | None = None
         self._done: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self.parser = httptools.HttpResponseParser(self)
-        self._head = self._head_done = self._raw = self._split = False
-        self._tail = self._reason = b""
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._framing: Framing = "close"
-        self._received = 0
-        self._last_read = 0.0
+        self._head = False
+        self._start_answer()
 
     # -- asyncio ---------------------------------------------------------------------------
 
@@ -106,9 +113,10 @@ class UpstreamConnection(asyncio.Protocol):
         try:
             # the head is fed on its own, so the body after it can be passed on raw
             while not self._head_done and data:
-                end = (self._tail + data).find(b"\r\n\r\n")
+                joined = self._tail + data  # a CRLFCRLF may straddle two reads
+                end = joined.find(b"\r\n\r\n")
                 if end < 0:
-                    self._tail = (self._tail + data)[-3:]
+                    self._tail = joined[-3:]
                     self._split = False
                     self.parser.feed_data(data)
                     return
@@ -145,19 +153,23 @@ class UpstreamConnection(asyncio.Protocol):
 
     def exchange(self, request: bytes, sink: ResponseSink, head: bool) -> asyncio.Future[None]:
         assert self.transport is not None
-        self.parser = httptools.HttpResponseParser(self)
+        self._start_answer()
         self._sink, self._head = sink, head
         sink.upstream = self
         self._done = self.loop.create_future()
+        self._timer = self.loop.call_later(self.pool.timeout_s, self._check_timeout)
+        self.transport.write(request)
+        return self._done
+
+    def _start_answer(self) -> None:
+        """A fresh parser and state for the next answer on this connection."""
+        self.parser = httptools.HttpResponseParser(self)
         self._head_done = self._raw = self._split = False
         self._tail = self._reason = b""
         self._headers = []
         self._framing = "close"
         self._received = 0
         self._last_read = self.loop.time()
-        self._timer = self.loop.call_later(self.pool.timeout_s, self._check_timeout)
-        self.transport.write(request)
-        return self._done
 
     def _check_timeout(self) -> None:
         idle = self.loop.time() - self._last_read
