@@ -7,9 +7,8 @@ forever. Here each request, headers and body, must arrive within the deadline; t
 app takes to answer is not counted.
 
 httptools (llhttp) parses in C, several times faster than h11, but sets no limit on the
-request line and headers: a 50 MB header would be buffered whole. Here the bytes received
-while a request's headers are unfinished are counted, and past `max_header_bytes` the
-client gets 431 and the connection closes.
+request line and headers: past `max_header_bytes` (counted by shield.header_limit) the client
+gets 431 and the connection closes.
 """
 
 from __future__ import annotations
@@ -18,9 +17,7 @@ import asyncio
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-
-class _HeadersTooLarge(Exception):
-    """Raised from a parser callback: httptools stops parsing and reports a callback error."""
+from milliwatt.shield.header_limit import HeaderLimit, too_large_answer
 
 
 class LimitedHttpProtocol(HttpToolsProtocol):
@@ -28,42 +25,36 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     max_header_bytes: int = 32_768
     _deadline: asyncio.TimerHandle | None = None
     _unanswered = 0  # requests received whole and not yet answered
-    _in_headers = True  # between a request's first byte (or none yet) and its headers' end
-    _received_bytes = 0  # received while the headers are unfinished, body bytes too
-    _parsed_bytes = 0  # the request line and headers the parser has handed over
-    _too_large = False
+    _limit: HeaderLimit
 
     # uvicorn's protocol narrows BaseProtocol's argument to Transport; this keeps its signature
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._limit = HeaderLimit(self.max_header_bytes)
         super().connection_made(transport)
         self._arm()
 
     def data_received(self, data: bytes) -> None:
-        if self._in_headers:
-            self._received_bytes += len(data)
+        self._limit.received(len(data))
         super().data_received(data)
-        # headers still unfinished after this chunk: what is buffered counts against the limit
-        if self._in_headers and self._received_bytes > self.max_header_bytes:
+        if self._limit.overflowing():
             self._refuse_too_large()
 
-    # Parsed pieces count too: headers that end within one large chunk are still measured.
     def on_url(self, url: bytes) -> None:
-        self._count(len(url))
+        self._limit.parsed(len(url))
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)  # ": " and CRLF
+        self._limit.parsed(len(name) + len(value) + 4)  # ": " and CRLF
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._in_headers = False
-        self._received_bytes = self._parsed_bytes = 0
+        self._limit.headers_complete()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         if self.cycle is not None and not self.cycle.response_complete:
             self._unanswered += 1  # (a request refused before its body ended waits for nothing)
-        self._in_headers = True  # the next request on this connection starts counting
+        self._limit.message_complete()
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
@@ -77,28 +68,15 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def send_400_response(self, msg: str) -> None:
-        if self._too_large:  # the parser stopped because a callback refused the size
+        if self._limit.exceeded:  # the parser stopped because a callback refused the size
             self._refuse_too_large()
         else:
             super().send_400_response(msg)
 
-    def _count(self, size: int) -> None:
-        self._parsed_bytes += size
-        if self._parsed_bytes > self.max_header_bytes:
-            self._too_large = True
-            raise _HeadersTooLarge
-
     def _refuse_too_large(self) -> None:
-        if self.transport.is_closing():
-            return
-        message = f"request line and headers larger than {self.max_header_bytes} bytes"
-        self.transport.write(
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-            b"content-type: text/plain; charset=utf-8\r\n"
-            b"content-length: %d\r\nconnection: close\r\n\r\n%s"
-            % (len(message), message.encode("ascii"))
-        )
-        self.transport.close()
+        if not self.transport.is_closing():
+            self.transport.write(too_large_answer(self.max_header_bytes))
+            self.transport.close()
 
     def _arm(self) -> None:
         self._disarm()

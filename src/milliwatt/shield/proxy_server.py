@@ -20,6 +20,7 @@ from typing import cast
 import httptools
 
 from milliwatt.shield.auditlog import AuditLog
+from milliwatt.shield.header_limit import HeaderLimit, too_large_answer
 from milliwatt.shield.http import INSPECT_INLINE_BYTES, audit_transaction
 from milliwatt.shield.proxy_relay import (
     ResponseRelay,
@@ -38,10 +39,6 @@ log = logging.getLogger(__name__)
 BAD_REQUEST = (
     b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
     b"connection: close\r\ncontent-length: 29\r\n\r\nInvalid HTTP request received."
-)
-TOO_LARGE = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8"
-    b"\r\nconnection: close\r\ncontent-length: 31\r\n\r\nRequest header fields too large."
 )
 KEEP_ALIVE_S = 5.0  # an idle client connection is closed after this long
 MAX_HEADER_BYTES = 32_768  # a request line and its headers, as nginx's 4 x 8 KB buffers
@@ -81,9 +78,7 @@ class ClientConnection(asyncio.Protocol):
         self._parts: list[bytes] = []
         self._size = 0
         self._task: asyncio.Task[None] | None = None
-        self._in_headers = True  # from a request's first byte (or none yet) to its headers' end
-        self._header_bytes = 0  # received meanwhile, body bytes in the same reads included
-        self._parsed_bytes = 0  # of request line and headers the parser handed over
+        self._limit = HeaderLimit(MAX_HEADER_BYTES)
         self.headers_since: float | None = None  # when the unfinished headers began
 
     # -- asyncio ---------------------------------------------------------------------------
@@ -106,20 +101,19 @@ class ClientConnection(asyncio.Protocol):
         if self.ignoring:
             return
         self.idle_since = self.loop.time()  # a slow upload is not an idle connection
-        if self._in_headers:
-            self._header_bytes += len(data)
-            if self.headers_since is None:
-                self.headers_since = self.idle_since
+        self._limit.received(len(data))
+        if self._limit.in_headers and self.headers_since is None:
+            self.headers_since = self.idle_since
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self.ignoring = True  # the upgrade request itself was queued; the rest is not HTTP
         except httptools.HttpParserError as exc:
             log.debug("malformed request from %s: %s", self.client[0], exc)
-            self._refuse_unparsed(too_large=self._parsed_bytes > MAX_HEADER_BYTES)
+            self._refuse_unparsed(too_large=self._limit.exceeded)
             return
-        if self._in_headers and self._header_bytes > MAX_HEADER_BYTES:
-            self._refuse_unparsed(too_large=True)  # headers unfinished, and past the limit
+        if self._limit.overflowing():
+            self._refuse_unparsed(too_large=True)
 
     def _refuse_unparsed(self, *, too_large: bool) -> None:
         self.ignoring = True
@@ -147,23 +141,16 @@ class ClientConnection(asyncio.Protocol):
         self._url, self._headers, self._parts, self._size = b"", [], [], 0
         self._request = None
 
-    # parsed pieces count too: headers that end within one large read are still measured
     def on_url(self, url: bytes) -> None:
-        self._count(len(url))
+        self._limit.parsed(len(url))
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)  # ": " and CRLF
+        self._limit.parsed(len(name) + len(value) + 4)  # ": " and CRLF
         self._headers.append((name, value.rstrip(b" \t")))  # llhttp keeps trailing spaces
 
-    def _count(self, size: int) -> None:
-        self._parsed_bytes += size
-        if self._parsed_bytes > MAX_HEADER_BYTES:
-            raise ValueError("request line and headers too large")  # stops the parser
-
     def on_headers_complete(self) -> None:
-        self._in_headers = False
-        self._header_bytes = self._parsed_bytes = 0
+        self._limit.headers_complete()
         self.headers_since = None
         headers = self._headers
         parsed = httptools.parse_url(self._url)  # raises for a bad target: 400
@@ -207,7 +194,7 @@ class ClientConnection(asyncio.Protocol):
         self._parts.append(body)
 
     def on_message_complete(self) -> None:
-        self._in_headers = True  # the next request on this connection starts counting
+        self._limit.message_complete()
         request, self._request = self._request, None
         if request is None:  # refused before its end
             return
@@ -239,7 +226,8 @@ class ClientConnection(asyncio.Protocol):
                 if len(self.queue) == _PIPELINE_DEPTH - 1:
                     self.transport.resume_reading()
                 if request.malformed:
-                    self.write(TOO_LARGE if request.too_large else BAD_REQUEST)
+                    too_large = request.too_large
+                    self.write(too_large_answer(MAX_HEADER_BYTES) if too_large else BAD_REQUEST)
                     keep_alive = False
                 else:
                     try:
