@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -63,6 +64,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def trickled_headers_answer(port: int, start: bytes) -> bytes:
+    """Sends `start`, then one header value 1 KB at a time (up to 40 KB, never finished)
+    until the server answers; returns the first bytes of its answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(start)
+        for _ in range(40):
+            if select.select([sock], [], [], 0.01)[0]:
+                break  # the server has answered
+            sock.sendall(b"a" * 1024)
+        return sock.recv(65536)
 
 
 def start_logged(args: list[str], log: Path, **kwargs: object) -> subprocess.Popen[bytes]:

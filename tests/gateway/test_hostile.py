@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import socket
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import Server
+from tests.conftest import Server, trickled_headers_answer
 
 from milliwatt.doctor import _data_permissions
 from milliwatt.memory.sessions import TurnCost
@@ -135,14 +134,8 @@ def test_half_sent_request_line_is_closed_at_the_deadline(server: Server) -> Non
 def test_headers_over_the_byte_limit_get_431_however_they_arrive(server: Server) -> None:
     big = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n"
     assert raw_exchange(server, big).startswith(b"HTTP/1.1 431")  # one chunk, headers whole
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ")
-        for _ in range(40):  # up to 40 KB of one header value, 1 KB at a time, unfinished
-            if select.select([sock], [], [], 0.01)[0]:
-                break  # the server has answered
-            sock.sendall(b"a" * 1024)
-        answer = sock.recv(65536)
-    assert answer.startswith(b"HTTP/1.1 431")
+    start = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: "
+    assert trickled_headers_answer(server.port, start).startswith(b"HTTP/1.1 431")
 
 
 @pytest.mark.parametrize(

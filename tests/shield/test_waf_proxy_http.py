@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.conftest import trickled_headers_answer
 from waf_loopback import proxy_thread
 
 from milliwatt.shield import proxy as proxy_module
@@ -260,13 +261,8 @@ def test_headers_over_the_limit_get_431_however_they_arrive(
     upstream.seen.clear()
     big = b"GET /big HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n"
     assert exchange(proxy.port, big).startswith(b"HTTP/1.1 431")  # one read, headers whole
-    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
-        sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\nX-Big: ")
-        for _ in range(40):  # up to 40 KB of one header value, 1 KB at a time, unfinished
-            if select.select([sock], [], [], 0.01)[0]:
-                break  # the proxy has answered
-            sock.sendall(b"a" * 1024)
-        assert sock.recv(65536).startswith(b"HTTP/1.1 431")
+    start = b"GET /big HTTP/1.1\r\nHost: x\r\nX-Big: "
+    assert trickled_headers_answer(proxy.port, start).startswith(b"HTTP/1.1 431")
     assert upstream.seen == []
     body = b"x" * 60_000  # a large body in the same read as its headers is not a header:
     post = b"POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
