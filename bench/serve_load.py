@@ -14,7 +14,10 @@ and EOS suppressed, so both sides generate exactly --tokens tokens per request (
 counting). A probe also asks milliwatt a tool-route question every --probe-interval
 seconds while model-route requests are in flight: the tool route's latency under load. A
 second probe does the same from a process of its own, as another user would: its figure is
-not delayed by the load generator's own event loop, busy with the streams it parses.
+not delayed by the load generator's own event loop, busy with the streams it parses. It
+alternates httpx with a plain socket that sends prepared bytes and reads to the stream's last
+chunk, as curl would: the second figure (`..._wire`) is the server's answer time on the wire,
+the first adds the Python client's own work (about 1.3 ms on the build machine).
 
 Tokens/s: with --duration, model tokens streamed before the deadline over --duration (the
 drain after it is not steady state); with --requests, all model tokens over the wall time.
@@ -71,31 +74,73 @@ TOOL_QUESTIONS = [
 ]
 Kind = Literal["model", "tool"]
 
-# the own-client probe: argv url, seconds, interval, questions; one JSON line per request
+# the own-client probe: argv url, seconds, interval, questions; one JSON line per request.
+# It alternates two clients: httpx, as a Python program would ask, and a plain socket that
+# sends prepared bytes and reads to the last chunk, as curl would: the time on the wire,
+# without the Python client's own work (building the request, parsing the answer).
 OWN_CLIENT_PROBE = """
-import json, random, sys, time
+import json, random, re, socket, sys, time
 import httpx
+from urllib.parse import urlsplit
 url, questions = sys.argv[1], json.loads(sys.argv[4])
 seconds, interval = float(sys.argv[2]), float(sys.argv[3])
 rng, end = random.Random(7), time.perf_counter() + seconds
+address = urlsplit(url)
+sock = None
+
+def body(question):
+    return {"model": "milliwatt", "stream": True,
+            "messages": [{"role": "user", "content": question}]}
+
+def ask_httpx(client, question):
+    route = error = None
+    with client.stream("POST", url + "/v1/chat/completions", json=body(question)) as response:
+        if response.status_code != 200:
+            error = "HTTP %d" % response.status_code
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                route = (json.loads(line[6:]).get("milliwatt") or {}).get("route", route)
+            if line.startswith("data: [DONE]"):
+                break
+    return route, error
+
+def ask_socket(question):
+    global sock
+    payload = json.dumps(body(question)).encode()
+    request = ("POST /v1/chat/completions HTTP/1.1\\r\\nHost: %s:%d\\r\\n"
+               "Content-Type: application/json\\r\\nContent-Length: %d\\r\\n\\r\\n"
+               % (address.hostname, address.port, len(payload))).encode() + payload
+    if sock is None:  # kept alive between requests, as httpx keeps its connection
+        sock = socket.create_connection((address.hostname, address.port), timeout=60)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(request)
+    answer = b""
+    while not answer.endswith(b"\\r\\n0\\r\\n\\r\\n"):  # the chunked stream's end
+        part = sock.recv(65536)
+        if not part:
+            sock = None
+            return None, "connection closed"
+        answer += part
+    if not answer.startswith(b"HTTP/1.1 200"):
+        return None, answer.split(b"\\r\\n", 1)[0].decode()
+    found = re.findall(rb'"route": "(\\w+)"', answer)
+    return (found[-1].decode() if found else None), None
+
 time.sleep(1.0)  # the streams start first
 with httpx.Client(timeout=60) as client:
+    n = 0
     while time.perf_counter() < end:
-        body = {"model": "milliwatt", "stream": True,
-                "messages": [{"role": "user", "content": rng.choice(questions)}]}
+        kind = "socket" if n % 2 else "httpx"
+        n += 1
         started, route, error = time.perf_counter(), None, None
         try:
-            with client.stream("POST", url + "/v1/chat/completions", json=body) as response:
-                if response.status_code != 200:
-                    error = "HTTP %d" % response.status_code
-                for line in response.iter_lines():
-                    if line.startswith("data: {"):
-                        route = (json.loads(line[6:]).get("milliwatt") or {}).get("route", route)
-                    if line.startswith("data: [DONE]"):
-                        break
-        except httpx.HTTPError as exc:
+            if kind == "httpx":
+                route, error = ask_httpx(client, rng.choice(questions))
+            else:
+                route, error = ask_socket(rng.choice(questions))
+        except (httpx.HTTPError, OSError) as exc:
             error = type(exc).__name__
-        print(json.dumps([time.perf_counter() - started, route, error]), flush=True)
+        print(json.dumps([time.perf_counter() - started, route, error, kind]), flush=True)
         time.sleep(interval)
 """
 
@@ -186,6 +231,7 @@ class Sample:
     error: str | None = None
     busy: bool = False  # a model-route request was in flight when this one started
     own_client: bool = False  # sent by the probe in a process of its own
+    wire: bool = False  # the probe's plain-socket client: the time on the wire
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -218,6 +264,9 @@ class Summary:
     own_tool_requests: int = 0
     own_tool_p50: float = math.nan
     own_tool_p99: float = math.nan
+    wire_tool_requests: int = 0
+    wire_tool_p50: float = math.nan
+    wire_tool_p99: float = math.nan
     first_errors: list[str] = field(default_factory=list)
     wall: float = math.nan  # seconds from the first request to the last answer, drain included
 
@@ -231,7 +280,8 @@ def summarize(
     model = [s for s in ok if s.kind == "model"]
     # tool-route latency while the model route is busy: the figure a user of the tools feels
     tool = [s for s in ok if s.kind == "tool" and s.busy and not s.own_client]
-    own = [s.latency for s in ok if s.own_client]
+    own = [s.latency for s in ok if s.own_client and not s.wire]
+    wire = [s.latency for s in ok if s.own_client and s.wire]
     total = sum(s.tokens for s in model)
     counted = sum(s.window_tokens for s in samples if s.kind == "model") if windowed else total
     errors = [s.error for s in samples if s.error is not None]
@@ -253,6 +303,9 @@ def summarize(
         own_tool_requests=len(own),
         own_tool_p50=percentile(own, 50),
         own_tool_p99=percentile(own, 99),
+        wire_tool_requests=len(wire),
+        wire_tool_p50=percentile(wire, 50),
+        wire_tool_p99=percentile(wire, 99),
         first_errors=list(dict.fromkeys(errors))[:3],
     )
 
@@ -483,10 +536,11 @@ class Load:
         process = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE)
         out, _ = await process.communicate()
         for line in out.decode().splitlines():
-            latency, route, error = json.loads(line)
+            latency, route, error, client = json.loads(line)
             self.samples.append(
-                Sample("tool", latency, route=route, error=error, busy=True, own_client=True)
-            )
+                Sample("tool", latency, route=route, error=error, busy=True, own_client=True,
+                       wire=client == "socket")
+            )  # fmt: skip
 
     async def run(self, cap: float) -> float:
         """Wall seconds from the first request until the last one finished."""
@@ -583,6 +637,8 @@ def table(results: dict[int, dict[str, Summary]]) -> Iterator[str]:
         ("tool p50 / p99 ms", lambda s: f"{ms(s.tool_p50)} / {ms(s.tool_p99)}"),
         ("own-client tool: n", lambda s: str(s.own_tool_requests)),
         ("own-client p50/p99 ms", lambda s: f"{ms(s.own_tool_p50)} / {ms(s.own_tool_p99)}"),
+        ("on the wire: n", lambda s: str(s.wire_tool_requests)),
+        ("wire p50/p99 ms", lambda s: f"{ms(s.wire_tool_p50)} / {ms(s.wire_tool_p99)}"),
     ]
     for level, pair in results.items():
         mw, anchor = pair["milliwatt"], pair["llama_cpp"]
@@ -614,6 +670,8 @@ def headline(results: dict[int, dict[str, Summary]]) -> str:
         "tool_p99_ms_saturated": ms(tool.tool_p99),
         "tool_p50_ms_saturated_own_client": ms(tool.own_tool_p50),
         "tool_p99_ms_saturated_own_client": ms(tool.own_tool_p99),
+        "tool_p50_ms_saturated_wire": ms(tool.wire_tool_p50),
+        "tool_p99_ms_saturated_wire": ms(tool.wire_tool_p99),
         f"anchor_tps_{low}": f"{anchor[low].tps:.1f}",
         f"anchor_tps_{high}": f"{anchor[high].tps:.1f}",
         "anchor_batch_gain": f"{ratio(anchor[high].tps, anchor[low].tps):.2f}",

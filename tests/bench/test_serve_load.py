@@ -196,3 +196,62 @@ def test_load_cut_off_by_the_cap(bench: ModuleType) -> None:
     assert elapsed < 5.0
     assert [s.error for s in load.samples] == [bench.CUT_OFF] * 2
     assert load.model_in_flight == 0
+
+
+def test_summary_keeps_the_wire_apart(bench: ModuleType) -> None:
+    own = {"route": "tool", "busy": True, "own_client": True}
+    samples = [
+        bench.Sample("tool", 0.005, **own),
+        bench.Sample("tool", 0.007, **own),
+        bench.Sample("tool", 0.003, wire=True, **own),
+        bench.Sample("tool", 0.004, wire=True, error="connection closed", **own),
+    ]
+    s = bench.summarize(samples, 10.0, 64)
+    assert (s.own_tool_requests, s.own_tool_p50) == (2, pytest.approx(0.006))
+    assert (s.wire_tool_requests, s.wire_tool_p50) == (1, pytest.approx(0.003))
+
+
+def test_own_client_probe_against_a_streaming_server(bench: ModuleType) -> None:
+    """The probe's two clients against a real chunked SSE server on loopback."""
+    import socket
+    import subprocess
+    import threading
+    import time
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    async def chat(request: Request) -> StreamingResponse:
+        question = (await request.json())["messages"][-1]["content"]
+
+        async def events() -> AsyncIterator[str]:
+            yield chunk(question) + "\n\n"
+            yield chunk(None, "stop", milliwatt={"route": "tool"}) + "\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    with socket.socket() as probe_port:
+        probe_port.bind(("127.0.0.1", 0))
+        port = probe_port.getsockname()[1]
+    app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.01)
+        args = [sys.executable, "-c", bench.OWN_CLIENT_PROBE, f"http://127.0.0.1:{port}",
+                "2.0", "0.05", json.dumps(["what is 2 + 2"])]  # fmt: skip
+        out = subprocess.run(args, capture_output=True, text=True, timeout=30, check=True)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    clients = [client for _, _, _, client in lines]
+    assert {"httpx", "socket"} <= set(clients) and len(lines) >= 6
+    assert all(route == "tool" and error is None for _, route, error, _ in lines), lines
+    assert all(0 < latency < 1 for latency, *_ in lines)
