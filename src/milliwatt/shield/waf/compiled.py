@@ -7,7 +7,8 @@ the pattern set can rule out. Other rules step into the general evaluation.
 
 Per request, a phase also asks the pattern set once for every screen key its rules use
 (`screen_phase`), so rules it rules out are not visited at all: the walk goes from one
-rule that can still fire (or that decides control flow) to the next.
+rule that can still fire (or that decides control flow) to the next. A run of rules that
+read and write only TX is replayed from the outcome kept for its TX values (replay.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from milliwatt.shield.waf.caches import UNKNOWN
 from milliwatt.shield.waf.operators import to_int
+from milliwatt.shield.waf.replay import Run, plan_runs
 from milliwatt.shield.waf.rules import Rule
 from milliwatt.shield.waf.variables import Target
 
@@ -37,9 +39,11 @@ class Phase:
     # per screen key: the rules (index, pattern bit) it decides, one rule that reads it, and
     # that rule's targets as (variable, target's screen key, index, target)
     screens: dict[str, tuple[list[tuple[int, int]], Rule, list[tuple[str, str, int, Target]]]]
+    # per rule: the run of TX-only rules that starts there, replayed by its reads (replay.py)
+    runs: list[Run | None]
 
 
-def compile_phase(rules: list[Rule], markers: dict[str, int]) -> Phase:
+def compile_phase(rules: list[Rule], markers: dict[str, int], *, replay: bool = True) -> Phase:
     screens: dict[str, tuple[list[tuple[int, int]], Rule, list[tuple[str, str, int, Target]]]] = {}
     for index, rule in enumerate(rules):
         if rule.prescreen is not None:
@@ -48,7 +52,9 @@ def compile_phase(rules: list[Rule], markers: dict[str, int]) -> Phase:
                 plan = [(t.name, rule.screen_keys[n], n, t) for n, t in enumerate(rule.targets)]
                 screens[key] = ([], rule, plan)
             screens[key][0].append((index, bit))
-    return Phase(rules, [compile_step(rule) for rule in rules], markers, screens)
+    steps = [compile_step(rule) for rule in rules]
+    runs: list[Run | None] = plan_runs(rules, markers) if replay else [None] * len(rules)
+    return Phase(rules, steps, markers, screens, runs)
 
 
 def compile_step(rule: Rule) -> Step:

@@ -80,9 +80,11 @@ class WAF:
         pattern_set: bool = True,
         settings: WafSettings | None = None,
         crs_version: str | None = None,
+        replay: bool = True,
     ) -> None:
         """`settings` tune the pattern set (paranoia, memory); the rules hold the rest.
-        `crs_version` is None when the rules are not the OWASP CRS."""
+        `crs_version` is None when the rules are not the OWASP CRS. `replay=False` walks
+        every run of TX-only rules (compiled.py, replay.py): the reference for tests."""
         self.ruleset = ruleset
         self.source = source
         self.crs_version = crs_version
@@ -128,7 +130,7 @@ class WAF:
         for head in ruleset.rules():
             head.prescreen = _prescreen(head)
         self.phases = {
-            phase: compile_phase(rules, markers_by_phase[phase])
+            phase: compile_phase(rules, markers_by_phase[phase], replay=replay)
             for phase, rules in self.sequences.items()
         }
 
@@ -161,6 +163,7 @@ class WAF:
         settings: WafSettings | None = None,
         *,
         pattern_set: bool = True,
+        replay: bool = True,
     ) -> WAF:
         settings = settings or WafSettings()
         crs = None if settings.rules == "baseline" else find_crs(rules_dir)
@@ -180,7 +183,7 @@ class WAF:
             ruleset.add(parse_text(settings_rules(settings), "settings"))
             ruleset.add(parse_text(settings.extra_rules, "extra_rules"))
             ruleset.add(parse_text(_package_text("baseline.conf"), "baseline.conf"))
-            return cls(ruleset, source, pattern_set=pattern_set, settings=settings)
+            return cls(ruleset, source, pattern_set=pattern_set, settings=settings, replay=replay)
         setup = find_setup(crs)
         if setup is not None:
             ruleset.add(parse_file(setup))
@@ -195,15 +198,18 @@ class WAF:
             pattern_set=pattern_set,
             settings=settings,
             crs_version=version,
+            replay=replay,
         )
 
     @classmethod
-    def from_text(cls, text: str, *, name: str = "rules", pattern_set: bool = True) -> WAF:
+    def from_text(
+        cls, text: str, *, name: str = "rules", pattern_set: bool = True, replay: bool = True
+    ) -> WAF:
         """A WAF running the engine defaults plus the given SecLang (for tests and tools)."""
         ruleset = RuleSet()
         ruleset.add(parse_text(_package_text("engine.conf"), "engine.conf"))
         ruleset.add(parse_text(text, name))
-        return cls(ruleset, name, pattern_set=pattern_set)
+        return cls(ruleset, name, pattern_set=pattern_set, replay=replay)
 
     def transaction(
         self,
