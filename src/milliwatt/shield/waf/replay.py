@@ -18,10 +18,15 @@ target, is walked the usual way.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from milliwatt.shield.waf.actions import SetVar
 from milliwatt.shield.waf.operators import NumericOperator
 from milliwatt.shield.waf.rules import Rule
+
+if TYPE_CHECKING:
+    from milliwatt.shield.waf.compiled import Phase
+    from milliwatt.shield.waf.transaction import Transaction
 
 # outcomes kept per run start: a few cover ordinary traffic (one per paranoia level and
 # setup); runs that read anomaly scores meet new values with every attack, so they fill up
@@ -30,6 +35,8 @@ _SELF_MATCH = frozenset({"MATCHED_VAR", "MATCHED_VAR_NAME"})
 # MATCHED_VAR state a run may leave: two scalars and two collections
 MATCH_SCALARS = ("MATCHED_VAR", "MATCHED_VAR_NAME")
 MATCH_COLLECTIONS = ("MATCHED_VARS", "MATCHED_VARS_NAMES")
+# what a MATCHED_VAR slot holds while a run is walked, until a rule of the run sets it
+_UNSET = "\x00not set by the run\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,3 +129,87 @@ def plan_runs(rules: list[Rule], markers: dict[str, int]) -> list[Run | None]:
         met = tuple(rules[j] for j in sorted(members[i]))
         runs.append(Run(tuple(sorted(reads)), met, frozenset(r.id for r in met)))
     return runs
+
+
+def replayable(tx: Transaction, run: Run) -> bool:
+    """Whether `ctl:` left the run as it was loaded: no TX target and none of its rules
+    removed."""
+    if tx.tx_retargeted:
+        return False
+    if not tx.removing:
+        return True
+    if not (tx.removed_ranges or tx.removed_msgs or tx.removed_tags):
+        return run.member_ids.isdisjoint(tx.removed_ids)  # the usual removal: by id
+    return not any(tx._is_removed(rule) for rule in run.members)
+
+
+def replay(tx: Transaction, program: Phase, run: Run, start: int) -> int:
+    """The run from `start`: its kept outcome for these TX values, else walked (and kept
+    while the run has room). Returns the index the phase's walk goes on from."""
+    variables = tx.data.tx
+    values = tuple([variables.get(key) for key in run.reads])
+    outcome = run.outcomes.get(values)
+    if outcome is None:
+        if not run.has_room():  # values seldom seen again (attack scores): walk only
+            return tx._walk(program, start)
+        outcome = _walk_noting(tx, program, start)
+        run.outcomes[values] = outcome
+        return outcome.next_index
+    for key, value in outcome.tx_writes:
+        if value is None:
+            variables.pop(key, None)
+        else:
+            variables[key] = value
+    scalars, collections = tx.data.scalars, tx.data.collections
+    for name, text in outcome.scalars:
+        scalars[name] = text
+    for name, pairs in outcome.collections:
+        collections[name] = list(pairs)
+    if outcome.last_rule is not None:
+        tx._rule = outcome.last_rule
+    if outcome.captures_reset:
+        tx._captures = []
+    return outcome.next_index
+
+
+def _walk_noting(tx: Transaction, program: Phase, start: int) -> Outcome:
+    """Walks the run the usual way, noting what it changed (the MATCHED_VAR slots are marked
+    first, so a value the run sets equal to the one before still counts as set)."""
+    variables, scalars, collections = tx.data.tx, tx.data.scalars, tx.data.collections
+    before = dict(variables)
+    saved_scalars = {name: scalars.get(name) for name in MATCH_SCALARS}
+    saved_collections = {name: collections.get(name) for name in MATCH_COLLECTIONS}
+    marks: dict[str, list[tuple[str, str]]] = {name: [] for name in MATCH_COLLECTIONS}
+    for name in MATCH_SCALARS:
+        scalars[name] = _UNSET
+    for name in MATCH_COLLECTIONS:
+        collections[name] = marks[name]
+    # a rule is visited once per transaction: a run that sets the current rule leaves
+    # another one there
+    saved_rule, captures = tx._rule, tx._captures
+    next_index = tx._walk(program, start)
+    writes: list[tuple[str, str | None]] = [
+        (key, value) for key, value in variables.items() if before.get(key) != value
+    ]
+    writes += [(key, None) for key in before if key not in variables]
+    set_scalars: list[tuple[str, str]] = []
+    for name, old in saved_scalars.items():
+        text = scalars[name]
+        if text is not _UNSET:
+            set_scalars.append((name, text))
+        elif old is None:
+            del scalars[name]
+        else:
+            scalars[name] = old
+    set_collections: list[tuple[str, tuple[tuple[str, str], ...]]] = []
+    for name, old_pairs in saved_collections.items():
+        pairs = collections[name]
+        if pairs is not marks[name]:
+            set_collections.append((name, tuple(pairs)))
+        elif old_pairs is None:
+            del collections[name]
+        else:
+            collections[name] = old_pairs
+    last_rule = tx._rule if tx._rule is not saved_rule else None
+    return Outcome(next_index, tuple(writes), tuple(set_scalars), tuple(set_collections),
+                   last_rule, tx._captures is not captures)  # fmt: skip

@@ -18,7 +18,7 @@ from milliwatt.shield.waf.controls import CONTROLS, as_int
 from milliwatt.shield.waf.macros import Macro
 from milliwatt.shield.waf.matching import CAPTURE_KEYS, TargetMatching, View
 from milliwatt.shield.waf.operators import to_int
-from milliwatt.shield.waf.replay import MATCH_COLLECTIONS, MATCH_SCALARS, Outcome, Run
+from milliwatt.shield.waf.replay import replay, replayable
 from milliwatt.shield.waf.request_data import load_request, load_request_body, load_response
 from milliwatt.shield.waf.rules import Rule
 from milliwatt.shield.waf.ruleset import RuleSet
@@ -26,10 +26,6 @@ from milliwatt.shield.waf.variables import Target, TxData
 
 if TYPE_CHECKING:
     from milliwatt.shield.waf.engine import WAF
-
-
-# what a MATCHED_VAR slot holds while a run is walked, until a rule of the run sets it
-_UNSET = "\x00not set by the run\x00"
 
 
 class Transaction(TargetMatching):
@@ -147,8 +143,8 @@ class Transaction(TargetMatching):
         ruled_out = screen_phase(self, program) if program.screens else bytearray(n)
         while i < n:
             run = runs[i]
-            if run is not None and self._replayable(run):
-                i = self._replay(program, run, i)
+            if run is not None and replayable(self, run):
+                i = replay(self, program, run, i)
                 continue
             if ruled_out[i]:
                 # as its evaluation would leave it (a removed rule is not evaluated at all)
@@ -172,85 +168,6 @@ class Transaction(TargetMatching):
             elif rule.skip:
                 i = min(i + rule.skip, n)
         return False
-
-    def _replayable(self, run: Run) -> bool:
-        if self.tx_retargeted:
-            return False
-        if not self.removing:
-            return True
-        if not (self.removed_ranges or self.removed_msgs or self.removed_tags):
-            return run.member_ids.isdisjoint(self.removed_ids)  # the usual removal: by id
-        return not any(self._is_removed(rule) for rule in run.members)
-
-    def _replay(self, program: Phase, run: Run, start: int) -> int:
-        """A run of TX-only rules from `start`: its kept outcome for these TX values, else
-        walked (and kept while the run has room). Returns the index the walk goes on from."""
-        tx = self.data.tx
-        values = tuple([tx.get(key) for key in run.reads])
-        outcome = run.outcomes.get(values)
-        if outcome is None:
-            if not run.has_room():  # values seldom seen again (attack scores): walk only
-                return self._walk(program, start)
-            outcome = self._walk_run(program, start)
-            run.outcomes[values] = outcome
-            return outcome.next_index
-        for key, value in outcome.tx_writes:
-            if value is None:
-                tx.pop(key, None)
-            else:
-                tx[key] = value
-        scalars, collections = self.data.scalars, self.data.collections
-        for name, text in outcome.scalars:
-            scalars[name] = text
-        for name, pairs in outcome.collections:
-            collections[name] = list(pairs)
-        if outcome.last_rule is not None:
-            self._rule = outcome.last_rule
-        if outcome.captures_reset:
-            self._captures = []
-        return outcome.next_index
-
-    def _walk_run(self, program: Phase, start: int) -> Outcome:
-        """Walks a run the usual way, noting what it changed (slots it may set are marked
-        first, so a value it sets equal to the one before still counts as set)."""
-        tx, scalars, collections = self.data.tx, self.data.scalars, self.data.collections
-        before = dict(tx)
-        saved_scalars = {name: scalars.get(name) for name in MATCH_SCALARS}
-        saved_collections = {name: collections.get(name) for name in MATCH_COLLECTIONS}
-        marks: dict[str, list[tuple[str, str]]] = {name: [] for name in MATCH_COLLECTIONS}
-        for name in MATCH_SCALARS:
-            scalars[name] = _UNSET
-        for name in MATCH_COLLECTIONS:
-            collections[name] = marks[name]
-        # each rule is visited once per transaction: a run that sets its current rule
-        # leaves another one there
-        saved_rule, captures = self._rule, self._captures
-        i = self._walk(program, start)
-        writes: list[tuple[str, str | None]] = [
-            (key, value) for key, value in tx.items() if before.get(key) != value
-        ]
-        writes += [(key, None) for key in before if key not in tx]
-        set_scalars: list[tuple[str, str]] = []
-        for name, old in saved_scalars.items():
-            text = scalars[name]
-            if text is not _UNSET:
-                set_scalars.append((name, text))
-            elif old is None:
-                del scalars[name]
-            else:
-                scalars[name] = old
-        set_collections: list[tuple[str, tuple[tuple[str, str], ...]]] = []
-        for name, old_pairs in saved_collections.items():
-            pairs = collections[name]
-            if pairs is not marks[name]:
-                set_collections.append((name, tuple(pairs)))
-            elif old_pairs is None:
-                del collections[name]
-            else:
-                collections[name] = old_pairs
-        last_rule = self._rule if self._rule is not saved_rule else None
-        return Outcome(i, tuple(writes), tuple(set_scalars), tuple(set_collections), last_rule,
-                       self._captures is not captures)  # fmt: skip
 
     def _walk(self, program: Phase, start: int) -> int:
         """Walks the run from `start` rule by rule (none of them can interrupt or be removed)."""
