@@ -110,12 +110,7 @@ def plan_runs(rules: list[Rule], markers: dict[str, int]) -> list[Run | None]:
         mine = own[i]
         if mine is None:
             continue
-        rule = rules[i]
-        nexts = {i + 1}
-        if rule.skip_after is not None:
-            nexts.add(markers.get(rule.skip_after, n))
-        elif rule.skip:
-            nexts.add(min(i + 1 + rule.skip, n))
+        nexts = {i + 1, rules[i].after_match(i + 1, markers, n)}  # unmatched, matched
         total, visited = set(mine), {i}
         for j in nexts:
             total |= reach[j] or frozenset()

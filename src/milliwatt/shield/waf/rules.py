@@ -82,6 +82,15 @@ class Rule:
     # on nothing but the match: CRS's paranoia-level guards, a third of a request's rules
     comparison: tuple[str, Callable[[int, int], bool], int] | None = None
 
+    def after_match(self, i: int, markers: dict[str, int], n: int) -> int:
+        """Where a phase's walk goes on once this rule matched, `i` being the index after it:
+        its skipAfter marker, `skip` rules further, or the next rule."""
+        if self.skip_after is not None:
+            return markers.get(self.skip_after, n)
+        if self.skip:
+            return min(i + self.skip, n)
+        return i
+
     def seal(self) -> None:
         """Final step once every directive is loaded (targets may have been updated since)."""
         self.select_keys = tuple(select_key(t, self.excluded) for t in self.targets)

@@ -163,10 +163,7 @@ class Transaction(TargetMatching):
             if rule.disruptive == "allow":
                 self._allowed_through = {"phase": phase, "request": 2}.get(rule.allow_scope, 4)
                 return False
-            if rule.skip_after is not None:
-                i = markers.get(rule.skip_after, n)
-            elif rule.skip:
-                i = min(i + rule.skip, n)
+            i = rule.after_match(i, markers, n)
         return False
 
     def _walk(self, program: Phase, start: int) -> int:
@@ -176,12 +173,8 @@ class Transaction(TargetMatching):
         while i < n and runs[i] is not None:
             rule = rules[i]
             i += 1
-            if not steps[i - 1](self):
-                continue
-            if rule.skip_after is not None:
-                i = markers.get(rule.skip_after, n)
-            elif rule.skip:
-                i = min(i + rule.skip, n)
+            if steps[i - 1](self):
+                i = rule.after_match(i, markers, n)
         return i
 
     def _interrupted(self) -> bool:
