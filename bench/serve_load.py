@@ -74,75 +74,8 @@ TOOL_QUESTIONS = [
 ]
 Kind = Literal["model", "tool"]
 
-# the own-client probe: argv url, seconds, interval, questions; one JSON line per request.
-# It alternates two clients: httpx, as a Python program would ask, and a plain socket that
-# sends prepared bytes and reads to the last chunk, as curl would: the time on the wire,
-# without the Python client's own work (building the request, parsing the answer).
-OWN_CLIENT_PROBE = """
-import json, random, re, socket, sys, time
-import httpx
-from urllib.parse import urlsplit
-url, questions = sys.argv[1], json.loads(sys.argv[4])
-seconds, interval = float(sys.argv[2]), float(sys.argv[3])
-rng, end = random.Random(7), time.perf_counter() + seconds
-address = urlsplit(url)
-sock = None
-
-def body(question):
-    return {"model": "milliwatt", "stream": True,
-            "messages": [{"role": "user", "content": question}]}
-
-def ask_httpx(client, question):
-    route = error = None
-    with client.stream("POST", url + "/v1/chat/completions", json=body(question)) as response:
-        if response.status_code != 200:
-            error = "HTTP %d" % response.status_code
-        for line in response.iter_lines():
-            if line.startswith("data: {"):
-                route = (json.loads(line[6:]).get("milliwatt") or {}).get("route", route)
-            if line.startswith("data: [DONE]"):
-                break
-    return route, error
-
-def ask_socket(question):
-    global sock
-    payload = json.dumps(body(question)).encode()
-    request = ("POST /v1/chat/completions HTTP/1.1\\r\\nHost: %s:%d\\r\\n"
-               "Content-Type: application/json\\r\\nContent-Length: %d\\r\\n\\r\\n"
-               % (address.hostname, address.port, len(payload))).encode() + payload
-    if sock is None:  # kept alive between requests, as httpx keeps its connection
-        sock = socket.create_connection((address.hostname, address.port), timeout=60)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.sendall(request)
-    answer = b""
-    while not answer.endswith(b"\\r\\n0\\r\\n\\r\\n"):  # the chunked stream's end
-        part = sock.recv(65536)
-        if not part:
-            sock = None
-            return None, "connection closed"
-        answer += part
-    if not answer.startswith(b"HTTP/1.1 200"):
-        return None, answer.split(b"\\r\\n", 1)[0].decode()
-    found = re.findall(rb'"route": "(\\w+)"', answer)
-    return (found[-1].decode() if found else None), None
-
-time.sleep(1.0)  # the streams start first
-with httpx.Client(timeout=60) as client:
-    n = 0
-    while time.perf_counter() < end:
-        kind = "socket" if n % 2 else "httpx"
-        n += 1
-        started, route, error = time.perf_counter(), None, None
-        try:
-            if kind == "httpx":
-                route, error = ask_httpx(client, rng.choice(questions))
-            else:
-                route, error = ask_socket(rng.choice(questions))
-        except (httpx.HTTPError, OSError) as exc:
-            error = type(exc).__name__
-        print(json.dumps([time.perf_counter() - started, route, error, kind]), flush=True)
-        time.sleep(interval)
-"""
+# the own-client probe, run as a script of its own: httpx and a plain socket, alternating
+OWN_CLIENT_PROBE = Path(__file__).with_name("tool_probe.py")
 
 
 # --- pure parts: SSE lines, one request's stream, percentiles, summaries -------------------
@@ -531,7 +464,7 @@ class Load:
         seconds = deadline - time.perf_counter()
         if seconds <= 2 * self.probe_interval + 1:
             return
-        args = [sys.executable, "-c", OWN_CLIENT_PROBE, self.target.url, str(seconds - 1),
+        args = [sys.executable, str(OWN_CLIENT_PROBE), self.target.url, str(seconds - 1),
                 str(self.probe_interval), json.dumps(TOOL_QUESTIONS)]  # fmt: skip
         process = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE)
         out, _ = await process.communicate()

@@ -244,7 +244,7 @@ def test_own_client_probe_against_a_streaming_server(bench: ModuleType) -> None:
     try:
         while not server.started:
             time.sleep(0.01)
-        args = [sys.executable, "-c", bench.OWN_CLIENT_PROBE, f"http://127.0.0.1:{port}",
+        args = [sys.executable, str(bench.OWN_CLIENT_PROBE), f"http://127.0.0.1:{port}",
                 "2.0", "0.05", json.dumps(["what is 2 + 2"])]  # fmt: skip
         out = subprocess.run(args, capture_output=True, text=True, timeout=30, check=True)
     finally:
