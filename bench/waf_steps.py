@@ -44,7 +44,7 @@ STEPS: list[tuple[Any, str, str]] = [
     (transaction, "load_response", "parsing"),
     (transaction, "audit_record", "audit"),
     (transaction.Transaction, "__init__", "setup"),
-    (transaction, "screen_phase", "screening"),
+    (transaction, "screen_values", "screening"),
     (transaction.Transaction, "_run_phase", "rule_walk"),
     (variables.TxData, "select", "selection"),
     (matching.TargetMatching, "_transform", "transformations"),

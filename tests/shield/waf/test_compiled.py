@@ -95,7 +95,7 @@ def _chain(head):  # type: ignore[no-untyped-def]
 
 PM_PASSED_OVER = """
 from milliwatt.shield.waf import WAF, HttpRequest, native
-from milliwatt.shield.waf.compiled import screen_phase
+from milliwatt.shield.waf.screen import ruled_out
 
 assert native.state().startswith("python"), native.state()
 waf = WAF.from_text('SecRule ARGS "@pm evil wicked" "id:2,phase:2,deny,status:402,t:lowercase"')
@@ -112,11 +112,11 @@ def counted(value):
 phrases.first_match = counted
 tx = waf.transaction()
 assert tx.process_request(HttpRequest("GET", "/?a=fine&b=good", headers=[("Host", "x")])) is None
-assert screen_phase(tx, program)[index] == 1  # ruled out: the walk passes it over
+assert ruled_out(tx, program.screen)[index] == 1  # ruled out: the walk passes it over
 tx = waf.transaction()
 verdict = tx.process_request(HttpRequest("GET", "/?a=fine&b=WiCKed", headers=[("Host", "x")]))
 assert verdict is not None and verdict.status == 402
-assert screen_phase(tx, program)[index] == 0
+assert ruled_out(tx, program.screen)[index] == 0
 assert calls == [], calls  # the one scan answered for the list: it never ran on its own
 """
 

@@ -21,20 +21,34 @@ class SharedCaches:
         self.matched: dict[str, Mask | None] = {}
         # (raw value, transformations and stages) -> the patterns it matches so transformed
         self.screened: dict[tuple[str, str], Mask | None] = {}
+        # per variable's screen families (screen.py): raw value -> the rules it may fire
+        self.slotted: dict[str, dict[str, Mask]] = {}
+        self.slotted_entries = 0
         self.chars = 0
+
+    def note_slotted(self, chars: int) -> None:
+        self.slotted_entries += 1
+        self.chars += chars
 
     def clear(self) -> None:
         self.transformed.clear()
         self.matched.clear()
         self.screened.clear()
+        self.slotted.clear()
+        self.slotted_entries = 0
         self.chars = 0
 
     def make_room(self) -> None:
         if self.chars > self.MAX_CHARS or len(self.transformed) > self.MAX_ENTRIES:
             self.transformed.clear()
             self.screened.clear()
+            self.slotted.clear()
+            self.slotted_entries = 0
             self.chars = 0
         if len(self.screened) > self.MAX_ENTRIES:
             self.screened.clear()
+        if self.slotted_entries > self.MAX_ENTRIES:
+            self.slotted.clear()
+            self.slotted_entries = 0
         if len(self.matched) > self.MAX_ENTRIES:
             self.matched.clear()

@@ -5,9 +5,9 @@ disruptive action, as `Transaction._evaluate` does). What a kind needs is bound 
 TX key and constant of a numeric guard, the screen key and pattern bit of an `@rx`/`@pm` rule
 the pattern set can rule out. Other rules step into the general evaluation.
 
-Per request, a phase also asks the pattern set once for every screen key its rules use
-(`screen_phase`), so rules it rules out are not visited at all: the walk goes from one
-rule that can still fire (or that decides control flow) to the next. A run of rules that
+Per request, a phase also asks which of its screened rules any value can fire (screen.py),
+so rules no value fires are not visited at all: the walk goes from one rule that can still
+fire (or that decides control flow) to the next. A run of rules that
 read and write only TX is replayed from the outcome kept for its TX values (replay.py).
 """
 
@@ -21,7 +21,7 @@ from milliwatt.shield.waf.caches import UNKNOWN
 from milliwatt.shield.waf.operators import to_int
 from milliwatt.shield.waf.replay import Run, plan_runs
 from milliwatt.shield.waf.rules import Rule
-from milliwatt.shield.waf.variables import Target
+from milliwatt.shield.waf.screen import PhaseScreen, build_screen
 
 if TYPE_CHECKING:
     from milliwatt.shield.waf.transaction import Transaction
@@ -36,25 +36,15 @@ class Phase:
     rules: list[Rule]
     steps: list[Step]
     markers: dict[str, int]
-    # per screen key: the rules (index, pattern bit) it decides, one rule that reads it, and
-    # that rule's targets as (variable, target's screen key, index, target)
-    screens: dict[str, tuple[list[tuple[int, int]], Rule, list[tuple[str, str, int, Target]]]]
+    screen: PhaseScreen | None  # its screened rules, asked value by value (screen.py)
     # per rule: the run of TX-only rules that starts there, replayed by its reads (replay.py)
     runs: list[Run | None]
 
 
 def compile_phase(rules: list[Rule], markers: dict[str, int], *, replay: bool = True) -> Phase:
-    screens: dict[str, tuple[list[tuple[int, int]], Rule, list[tuple[str, str, int, Target]]]] = {}
-    for index, rule in enumerate(rules):
-        if rule.prescreen is not None:
-            key, bit = rule.prescreen
-            if key not in screens:
-                plan = [(t.name, rule.screen_keys[n], n, t) for n, t in enumerate(rule.targets)]
-                screens[key] = ([], rule, plan)
-            screens[key][0].append((index, bit))
     steps = [compile_step(rule) for rule in rules]
     runs: list[Run | None] = plan_runs(rules, markers) if replay else [None] * len(rules)
-    return Phase(rules, steps, markers, screens, runs)
+    return Phase(rules, steps, markers, build_screen(rules), runs)
 
 
 def compile_step(rule: Rule) -> Step:
@@ -126,35 +116,3 @@ def _screened(rule: Rule, key: str, bit: int) -> Step:
         return tx._evaluate(rule)
 
     return screened
-
-
-def screen_phase(tx: Transaction, phase: Phase) -> bytearray:
-    """Per rule of the phase, 1 where the pattern set rules it out in this request: none of
-    the values it reads matches its pattern (sound under ctl: target removal, which can only
-    take values away)."""
-    out = bytearray(len(phase.rules))
-    unions, view_unions = tx._unions, tx._view_unions
-    present = tx._present
-    if present is None:
-        present = tx._present = tx.data.present()
-    for key, (members, reader, plan) in phase.screens.items():
-        union = unions.get(key, UNKNOWN)
-        if union is UNKNOWN:  # TargetMatching._union_of, inline
-            union = 0
-            for name, screen_key, index, target in plan:
-                if name not in present:  # most requests: no XML, files or cookies
-                    continue
-                part = view_unions.get(screen_key, UNKNOWN)
-                if part is UNKNOWN:
-                    part = tx._view_union(reader, index, target)
-                if part is None:
-                    union = None
-                    break
-                union |= part
-            unions[key] = union
-        if union is None:
-            continue
-        for index, bit in members:
-            if not union & bit:
-                out[index] = 1
-    return out

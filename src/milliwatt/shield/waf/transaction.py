@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from milliwatt.shield.waf.actions import CtlSetting
 from milliwatt.shield.waf.api import HttpRequest, HttpResponse, Interruption, MatchedRule
 from milliwatt.shield.waf.audit import DATA_LIMIT, audit_record
-from milliwatt.shield.waf.compiled import Phase, screen_phase
+from milliwatt.shield.waf.compiled import Phase
 from milliwatt.shield.waf.controls import CONTROLS, as_int
 from milliwatt.shield.waf.macros import Macro
 from milliwatt.shield.waf.matching import CAPTURE_KEYS, TargetMatching, View
@@ -22,6 +22,7 @@ from milliwatt.shield.waf.replay import replay, replayable
 from milliwatt.shield.waf.request_data import load_request, load_request_body, load_response
 from milliwatt.shield.waf.rules import Rule
 from milliwatt.shield.waf.ruleset import RuleSet
+from milliwatt.shield.waf.screen import ruled_out as screen_values
 from milliwatt.shield.waf.variables import Target, TxData
 
 if TYPE_CHECKING:
@@ -139,8 +140,9 @@ class Transaction(TargetMatching):
         rules, steps, markers, runs = program.rules, program.steps, program.markers, program.runs
         collections = self.data.collections
         n, i = len(rules), 0
-        # the rules the pattern set rules out are passed over, asked once for the phase
-        ruled_out = screen_phase(self, program) if program.screens else bytearray(n)
+        # the rules no value can fire are passed over, asked once for the phase
+        screen = program.screen
+        ruled_out = screen_values(self, screen) if screen is not None else bytearray(n)
         while i < n:
             run = runs[i]
             if run is not None and replayable(self, run):

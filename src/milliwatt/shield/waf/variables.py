@@ -193,6 +193,17 @@ class TxData:
             return list(self.persistent.get(name, {}).items())
         return self.collections.get(name, [])
 
+    def values(self, target: Target) -> list[str]:
+        """Every value of the target's variable, whatever its key (but XML's XPath): what
+        any selection of that variable can hold."""
+        name = target.name
+        if name == "XML":
+            return self._xml(target.key)
+        if name in SCALARS or (name not in COLLECTIONS and name in self.scalars):
+            value = self.scalars.get(name)
+            return [] if value is None else [value]
+        return [v for _, v in self.pairs(name)]
+
     def get(self, name: str, key: str | None = None) -> str | None:
         """One value for macro expansion: `%{tx.foo}`, `%{REQUEST_METHOD}`."""
         if name == "TX" and key is not None:
