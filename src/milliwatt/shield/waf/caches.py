@@ -11,7 +11,10 @@ Mask = int
 
 class SharedCaches:
     """Transformed values and pattern-set answers, shared by all transactions of a WAF (header
-    values repeat across requests). Bounded: emptied when they hold too much."""
+    values repeat across requests). Bounded: each is emptied when it holds too much. The
+    answers per raw value (`slotted`) are bounded on their own: they are what a request asks
+    first, and the transformed values they were computed from are needed again only for a
+    new value."""
 
     MAX_ENTRIES = 50_000
     MAX_CHARS = 8 << 20  # of values held: a client sending unique values cannot grow them
@@ -24,31 +27,30 @@ class SharedCaches:
         # per variable's screen families (screen.py): raw value -> the rules it may fire
         self.slotted: dict[str, dict[str, Mask]] = {}
         self.slotted_entries = 0
+        self.slotted_chars = 0
         self.chars = 0
 
     def note_slotted(self, chars: int) -> None:
         self.slotted_entries += 1
-        self.chars += chars
+        self.slotted_chars += chars
 
     def clear(self) -> None:
         self.transformed.clear()
         self.matched.clear()
         self.screened.clear()
         self.slotted.clear()
-        self.slotted_entries = 0
+        self.slotted_entries = self.slotted_chars = 0
         self.chars = 0
 
     def make_room(self) -> None:
         if self.chars > self.MAX_CHARS or len(self.transformed) > self.MAX_ENTRIES:
             self.transformed.clear()
             self.screened.clear()
-            self.slotted.clear()
-            self.slotted_entries = 0
             self.chars = 0
         if len(self.screened) > self.MAX_ENTRIES:
             self.screened.clear()
-        if self.slotted_entries > self.MAX_ENTRIES:
+        if self.slotted_chars > self.MAX_CHARS or self.slotted_entries > self.MAX_ENTRIES:
             self.slotted.clear()
-            self.slotted_entries = 0
+            self.slotted_entries = self.slotted_chars = 0
         if len(self.matched) > self.MAX_ENTRIES:
             self.matched.clear()

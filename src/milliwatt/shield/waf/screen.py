@@ -25,6 +25,11 @@ from milliwatt.shield.waf.variables import Target
 if TYPE_CHECKING:
     from milliwatt.shield.waf.transaction import Transaction
 
+# a value new in every transaction: screening it ahead would cost a transformation and a
+# pattern-set pass per request (and fill the caches) for a rule CRS seldom reaches (901410,
+# behind its sampling switch); such rules are screened only when the walk gets to them
+UNIQUE_PER_TRANSACTION = frozenset({"UNIQUE_ID"})
+
 
 @dataclass(frozen=True, slots=True)
 class Family:
@@ -55,7 +60,12 @@ class PhaseScreen:
 
 def build_screen(rules: list[Rule]) -> PhaseScreen | None:
     """The phase's screened rules as slots, grouped by variable and by transformation."""
-    screened = [(index, rule) for index, rule in enumerate(rules) if rule.prescreen is not None]
+    screened = [
+        (index, rule)
+        for index, rule in enumerate(rules)
+        if rule.prescreen is not None
+        and not any(t.name in UNIQUE_PER_TRANSACTION for t in rule.targets)
+    ]
     if not screened:
         return None
     families: dict[str, list[tuple[Rule, Mask, Mask]]] = {}
