@@ -75,6 +75,19 @@ def test_exclusions_counts_and_regex_keys() -> None:
     assert waf.transaction().process_request(req("/?a=1&b=2&c=3&d=4")).status == 413  # type: ignore[union-attr]
 
 
+def test_tx_selected_by_key_prefix_whatever_the_case_it_was_set_in() -> None:
+    # CRS's restricted-header check: one TX variable per header name, then all of them read
+    # by prefix; setvar's key is case-insensitive, and so is the prefix
+    waf = WAF.from_text(
+        'SecRule REQUEST_HEADERS_NAMES "@rx ^.*$" '
+        "\"id:1,phase:1,pass,nolog,capture,t:lowercase,setvar:'tx.Header_Name_%{tx.0}=/%{tx.0}/'\"\n"
+        'SecRule TX:/^HEADER_NAME_/ "@rx ^/x-evil/$" "id:2,phase:1,deny,status:403"\n'
+    )
+    assert waf.transaction().process_request(req(X_Fine="1")) is None
+    refused = waf.transaction().process_request(req(X_Evil="1"))
+    assert refused is not None and refused.rule_id == 2
+
+
 def test_multimatch_checks_every_stage() -> None:
     waf = WAF.from_text('SecRule ARGS "@streq %41" "id:1,phase:2,deny,t:urlDecode,multiMatch"\n')
     assert (

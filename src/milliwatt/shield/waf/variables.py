@@ -249,6 +249,11 @@ class TxData:
         if target.key is not None and target.key_regex is None:  # one key, as CRS mostly names
             key = target.key
             pairs = [(k, v) for k, v in pairs if k.lower() == key]
+        elif name == "TX" and target.key_prefix is not None:
+            # TX keys are held in lower case (setvar lowers them; captures are digits):
+            # CRS's per-header TX:/^header_name_920450_/ scans every TX key on every request
+            prefix = target.key_prefix
+            pairs = [(k, v) for k, v in pairs if k.startswith(prefix)]
         elif target.key_regex is not None:
             pairs = [(k, v) for k, v in pairs if target.selects(k)]
         for drop in drops:
