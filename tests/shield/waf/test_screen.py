@@ -77,3 +77,20 @@ def test_answers_per_value_outlive_the_transformed_values() -> None:
     assert caches.transformed == {}
     assert {key: dict(answers) for key, answers in caches.slotted.items()} == kept
     assert screened(waf, "/?a=EVIL")["status"] == 402  # and the kept answer still holds
+
+
+def test_unique_values_cannot_grow_the_shared_caches_past_their_bound() -> None:
+    waf = WAF.from_text('SecRule ARGS "@rx evil" "id:1,phase:2,deny,status:401"')
+    caches = waf.caches
+    for n in range(2_200):  # 2,200 values of 4,000 characters: past the 8 M character bound
+        value = f"{n:06d}" + "x" * 3_994
+        tx = waf.transaction()
+        assert (
+            tx.process_request(HttpRequest("GET", f"/?a={value}", headers=[("Host", "x")])) is None
+        )
+        held = sum(len(v) for v in caches.matched)
+        assert held <= caches.MAX_CHARS + 4_096, n
+        assert sum(len(raw) for answers in caches.slotted.values() for raw in answers) <= (
+            caches.MAX_CHARS + 4_096
+        )
+    assert screened(waf, "/?a=evil")["status"] == 401

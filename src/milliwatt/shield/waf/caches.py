@@ -28,7 +28,8 @@ class SharedCaches:
         self.slotted: dict[str, dict[str, Mask]] = {}
         self.slotted_entries = 0
         self.slotted_chars = 0
-        self.chars = 0
+        self.matched_chars = 0
+        self.chars = 0  # of transformed and screened values
 
     def note_slotted(self, chars: int) -> None:
         self.slotted_entries += 1
@@ -40,7 +41,7 @@ class SharedCaches:
         self.screened.clear()
         self.slotted.clear()
         self.slotted_entries = self.slotted_chars = 0
-        self.chars = 0
+        self.matched_chars = self.chars = 0
 
     def make_room(self) -> None:
         if self.chars > self.MAX_CHARS or len(self.transformed) > self.MAX_ENTRIES:
@@ -52,5 +53,6 @@ class SharedCaches:
         if self.slotted_chars > self.MAX_CHARS or self.slotted_entries > self.MAX_ENTRIES:
             self.slotted.clear()
             self.slotted_entries = self.slotted_chars = 0
-        if len(self.matched) > self.MAX_ENTRIES:
+        if self.matched_chars > self.MAX_CHARS or len(self.matched) > self.MAX_ENTRIES:
             self.matched.clear()
+            self.matched_chars = 0

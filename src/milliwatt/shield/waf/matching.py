@@ -357,5 +357,5 @@ class TargetMatching:
             return pcache[value]
         ids = pcache[value] = self.waf.pattern_set.mask(value)  # type: ignore[union-attr]
         if pcache is self._pcache:
-            self.waf.caches.chars += len(value)
+            self.waf.caches.matched_chars += len(value)
         return ids
