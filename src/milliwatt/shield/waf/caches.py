@@ -11,10 +11,11 @@ Mask = int
 
 class SharedCaches:
     """Transformed values and pattern-set answers, shared by all transactions of a WAF (header
-    values repeat across requests). Bounded: each is emptied when it holds too much. The
-    answers per raw value (`slotted`) are bounded on their own: they are what a request asks
-    first, and the transformed values they were computed from are needed again only for a
-    new value."""
+    values repeat across requests). Bounded by entries and characters: the transformed values
+    are emptied with the screens computed from them; the pattern-set answers and the answers
+    per raw value (`slotted`) each on their own bound. The answers per raw value are what a
+    request asks first; the transformed values behind them are needed again only for a new
+    value."""
 
     MAX_ENTRIES = 50_000
     MAX_CHARS = 8 << 20  # of values held: a client sending unique values cannot grow them
