@@ -264,12 +264,8 @@ class TargetMatching:
         if pairs is None:
             pairs = self._selected[key] = self.data.select(target, rule.excluded)
         union: Mask = 0
-        chain, shared, big = rule.screen_chain, self._scache, self._big_scache
         for _, raw in pairs:
-            cache = shared if len(raw) <= SHARED_VALUE_MAX else big
-            ids = cache.get((raw, chain), UNKNOWN)
-            if ids is UNKNOWN:
-                ids = self._value_screen(raw, rule, cache)
+            ids = self._value_screen(raw, rule)
             if ids is None:
                 self._view_unions[rule.screen_keys[index]] = None
                 return None
@@ -277,11 +273,13 @@ class TargetMatching:
         self._view_unions[rule.screen_keys[index]] = union
         return union
 
-    def _value_screen(
-        self, raw: str, rule: Rule, cache: dict[tuple[str, str], Mask | None]
-    ) -> Mask | None:
+    def _value_screen(self, raw: str, rule: Rule) -> Mask | None:
         """The patterns one raw value matches once transformed the rule's way (any stage, for
         multiMatch); kept by (value, transformations), so a header seen before costs a lookup."""
+        cache = self._scache if len(raw) <= SHARED_VALUE_MAX else self._big_scache
+        known = cache.get((raw, rule.screen_chain), UNKNOWN)
+        if known is not UNKNOWN:
+            return known
         if rule.multi_match:
             values = self._stages(raw, rule)
         elif rule.transforms:

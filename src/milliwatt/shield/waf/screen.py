@@ -140,12 +140,8 @@ def ruled_out(tx: Transaction, screen: PhaseScreen) -> bytearray:
 def value_slots(tx: Transaction, raw: str, families: tuple[Family, ...]) -> Mask:
     """The slots of the rules one raw value fires, transformed each family's way."""
     out: Mask = 0
-    cache = tx._big_scache if len(raw) > SHARED_VALUE_MAX else tx._scache
     for family in families:
-        reader = family.reader
-        patterns = cache.get((raw, reader.screen_chain), UNKNOWN)
-        if patterns is UNKNOWN:
-            patterns = tx._value_screen(raw, reader, cache)
+        patterns = tx._value_screen(raw, family.reader)
         if patterns is None:  # the set gave up on it: each of its rules must look
             out |= family.slots
         elif patterns:
