@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from sse_stream import StreamState, parse_sse_line
+
 Answer = tuple[str | None, str | None]  # route, error
 CHUNKED_END = b"\r\n0\r\n\r\n"
 ROUTE = re.compile(rb'"route": "(\w+)"')
@@ -32,16 +34,17 @@ def body(question: str) -> dict[str, Any]:
 
 
 def ask_httpx(client: httpx.Client, url: str, question: str) -> Answer:
-    route = error = None
+    state = StreamState(time.perf_counter())
     with client.stream("POST", url + "/v1/chat/completions", json=body(question)) as response:
         if response.status_code != 200:
-            error = f"HTTP {response.status_code}"
+            return None, f"HTTP {response.status_code}"
         for line in response.iter_lines():
-            if line.startswith("data: {"):
-                route = (json.loads(line[6:]).get("milliwatt") or {}).get("route", route)
-            if line.startswith("data: [DONE]"):
+            payload = parse_sse_line(line)
+            if payload is not None:
+                state.feed(payload, time.perf_counter())
+            if state.done:
                 break
-    return route, error
+    return state.route, state.error
 
 
 class SocketClient:
