@@ -14,6 +14,11 @@ Split: every item belongs to a group (a BIPIA attack, a BIPIA context, a CyberSe
 in all its translations, one row otherwise); sha256("firewall-split:" + group) puts 40% of
 the groups in the held-out half, never seen in training or threshold choice. The threshold
 is the 99.25th percentile of benign out-of-fold scores (5 folds) on the tuning half.
+`--split rows` holds rows out the way the corpora withhold their own (by the SHA-1 of each
+text, so a translation may fall on the other side), BIPIA still by attack and context.
+The held-out figures measure the recipe; the weights written are then fitted the same way
+on every item, tuning and held-out alike, with the threshold from out-of-fold scores over
+all of them (`--no-refit` writes the tuning half's weights instead).
 Windows carry the detector's context tags; in a text with a planted instruction, windows
 that hold it are positive, windows that do not touch it negative. Deterministic: liblinear
 with a fixed seed, no random sampling but the seeded choice of contexts.
@@ -278,41 +283,74 @@ def save(path: Path, model: Model, meta: dict[str, object]) -> None:
     )  # fmt: skip
 
 
+def is_held_out(item: Item, split: str) -> bool:
+    """Which half an item is in: by its group, or (split "rows") by the SHA-1 of its text as
+    the corpora withhold their own rows; BIPIA's planted texts and contexts by group always."""
+    if split == "groups" or item.source.startswith("bipia"):
+        return held_out(item.group)
+    return hashlib.sha1(item.text.encode()).hexdigest()[0] in "89ab"  # a third of 0-b
+
+
+def calibrated_fit(items: list[Item]) -> tuple[Model, float, np.ndarray]:
+    """Weights fitted on the items, and the threshold at TARGET_FPR of the benign items'
+    out-of-fold scores (5 folds by group), with those scores."""
+    folds = [int(hashlib.sha256(f"fold:{it.group}".encode()).hexdigest(), 16) % 5 for it in items]
+    oof = np.empty(len(items))
+    for k in range(5):
+        train = [it for it, f in zip(items, folds, strict=True) if f != k]
+        idx = [i for i, f in enumerate(folds) if f == k]
+        oof[idx] = score([items[i] for i in idx], fit(train))
+    benign_oof = oof[~np.array([it.injection for it in items])]
+    threshold = float(np.quantile(benign_oof, 1 - TARGET_FPR, method="higher")) + 1e-6
+    return fit(items), threshold, oof
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpora", type=Path, default=ROOT.parent / "shared" / "corpora")
     parser.add_argument("--out", type=Path, default=WEIGHTS)
+    parser.add_argument("--split", choices=("groups", "rows"), default="groups")
+    parser.add_argument("--no-refit", dest="refit", action="store_false",
+                        help="write the weights fitted on the tuning half (quicker)")  # fmt: skip
     args = parser.parse_args()
     if not (args.corpora / "injection").is_dir():
         sys.exit(f"no corpora at {args.corpora} (give --corpora)")
     started = time.monotonic()
     items = load(args.corpora)
-    tuning = [it for it in items if not held_out(it.group)]
-    test = [it for it in items if held_out(it.group)]
-    print(f"{len(items)} items: tuning {len(tuning)}, held out {len(test)}")
-    folds = [int(hashlib.sha256(f"fold:{it.group}".encode()).hexdigest(), 16) % 5 for it in tuning]
-    oof = np.empty(len(tuning))
-    for k in range(5):
-        train = [it for it, f in zip(tuning, folds, strict=True) if f != k]
-        idx = [i for i, f in enumerate(folds) if f == k]
-        oof[idx] = score([tuning[i] for i in idx], fit(train))
-    benign_oof = oof[~np.array([it.injection for it in tuning])]
-    threshold = float(np.quantile(benign_oof, 1 - TARGET_FPR, method="higher")) + 1e-6
-    model = fit(tuning)
+    tuning = [it for it in items if not is_held_out(it, args.split)]
+    test = [it for it in items if is_held_out(it, args.split)]
+    print(f"{len(items)} items: tuning {len(tuning)}, held out {len(test)} (split by {args.split})")
+    model, threshold, oof = calibrated_fit(tuning)
     meta: dict[str, object] = {
         "feature_version": FEATURE_VERSION, "bits": BITS, "threshold": threshold,
         "held_out_percent": HELD_OUT_PERCENT, "target_fpr": TARGET_FPR, "C": C,
+        "split": args.split, "trained_on": "tuning half",
     }  # fmt: skip
     save(args.out, model, meta)
     shipped = InjectionDetector(args.out)  # figures of the file as shipped (float16 weights)
     tuned = report("tuning half (out-of-fold scores)", tuning, oof, threshold)
     held_scores = np.array([shipped.score(it.text) for it in test])
-    held = report("held-out half (the shipped weights)", test, held_scores, threshold)
-    save(args.out, model, {**meta, "held_out": held, "tuning": tuned})
+    held = report("held-out half (weights fitted on the tuning half)", test, held_scores, threshold)
+    meta |= {"held_out": held, "tuning": tuned}
+    if args.refit:
+        meta |= {"evaluation_threshold": threshold}  # the one "held_out" was read at
+        model, threshold, oof = calibrated_fit(items)
+        overall = report("every item (out-of-fold scores)", items, oof, threshold)
+        meta |= {"threshold": threshold, "trained_on": "all", "out_of_fold": overall}
+        save(args.out, model, meta)
+        shipped = InjectionDetector(args.out)
+        held_scores = np.array([shipped.score(it.text) for it in test])
+    # what the written weights give on the held-out items (in their training when refitted):
+    # a test recomputes it, so features and weights cannot drift apart unnoticed
+    labels = np.array([it.injection for it in test])
+    flagged = held_scores >= threshold
+    check = {"tpr": float(flagged[labels].mean()), "fpr": float(flagged[~labels].mean())}
+    save(args.out, model, {**meta, "check": check})
     seconds = time.monotonic() - started
     print(f"\nwrote {args.out} ({args.out.stat().st_size:,} bytes) in {seconds:.0f} s")
     print(
-        f"threshold={threshold:.4f} heldout_tpr={held['tpr']:.3f} heldout_fpr={held['fpr']:.4f} "
+        f"split={args.split} refit={args.refit} threshold={threshold:.4f} "
+        f"heldout_tpr={held['tpr']:.3f} heldout_fpr={held['fpr']:.4f} "
         f"heldout_tpr_at_1pct_fpr={held['tpr_at_1pct_fpr']:.3f} tuning_tpr={tuned['tpr']:.3f} "
         f"tuning_fpr={tuned['fpr']:.4f}"
     )

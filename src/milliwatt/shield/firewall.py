@@ -29,9 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
-from milliwatt.shield.firewall_context import document_kind, sentence_tags, shift_tags
+from milliwatt.shield.firewall_context import (
+    document_kind,
+    sentence_tags,
+    shift_tags,
+    stranger_tags,
+    topic_words,
+)
 
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 WEIGHTS = Path(__file__).with_name("firewall.npz")  # written by scripts/train_firewall.py
 TAG_BITS = 14  # context tags: a few hundred distinct ones
 WINDOWS = (256, 768)  # window sizes in characters: short ones for a buried line, long for context
@@ -43,6 +49,28 @@ _SPACE = re.compile(r"\s+")
 _SENTENCE = re.compile(r"\n+|(?<=[.!?])\s+|\s*\|\s*")  # lines, sentences, table cells
 MIN_SENTENCE = 24
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+# "ignore / forget", "previous / above / instructions" and "password" in the languages the
+# attacks come in (verb-final ones put the verb last): one feature across languages, so the
+# many English examples teach the weight of the few in Hindi or Korean
+_IGNORE_ANY = (
+    "ignor|oubli|olvid|esquec|dimentic|vergiss|yok say|görmezden gel|abaikan|lupakan|"
+    "balewalain|huwag pansinin|bỏ qua|phớt lờ|игнорир|забуд|забыть|تجاهل|انس|अनदेखा|"
+    "नज़रअंदाज़|नजरअंदाज|भूल जा|উপেক্ষা|ভুলে যা|무시|잊어|無視|忘れ|忽略|忘记|忘掉|无视|"
+    "เพิกเฉย|ละเว้น|ไม่สนใจ|ลืม"
+)
+_PRIOR_ANY = (
+    "previous|above|prior|précéden|ci-dessus|ce qui précède|anterior|previa|acima|precedent|"
+    "sopra|vorherig|bisherig|obig|oben|önceki|yukarıdaki|sebelumnya|di atas|nauna|nakaraan|"
+    "itaas|trước|ở trên|предыдущ|выше|вышеизлож|السابق|أعلاه|ما سبق|पिछल|ऊपर|उपरोक्त|"
+    "পূর্ববর্তী|উপরের|이전|위의|위 |以前|上記|前の|以上|之前|上述|上面|ก่อนหน้า|ข้างต้น|"
+    "instruc|istruzion|anweisung|talimat|instruks|tagubilin|hướng dẫn|инструкц|تعليمات|"
+    "निर्देश|নির্দেশ|지시|명령|指示|指令|คำสั่ง|คำแนะนำ"
+)
+_SECRET_ANY = (
+    "password|passphrase|passcode|mot de passe|contraseña|senha|passwort|kennwort|şifre|"
+    "parola|kata sandi|mật khẩu|пароль|كلمة المرور|كلمة السر|पासवर्ड|পাসওয়ার্ড|비밀번호|"
+    "パスワード|密码|密碼|รหัสผ่าน"
+)
 # precise signs of an attack; the model learns how much each one counts
 RULES: dict[str, re.Pattern[str]] = {
     name: re.compile(pattern)
@@ -67,6 +95,9 @@ RULES: dict[str, re.Pattern[str]] = {
         r"doing anything)\b",
         "tool_call": r"\b(call|invoke|use|run|execute)\s+(the\s+)?(\w+[_.])?\w*\s*"
         r"(tool|function)\b",
+        "ignore_previous_any": f"({_IGNORE_ANY}).{{0,40}}({_PRIOR_ANY})"
+        f"|({_PRIOR_ANY}).{{0,40}}({_IGNORE_ANY})",
+        "secret_any": _SECRET_ANY,
     }.items()
 }
 
@@ -84,6 +115,8 @@ _RULE_HINTS: dict[str, tuple[str, ...]] = {
     "exfil_markdown": ("![",),
     "before_answer": ("before", "instead of"),
     "tool_call": ("tool", "function"),
+    "ignore_previous_any": tuple(_IGNORE_ANY.split("|")),
+    "secret_any": tuple(_SECRET_ANY.split("|")),
 }  # fmt: skip
 
 
@@ -132,10 +165,11 @@ def tagged_windows(text: str, sentences: bool = True) -> list[tuple[str, list[st
         ]
         tagged = [(part, sentence_tags(part, kind, line)) for part, line in parts]
         orders = sum("imperative" in tags or "modal" in tags for _part, tags in tagged)
+        document = topic_words(flat)
         for part, tags in tagged:
             own = "imperative" in tags or "modal" in tags
-            shift = shift_tags(orders - own, len(tagged) - 1, own)
-            found.append((part, [f"part|{kind}", *tags, *shift], -1))
+            part_tags = [f"part|{kind}", *tags, *shift_tags(orders - own, len(tagged) - 1, own)]
+            found.append((part, [*part_tags, *stranger_tags(part, document, part_tags)], -1))
     return found
 
 

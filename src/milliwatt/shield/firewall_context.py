@@ -11,6 +11,7 @@ feature whose weight the model learns, alone and joined with the kind of documen
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 # Verbs that open an order to the reader; a compact list of common English imperatives.
 IMPERATIVES = frozenset(
@@ -30,6 +31,8 @@ _MODAL = re.compile(
 )
 _CODE_LINE = re.compile(r"[=;{}()\[\]]|^\s{2,}|^(def|class|import|from|return|if|for)\b|```")
 _WORD = re.compile(r"[^\W\d_]+")
+_TOPIC_WORD = re.compile(r"[^\W\d_]{4,}")  # words long enough to carry a topic
+_JOINED = frozenset({"imperative", "modal", "address", "question", "off_form"})
 
 
 def document_kind(lines: list[str]) -> str:
@@ -79,3 +82,21 @@ def shift_tags(orders: int, parts: int, own: bool) -> list[str]:
         return []
     share = orders / parts
     return ["mood_shift"] if share <= 0.2 else ["orders_common"]
+
+
+def topic_words(text: str) -> Counter[str]:
+    return Counter(_TOPIC_WORD.findall(text))
+
+
+def stranger_tags(part: str, document: Counter[str], tags: list[str]) -> list[str]:
+    """A line that shares no topic word with the rest of its document ("stranger"), or under
+    a quarter of them ("loose"): a request planted in an e-mail or a table about something
+    else. Alone and joined with how the line speaks and where it sits (its `tags`)."""
+    own = topic_words(part)
+    if sum(own.values()) < 3:
+        return []
+    shared = sum(1 for word, count in own.items() if document[word] > count)
+    mark = "stranger" if shared == 0 else "loose" if shared < 0.25 * len(own) else None
+    if mark is None:
+        return []
+    return [mark, *(f"{mark}|{tag}" for tag in tags if tag in _JOINED or tag.startswith("part|"))]
