@@ -31,11 +31,14 @@ import argparse
 import functools
 import hashlib
 import json
+import multiprocessing
+import os
 import random
 import re
 import sys
 import time
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -291,18 +294,28 @@ def is_held_out(item: Item, split: str) -> bool:
     return hashlib.sha1(item.text.encode()).hexdigest()[0] in "89ab"  # a third of 0-b
 
 
+def _fold_scores(items: list[Item], train: list[int], test: list[int]) -> np.ndarray:
+    return score([items[i] for i in test], fit([items[i] for i in train]))
+
+
 def calibrated_fit(items: list[Item]) -> tuple[Model, float, np.ndarray]:
     """Weights fitted on the items, and the threshold at TARGET_FPR of the benign items'
-    out-of-fold scores (5 folds by group), with those scores."""
+    out-of-fold scores (5 folds by group), with those scores. The six fits run in parallel,
+    one process per core."""
     folds = [int(hashlib.sha256(f"fold:{it.group}".encode()).hexdigest(), 16) % 5 for it in items]
-    oof = np.empty(len(items))
-    for k in range(5):
-        train = [it for it, f in zip(items, folds, strict=True) if f != k]
-        idx = [i for i, f in enumerate(folds) if f == k]
-        oof[idx] = score([items[i] for i in idx], fit(train))
+    tests = [[i for i, f in enumerate(folds) if f == k] for k in range(5)]
+    trains = [[i for i, f in enumerate(folds) if f != k] for k in range(5)]
+    fork = multiprocessing.get_context("fork")  # the workers inherit the loaded corpora
+    with ProcessPoolExecutor(min(6, os.cpu_count() or 1), mp_context=fork) as pool:
+        whole = pool.submit(fit, items)
+        scored = [pool.submit(_fold_scores, items, trains[k], tests[k]) for k in range(5)]
+        oof = np.empty(len(items))
+        for test, job in zip(tests, scored, strict=True):
+            oof[test] = job.result()
+        model = whole.result()
     benign_oof = oof[~np.array([it.injection for it in items])]
     threshold = float(np.quantile(benign_oof, 1 - TARGET_FPR, method="higher")) + 1e-6
-    return fit(items), threshold, oof
+    return model, threshold, oof
 
 
 def main() -> None:

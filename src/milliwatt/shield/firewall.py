@@ -3,18 +3,18 @@
 A linear model over hashed features, trained by `scripts/train_firewall.py`: character 3-5
 grams (robust to misspellings, other languages and split words), word 1-2 grams, and a few
 precise patterns of known attacks (chat-template tokens, "ignore previous instructions",
-hidden-markdown exfiltration), each pattern one feature whose weight was learned. Numpy
-only; a 1 KB text costs about two milliseconds of CPU.
+hidden-markdown exfiltration), each pattern a tag whose weight was learned. Numpy
+only; a 1 KB text costs about 1.5 milliseconds of CPU.
 
 A long text is read in overlapping windows (of 256 and of 768 characters), and line by line,
 sentence by sentence and cell by cell, and scored by its worst window, so an instruction
 buried in a long e-mail, page or table is not diluted by the text around it. Each window
 also carries context tags (firewall_context): whether a line opens with an order or speaks
-to the reader, and whether it breaks the form of the document around it (prose among table
-rows or code), each with its own learned weight.
+to the reader, and whether it breaks the form or the topic of the document around it (prose
+among table rows or code, a line sharing no word with the rest), each with its own weight.
 
 The score is a probability in [0, 1]; `is_injection` compares it with the threshold chosen
-at training time on tuning data only (see docs/security.md for the figures).
+at training time from out-of-fold scores (see docs/security.md for the figures).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from milliwatt.shield.firewall_context import (
     topic_words,
 )
 
-FEATURE_VERSION = 3
+FEATURE_VERSION = 4
 WEIGHTS = Path(__file__).with_name("firewall.npz")  # written by scripts/train_firewall.py
 TAG_BITS = 14  # context tags: a few hundred distinct ones
 WINDOWS = (256, 768)  # window sizes in characters: short ones for a buried line, long for context
@@ -145,7 +145,7 @@ def tagged_windows(text: str, sentences: bool = True) -> list[tuple[str, list[st
     in the normalized text (-1 for a line, sentence or cell)."""
     flat = normalize(text)
     if len(flat) <= WINDOWS[0]:
-        return [(flat, ["short", *sentence_tags(flat, "short", flat)], 0)]
+        return _with_rules([(flat, ["short", *sentence_tags(flat, "short", flat)], 0)])
     lines = text.split("\n")
     kind = document_kind(lines)
     found: list[tuple[str, list[str], int]] = []
@@ -170,15 +170,20 @@ def tagged_windows(text: str, sentences: bool = True) -> list[tuple[str, list[st
             own = "imperative" in tags or "modal" in tags
             part_tags = [f"part|{kind}", *tags, *shift_tags(orders - own, len(tagged) - 1, own)]
             found.append((part, [*part_tags, *stranger_tags(part, document, part_tags)], -1))
-    return found
+    return _with_rules(found)
+
+
+def _with_rules(found: list[tuple[str, list[str], int]]) -> list[tuple[str, list[str], int]]:
+    """Each window's attack-pattern hits as tags: a hit weighs as much in a long window as in
+    a short one (among the n-grams it would be scaled down by the window's length)."""
+    return [(w, [*tags, *(f"rule:{name}" for name in _rule_hits(w))], s) for w, tags, s in found]
 
 
 def _word_keys(text: str, shift: np.uint64) -> np.ndarray:
-    """Hashed word 1- and 2-grams and attack-pattern hits of one text (empty when none)."""
+    """Hashed word 1- and 2-grams of one text (empty when none)."""
     tokens = _TOKEN.findall(text)
     hashed = [zlib.crc32(t.encode()) for t in tokens]
     hashed += [zlib.crc32(f"{a} {b}".encode(), 1) for a, b in itertools.pairwise(tokens)]
-    hashed += [zlib.crc32(name.encode(), 2) for name in _rule_hits(text)]
     words = np.array(hashed, dtype=np.uint64) + np.uint64(0x5BD1E995)
     return (words * _MIX) >> shift
 
