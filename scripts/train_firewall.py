@@ -353,11 +353,9 @@ def main() -> None:
         save(args.out, model, meta)
         shipped = InjectionDetector(args.out)
         held_scores = np.array([shipped.score(it.text) for it in test])
-    # what the written weights give on the held-out items (in their training when refitted):
-    # a test recomputes it, so features and weights cannot drift apart unnoticed
-    labels = np.array([it.injection for it in test])
-    flagged = held_scores >= threshold
-    check = {"tpr": float(flagged[labels].mean()), "fpr": float(flagged[~labels].mean())}
+    # a test recomputes these, so features and weights cannot drift apart unnoticed
+    check = report("held-out half, the weights written (in their training when refitted)",
+                   test, held_scores, threshold)  # fmt: skip
     save(args.out, model, {**meta, "check": check})
     seconds = time.monotonic() - started
     print(f"\nwrote {args.out} ({args.out.stat().st_size:,} bytes) in {seconds:.0f} s")
