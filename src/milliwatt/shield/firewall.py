@@ -314,7 +314,8 @@ _POISONED_DESCRIPTION = re.compile(
     r"|(~|\$home|/home/\w+|/root)/\.(ssh|aws|config|cursor|env|gnupg|netrc)|\bid_(rsa|ed25519)\b"
     r"|\bmcp\.json\b|/etc/(passwd|shadow)"
     r"|\b(instead|also|secretly|silently),? (send|forward|email|post|upload|call)\b"
-    r"|\b(all|every|each) (of your )?(responses?|replies|reply|answers?|outputs?) (must|should|shall)\b"
+    r"|\b(all|every|each) (of your )?(responses?|replies|reply|answers?|outputs?) "
+    r"(must|should|shall)\b"
     r"|\bfirst (output|print|say)\b.{0,40}\bthen\b|\balways (output|print|say|reply with|"
     r"respond with|begin with|start with)\b|\bagent instructions?\b",
 )
