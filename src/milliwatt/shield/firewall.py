@@ -317,7 +317,7 @@ _POISONED_DESCRIPTION = re.compile(
     r"|\b(all|every|each) (of your )?(responses?|replies|reply|answers?|outputs?) "
     r"(must|should|shall)\b"
     r"|\bfirst (output|print|say)\b.{0,40}\bthen\b|\balways (output|print|say|reply with|"
-    r"respond with|begin with|start with)\b|\bagent instructions?\b",
+    r"respond with|begin with|start with)\b",
 )
 
 
