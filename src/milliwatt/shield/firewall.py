@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from milliwatt.shield.firewall_context import (
+    cohesive,
     document_kind,
     sentence_tags,
     shift_tags,
@@ -37,7 +38,7 @@ from milliwatt.shield.firewall_context import (
     topic_words,
 )
 
-FEATURE_VERSION = 4
+FEATURE_VERSION = 5
 WEIGHTS = Path(__file__).with_name("firewall.npz")  # written by scripts/train_firewall.py
 TAG_BITS = 14  # context tags: a few hundred distinct ones
 WINDOWS = (256, 768)  # window sizes in characters: short ones for a buried line, long for context
@@ -56,7 +57,7 @@ _IGNORE_ANY = (
     "ignor|oubli|olvid|esquec|dimentic|vergiss|yok say|görmezden gel|abaikan|lupakan|"
     "balewalain|huwag pansinin|bỏ qua|phớt lờ|игнорир|забуд|забыть|تجاهل|انس|अनदेखा|"
     "नज़रअंदाज़|नजरअंदाज|भूल जा|উপেক্ষা|ভুলে যা|무시|잊어|無視|忘れ|忽略|忘记|忘掉|无视|"
-    "เพิกเฉย|ละเว้น|ไม่สนใจ|ลืม"
+    "เพิกเฉย|ละเว้น|ไม่สนใจ|อย่าสนใจ|อย่าไปสนใจ|ลืม|kalimutan|unut|quên"
 )
 _PRIOR_ANY = (
     "previous|above|prior|précéden|ci-dessus|ce qui précède|anterior|previa|acima|precedent|"
@@ -64,12 +65,30 @@ _PRIOR_ANY = (
     "itaas|trước|ở trên|предыдущ|выше|вышеизлож|السابق|أعلاه|ما سبق|पिछल|ऊपर|उपरोक्त|"
     "পূর্ববর্তী|উপরের|이전|위의|위 |以前|上記|前の|以上|之前|上述|上面|ก่อนหน้า|ข้างต้น|"
     "instruc|istruzion|anweisung|talimat|instruks|tagubilin|hướng dẫn|инструкц|تعليمات|"
-    "निर्देश|নির্দেশ|지시|명령|指示|指令|คำสั่ง|คำแนะนำ"
+    "निर्देश|নির্দেশ|지시|명령|指示|指令|คำสั่ง|คำแนะนำ|"
+    # what you were told
+    "you were told|you've been told|you have been told|on t'a dit|on vous a dit|te dijeron|"
+    "te han dicho|se te ha dicho|te disseram|lhe disseram|foi dito|ti è stato detto|"
+    "ti hanno detto|gesagt|söylenen|dikatakan|diberitahu|sinabi sa iyo|được bảo|được dặn|"
+    "говорили|сказали|قيل لك|कहा गया|বলা হয়েছে|들은|말한 것|言われた|告诉你的|被告知|ที่บอก"
 )
 _SECRET_ANY = (
     "password|passphrase|passcode|mot de passe|contraseña|senha|passwort|kennwort|şifre|"
     "parola|kata sandi|mật khẩu|пароль|كلمة المرور|كلمة السر|पासवर्ड|পাসওয়ার্ড|비밀번호|"
-    "パスワード|密码|密碼|รหัสผ่าน"
+    "パスワード|密码|密碼|รหัสผ่าน|"
+    "secret key|clé secrète|clave secreta|chiave segreta|chave secreta|geheime schlüssel|"
+    "geheimen schlüssel|gizli anahtar|kunci rahasia|lihim na susi|khóa bí mật|секретный ключ|"
+    "المفتاح السري|गुप्त कुंजी|গোপন চাবি|গোপন কী|비밀 키|비밀키|秘密鍵|密钥|กุญแจลับ|คีย์ลับ"
+)
+# a switch to a privileged mode, in the same languages
+_MODE_ANY = (
+    "god mode|system mode|developer mode|debug mode|admin mode|maintenance mode|sudo mode|"
+    "系统模式|システムモード|시스템 모드|режим бога|режим системы|режим разработчика|"
+    "modo de sistema|modo sistema|modo desarrollador|modo dios|modo deus|modo desenvolvedor|"
+    "mode système|mode développeur|mode dieu|modalità sistema|modalità sviluppatore|"
+    "systemmodus|entwicklermodus|gottmodus|sistem modu|geliştirici modu|tanrı modu|"
+    "mode sistem|mode pengembang|mode dewa|chế độ hệ thống|chế độ nhà phát triển|"
+    "وضع النظام|وضع المطور|सिस्टम मोड|সিস্টেম মোড|โหมดระบบ"
 )
 # precise signs of an attack; the model learns how much each one counts
 RULES: dict[str, re.Pattern[str]] = {
@@ -98,6 +117,7 @@ RULES: dict[str, re.Pattern[str]] = {
         "ignore_previous_any": f"({_IGNORE_ANY}).{{0,40}}({_PRIOR_ANY})"
         f"|({_PRIOR_ANY}).{{0,40}}({_IGNORE_ANY})",
         "secret_any": _SECRET_ANY,
+        "mode_any": _MODE_ANY,
     }.items()
 }
 
@@ -117,6 +137,7 @@ _RULE_HINTS: dict[str, tuple[str, ...]] = {
     "tool_call": ("tool", "function"),
     "ignore_previous_any": tuple(_IGNORE_ANY.split("|")),
     "secret_any": tuple(_SECRET_ANY.split("|")),
+    "mode_any": tuple(_MODE_ANY.split("|")),
 }  # fmt: skip
 
 
@@ -166,10 +187,13 @@ def tagged_windows(text: str, sentences: bool = True) -> list[tuple[str, list[st
         tagged = [(part, sentence_tags(part, kind, line)) for part, line in parts]
         orders = sum("imperative" in tags or "modal" in tags for _part, tags in tagged)
         document = topic_words(flat)
+        placed = []
         for part, tags in tagged:
             own = "imperative" in tags or "modal" in tags
             part_tags = [f"part|{kind}", *tags, *shift_tags(orders - own, len(tagged) - 1, own)]
-            found.append((part, [*part_tags, *stranger_tags(part, document, part_tags)], -1))
+            placed.append((part, part_tags, stranger_tags(part, document, part_tags)))
+        keep = cohesive(sum(bool(marks) for _p, _t, marks in placed), len(placed))
+        found += [(part, [*tags, *(marks if keep else [])], -1) for part, tags, marks in placed]
     return _with_rules(found)
 
 

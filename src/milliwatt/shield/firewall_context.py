@@ -56,7 +56,9 @@ def sentence_tags(part: str, kind: str, line: str) -> list[str]:
     """Tags of one line, sentence or cell (normalized) from a document of this kind; `line`
     is the raw line it came from, to see whether it breaks the document's form."""
     lead = _lead(part)
-    tags = [f"lead:{lead}"]
+    # which verb opens an order weighs apart; any other first word is left to the n-grams
+    # (a tag per word would learn the words that open lines of one language's attacks)
+    tags = [f"lead:{lead}"] if lead in IMPERATIVES else []
     if lead in IMPERATIVES:
         tags.append("imperative")
     if _MODAL.match(part):
@@ -70,9 +72,10 @@ def sentence_tags(part: str, kind: str, line: str) -> list[str]:
     )
     if off_form:
         tags.append("off_form")  # prose among table rows or code lines
-    tags += [f"{kind}|{tag}" for tag in tags[1:]] + [f"{kind}|lead:{lead}"]
+    tags += [f"{kind}|{tag}" for tag in tags]
     if off_form:
-        tags += [f"off_form|{tag}" for tag in tags[1:] if "|" not in tag and tag != "off_form"]
+        alone = [tag for tag in tags if "|" not in tag and not tag.startswith("lead:")]
+        tags += [f"off_form|{tag}" for tag in alone if tag != "off_form"]
     return tags
 
 
@@ -86,6 +89,13 @@ def shift_tags(orders: int, parts: int, own: bool) -> list[str]:
 
 def topic_words(text: str) -> Counter[str]:
     return Counter(_TOPIC_WORD.findall(text))
+
+
+def cohesive(marked: int, parts: int) -> bool:
+    """Whether a document has a topic for a line to stray from: in one where most lines
+    share no word with the rest (another language's inflections, a list of notices), a
+    stranger line is nothing out of the way."""
+    return parts < 3 or marked <= parts // 2
 
 
 def stranger_tags(part: str, document: Counter[str], tags: list[str]) -> list[str]:
