@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -204,22 +203,10 @@ def test_weights_of_another_feature_version_are_refused(tmp_path: Path) -> None:
         InjectionDetector(path)
 
 
-def _trainer() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "train_firewall", REPO / "scripts" / "train_firewall.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.skipif(not CORPORA.is_dir(), reason="../shared/corpora is absent")
-def test_the_shipped_weights_score_the_corpora_as_recorded() -> None:
+def test_the_shipped_weights_score_the_corpora_as_recorded(trainer: ModuleType) -> None:
     """The weights were written for the features this code computes: on the held-out half's
     items they flag what the trainer recorded, and at most 1% of the benign ones."""
-    trainer = _trainer()
     detector = default_detector()
     split = str(detector.meta["split"])
     items = [it for it in trainer.load(CORPORA) if trainer.is_held_out(it, split)]

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
-from pathlib import Path
 from types import ModuleType
-
-import pytest
 
 from milliwatt.shield.firewall import normalize, tagged_windows
 
-REPO = Path(__file__).resolve().parents[2]
 EMAIL = "\n".join(
     [
         "Hi Dana, thanks for ordering the oak dining chairs from our workshop.",
@@ -21,18 +15,6 @@ EMAIL = "\n".join(
         "Kind regards, the workshop team",
     ]
 )
-
-
-@pytest.fixture(scope="module")
-def trainer() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "train_firewall", REPO / "scripts" / "train_firewall.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_a_planted_request_teaches_its_place_not_its_words(trainer: ModuleType) -> None:
