@@ -58,9 +58,7 @@ def sentence_tags(part: str, kind: str, line: str) -> list[str]:
     lead = _lead(part)
     # which verb opens an order weighs apart; any other first word is left to the n-grams
     # (a tag per word would learn the words that open lines of one language's attacks)
-    tags = [f"lead:{lead}"] if lead in IMPERATIVES else []
-    if lead in IMPERATIVES:
-        tags.append("imperative")
+    tags = [f"lead:{lead}", "imperative"] if lead in IMPERATIVES else []
     if _MODAL.match(part):
         tags.append("modal")
     if _ADDRESS.search(part):
