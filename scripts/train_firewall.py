@@ -135,9 +135,9 @@ def _trigger_spans(items: list[Item]) -> None:
     The injection joins its question's group: no half or fold holds one and trains on the
     other."""
     questions = [it for it in items if not it.injection and len(it.text.strip()) >= 15]
-    for it in items:
-        asked = [q for q in questions if it.injection and it.text.endswith(q.text.strip())]
-        if asked and it.text == it.text.strip():
+    for it in (it for it in items if it.injection and it.text == it.text.strip()):
+        asked = [q for q in questions if it.text.endswith(q.text.strip())]
+        if asked:
             question = max(asked, key=lambda q: len(q.text.strip()))
             it.span = (0, len(it.text) - len(question.text.strip()))
             it.group = question.group
